@@ -1,0 +1,119 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/policy"
+)
+
+// Defaults used where a Config field is zero.
+const (
+	// DefaultConnectTimeout bounds one dial; gRPC's minimum connect timeout
+	// and Socket.IO's connect timeout are both 20 s.
+	DefaultConnectTimeout = 20 * time.Second
+	// DefaultStableAfter is how long a connection must stay up before a
+	// loss starts a fresh backoff streak (reconnecting-websocket's
+	// minUptime), so a server that accepts and drops at once is not hammered.
+	DefaultStableAfter = 5 * time.Second
+	// DefaultStallThreshold is how late a wake-up must be before the machine
+	// blames its own stall (a suspended laptop, a throttled tab) rather than
+	// the peer's silence.
+	DefaultStallThreshold = time.Second
+	// DefaultStallGrace is the least time a probe sent after a stall gets to
+	// be answered before the peer can be convicted.
+	DefaultStallGrace = 3 * time.Second
+	// DefaultMinPingInterval keeps our own pings at least this far apart and
+	// is the rate at which the peer's pings are accepted without strikes.
+	DefaultMinPingInterval = 100 * time.Millisecond
+	// DefaultPingBurst is how many pings beyond that rate the peer may send
+	// in a burst (after a retransmission stall, queued pings arrive
+	// together) before the connection is closed as a ping flood.
+	DefaultPingBurst = 50
+)
+
+// Config configures one Machine. The zero value is a client with the default
+// policies and the defaults above.
+type Config struct {
+	Role Role
+
+	// Detector, Interval and Backoff are this connection's own policy
+	// instances (policies keep per-connection state: do not share them).
+	// Nil means policy.Default's. Backoff is unused by the server role.
+	Detector policy.Detector
+	Interval policy.Interval
+	Backoff  policy.Backoff
+
+	// ConnectTimeout bounds a dial. Zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// StableAfter: a connection that stayed alive this long before it was
+	// lost starts a new backoff streak (Retry.Attempt 1). Zero means
+	// DefaultStableAfter.
+	StableAfter time.Duration
+	// StallThreshold: a wake-up later than this past the deadline is the
+	// machine's own stall. Zero means DefaultStallThreshold; negative
+	// disables the stall guard.
+	StallThreshold time.Duration
+	// StallGrace: after a stall the peer is not convicted before a probe had
+	// at least this long to be answered. Zero means DefaultStallGrace.
+	StallGrace time.Duration
+	// MinPingInterval: our pings are never closer than this, and the peer's
+	// pings refill its burst allowance at this rate. Zero means
+	// DefaultMinPingInterval.
+	MinPingInterval time.Duration
+	// PingBurst: how many pings the peer may send beyond MinPingInterval's
+	// rate before the machine closes the connection (ReasonPingFlood). Zero
+	// means DefaultPingBurst; negative disables the enforcement.
+	PingBurst int
+}
+
+// withDefaults returns c with zero fields replaced by defaults, or an error
+// naming the first nonsense field.
+func (c Config) withDefaults() (Config, error) {
+	if c.Role != Client && c.Role != Server {
+		return c, fmt.Errorf("heartbeat: role %d is neither client nor server", c.Role)
+	}
+	if c.Detector == nil || c.Interval == nil || (c.Backoff == nil && c.Role == Client) {
+		d, i, b := policy.Default()
+		if c.Detector == nil {
+			c.Detector = d
+		}
+		if c.Interval == nil {
+			c.Interval = i
+		}
+		if c.Backoff == nil {
+			c.Backoff = b
+		}
+	}
+	def := func(p *time.Duration, name string, v time.Duration) error {
+		switch {
+		case *p == 0:
+			*p = v
+		case *p < 0:
+			return fmt.Errorf("heartbeat: %s %v must be positive (zero means the default %v)", name, *p, v)
+		}
+		return nil
+	}
+	if err := def(&c.ConnectTimeout, "connect timeout", DefaultConnectTimeout); err != nil {
+		return c, err
+	}
+	if err := def(&c.StableAfter, "stable-after period", DefaultStableAfter); err != nil {
+		return c, err
+	}
+	if err := def(&c.StallGrace, "stall grace", DefaultStallGrace); err != nil {
+		return c, err
+	}
+	if err := def(&c.MinPingInterval, "minimum ping interval", DefaultMinPingInterval); err != nil {
+		return c, err
+	}
+	if c.StallThreshold == 0 {
+		c.StallThreshold = DefaultStallThreshold
+	}
+	if c.PingBurst == 0 {
+		c.PingBurst = DefaultPingBurst
+	}
+	if s, d := c.Detector.Timeouts(); s <= 0 || d < s {
+		return c, fmt.Errorf("heartbeat: detector timeouts suspect %v, dead %v: need 0 < suspect <= dead", s, d)
+	}
+	return c, nil
+}

@@ -1,0 +1,323 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/heartbeat-go/heartbeat/transport"
+)
+
+// DefaultWriteTimeout bounds one heartbeat write, as gorilla's chat example
+// bounds its writes (writeWait 10 s).
+const DefaultWriteTimeout = 10 * time.Second
+
+// eventQueue is how many transport events may wait for the driver goroutine
+// before the transport's reader blocks (backpressure, never loss).
+const eventQueue = 64
+
+// Change is one state change, as delivered to DriverConfig.OnChange.
+type Change struct {
+	At       time.Time
+	From, To State
+	Reason   Reason
+	Err      error         // the cause, if any
+	Delay    time.Duration // the backoff delay, when To is Reconnecting
+}
+
+func (c Change) String() string {
+	s := fmt.Sprintf("%v → %v (%v)", c.From, c.To, c.Reason)
+	if c.To == Reconnecting {
+		s += fmt.Sprintf(" in %v", c.Delay)
+	}
+	if c.Err != nil {
+		s += ": " + c.Err.Error()
+	}
+	return s
+}
+
+// DriverConfig configures a Driver.
+type DriverConfig struct {
+	// Config configures the Machine.
+	Config
+	// Dialer makes connections: a client's dials, or for the server role
+	// transport.Accepted around the accepted connection. Required.
+	Dialer transport.Dialer
+	// Clock is the driver's only source of time. Nil means the real clock;
+	// tests pass clock.NewMock().
+	Clock clock.Clock
+	// OnChange, if set, is called with every state change, in order, none
+	// dropped, on the driver's goroutine: it must return promptly, and while
+	// it runs the connection is not watched. It may call Close, which then
+	// returns without waiting.
+	OnChange func(Change)
+	// WriteTimeout bounds each heartbeat write. Zero means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Advice, if set, returns the reconnect window to advertise in every
+	// heartbeat this side sends (see transport.Frame.ReconnectWindow): a
+	// server sets it to connected clients / accept rate.
+	Advice func() time.Duration
+}
+
+// Driver runs one Machine against a real connection and clock, on one
+// goroutine. Its methods are safe for concurrent use.
+type Driver struct {
+	m        *Machine
+	dialer   transport.Dialer
+	clk      clock.Clock
+	onChange func(Change)
+	writeTO  time.Duration
+	advice   func() time.Duration
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	userClose atomic.Bool
+	inChange  atomic.Bool
+	done      chan struct{}
+	events    chan event
+	state     atomic.Uint32
+
+	// Owned by the driver goroutine.
+	conn    transport.Conn
+	connEv  *connEvents
+	gen     uint64
+	acts    []Action
+	errMu   sync.Mutex
+	err     error
+	onIdle  func(deadline time.Time) // test hook: called after each step
+	pending []Input
+}
+
+// event is one transport event, tagged with the connection it came from so
+// that events of a connection already closed are ignored.
+type event struct {
+	gen     uint64
+	in      Input // Frame.Payload is nil: the bytes travel in payload
+	n       uint8
+	payload [transport.MaxControlPayload]byte
+}
+
+// Run validates cfg, starts the driver's goroutine and the first dial. The
+// driver runs until Close, until ctx is done, until the backoff gives up or,
+// for the server role, until the peer is dead.
+func Run(ctx context.Context, cfg DriverConfig) (*Driver, error) {
+	if cfg.Dialer == nil {
+		return nil, errors.New("heartbeat: driver needs a Dialer")
+	}
+	if cfg.WriteTimeout < 0 {
+		return nil, fmt.Errorf("heartbeat: write timeout %v must be positive (zero means %v)", cfg.WriteTimeout, DefaultWriteTimeout)
+	}
+	m, err := NewMachine(cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{
+		m:        m,
+		dialer:   cfg.Dialer,
+		clk:      cfg.Clock,
+		onChange: cfg.OnChange,
+		writeTO:  cfg.WriteTimeout,
+		advice:   cfg.Advice,
+		done:     make(chan struct{}),
+		events:   make(chan event, eventQueue),
+		acts:     make([]Action, 0, 8),
+	}
+	if d.clk == nil {
+		d.clk = clock.New()
+	}
+	if d.writeTO == 0 {
+		d.writeTO = DefaultWriteTimeout
+	}
+	d.ctx, d.cancel = context.WithCancel(ctx)
+	go d.run()
+	return d, nil
+}
+
+// State returns the connection's current state.
+func (d *Driver) State() State { return State(d.state.Load()) }
+
+// Done is closed when the driver's goroutine has exited.
+func (d *Driver) Done() <-chan struct{} { return d.done }
+
+// Err returns why the driver stopped (ErrClosed after Close, the context's
+// error, the backoff's give-up error, the peer's loss for the server role),
+// or nil while it runs.
+func (d *Driver) Err() error {
+	d.errMu.Lock()
+	defer d.errMu.Unlock()
+	return d.err
+}
+
+// Close closes the connection for good and waits for the driver's goroutine
+// to exit (unless called from OnChange). It is idempotent and returns nil.
+func (d *Driver) Close() error {
+	d.userClose.Store(true)
+	d.cancel()
+	if !d.inChange.Load() {
+		<-d.done
+	}
+	return nil
+}
+
+func (d *Driver) run() {
+	defer close(d.done)
+	defer d.cancel()
+	timer := d.clk.Timer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	d.step(Input{Kind: Start})
+	for !d.finished() {
+		if dl := d.m.Deadline(); !dl.IsZero() {
+			timer.Reset(max(dl.Sub(d.clk.Now()), 0))
+		}
+		if d.onIdle != nil {
+			d.onIdle(d.m.Deadline())
+		}
+		select {
+		case <-d.ctx.Done():
+			d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
+		case ev := <-d.events:
+			if ev.gen == d.gen && d.conn != nil {
+				ev.in.Frame.Payload = ev.payload[:ev.n]
+				d.step(ev.in)
+			}
+		case <-timer.C:
+			d.step(Input{Kind: DeadlineReached})
+		}
+		timer.Stop()
+	}
+	d.dropConn(nil)
+}
+
+func (d *Driver) closeCause() error {
+	if d.userClose.Load() {
+		return ErrClosed
+	}
+	return d.ctx.Err()
+}
+
+// finished reports whether the machine has nothing more to do.
+func (d *Driver) finished() bool {
+	st := d.m.State()
+	return st == Closed || (st == Dead && d.m.Role() == Server)
+}
+
+// step feeds one input and carries out the actions, feeding back any input
+// they produce (a failed send, a dial's outcome).
+func (d *Driver) step(in Input) {
+	d.pending = append(d.pending[:0], in)
+	for len(d.pending) > 0 {
+		in := d.pending[0]
+		d.pending = d.pending[1:]
+		d.acts = d.m.Step(d.clk.Now(), in, d.acts[:0])
+		for i := range d.acts {
+			d.do(&d.acts[i])
+		}
+	}
+}
+
+func (d *Driver) do(a *Action) {
+	switch a.Kind {
+	case SendPing, SendPong:
+		f := transport.Frame{Kind: transport.Ping, Seq: a.Seq}
+		if a.Kind == SendPong {
+			f = transport.Frame{Kind: transport.Pong, Payload: a.Payload}
+		}
+		if d.advice != nil {
+			f.ReconnectWindow = d.advice()
+		}
+		if d.conn == nil {
+			return
+		}
+		ctx, cancel := d.clk.WithTimeout(d.ctx, d.writeTO)
+		err := d.conn.Send(ctx, f)
+		cancel()
+		if err != nil {
+			d.pending = append(d.pending, Input{Kind: SendFailed, Err: err})
+		}
+	case Dial:
+		d.dial()
+	case CloseTransport:
+		d.dropConn(a.Err)
+	case StateChanged:
+		d.state.Store(uint32(a.To))
+		if a.To == Closed || (a.To == Dead && d.m.Role() == Server) {
+			d.errMu.Lock()
+			d.err = a.Err
+			d.errMu.Unlock()
+		}
+		if d.onChange != nil {
+			d.inChange.Store(true)
+			d.onChange(Change{At: d.clk.Now(), From: a.From, To: a.To, Reason: a.Reason, Err: a.Err, Delay: a.Delay})
+			d.inChange.Store(false)
+		}
+	}
+}
+
+// dial runs one dial on the driver goroutine, bounded by the machine's
+// connect deadline and cancelled by Close, and queues its outcome.
+func (d *Driver) dial() {
+	d.gen++
+	ev := &connEvents{d: d, gen: d.gen, stop: make(chan struct{})}
+	ctx, cancel := d.clk.WithDeadline(d.ctx, d.m.Deadline())
+	conn, err := d.dialer.Dial(ctx, ev)
+	cancel()
+	if err == nil && conn == nil {
+		err = errors.New("heartbeat: dialer returned neither a connection nor an error")
+	}
+	if err != nil {
+		close(ev.stop)
+		d.pending = append(d.pending, Input{Kind: DialFailed, Err: err})
+		return
+	}
+	d.conn, d.connEv = conn, ev
+	d.pending = append(d.pending, Input{Kind: Connected})
+}
+
+// dropConn closes the current connection, if any; its later events are
+// ignored.
+func (d *Driver) dropConn(reason error) {
+	if d.conn == nil {
+		return
+	}
+	close(d.connEv.stop)
+	conn := d.conn
+	d.conn, d.connEv = nil, nil
+	d.gen++
+	_ = conn.Close(reason)
+}
+
+// connEvents is the transport.Events of one connection.
+type connEvents struct {
+	d    *Driver
+	gen  uint64
+	stop chan struct{} // closed when the driver drops this connection
+}
+
+func (c *connEvents) Frame(f transport.Frame) {
+	e := event{gen: c.gen, in: Input{Kind: FrameIn, Frame: f}}
+	e.in.Frame.Payload = nil
+	e.n = uint8(copy(e.payload[:], f.Payload))
+	c.send(e)
+}
+
+func (c *connEvents) Closed(err error) {
+	if err == nil {
+		err = errors.New("heartbeat: peer closed the connection")
+	}
+	c.send(event{gen: c.gen, in: Input{Kind: PeerClosed, Err: err}})
+}
+
+func (c *connEvents) send(e event) {
+	select {
+	case c.d.events <- e:
+	case <-c.stop:
+	case <-c.d.done:
+	}
+}
