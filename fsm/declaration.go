@@ -12,16 +12,16 @@ import (
 type Event uint8
 
 const (
-	EvConnected Event = iota // connecting → alive
-	EvDialFailed             // connecting → reconnecting (client)
-	EvSuspect                // alive → suspect
-	EvEvidence               // suspect → alive
-	EvConvict                // suspect → dead
-	EvLost                   // connecting, alive, suspect → dead
-	EvRetry                  // dead → reconnecting (client)
-	EvDial                   // reconnecting → connecting
-	EvGiveUp                 // connecting, dead → closed (the backoff gave up)
-	EvClose                  // any state but closed → closed
+	EvConnected  Event = iota // connecting → alive
+	EvDialFailed              // connecting → reconnecting (client)
+	EvSuspect                 // alive → suspect
+	EvEvidence                // suspect → alive
+	EvConvict                 // suspect → dead
+	EvLost                    // connecting, alive, suspect → dead
+	EvRetry                   // dead → reconnecting (client)
+	EvDial                    // reconnecting → connecting
+	EvGiveUp                  // connecting, dead → closed (the backoff gave up)
+	EvClose                   // any state but closed → closed
 
 	numEvents = iota
 )

@@ -25,7 +25,8 @@ const eventQueue = 64
 type Change struct {
 	At       time.Time
 	From, To State
-	Reason   Reason
+	Event    Event         // the declared edge taken
+	Reason   Reason        // why it was taken
 	Err      error         // the cause, if any
 	Delay    time.Duration // the backoff delay, when To is Reconnecting
 }
@@ -254,7 +255,7 @@ func (d *Driver) do(a *Action) {
 		}
 		if d.onChange != nil {
 			d.inChange.Store(true)
-			d.onChange(Change{At: d.clk.Now(), From: a.From, To: a.To, Reason: a.Reason, Err: a.Err, Delay: a.Delay})
+			d.onChange(Change{At: d.clk.Now(), From: a.From, To: a.To, Event: a.Event, Reason: a.Reason, Err: a.Err, Delay: a.Delay})
 			d.inChange.Store(false)
 		}
 	}

@@ -96,8 +96,10 @@ type Action struct {
 	// Payload is the ping payload a SendPong echoes. It aliases the inbound
 	// Input.Frame.Payload: use it before reusing that buffer.
 	Payload []byte
-	// From, To, Reason describe a StateChanged.
+	// From, To, Event, Reason describe a StateChanged: Event is the
+	// declaration's edge taken, Reason why it was taken.
 	From, To State
+	Event    Event
 	Reason   Reason
 	// Err is the cause of a StateChanged or the reason of a CloseTransport.
 	Err error
@@ -144,6 +146,7 @@ type Machine struct {
 	probeBy      tick // after a stall: no conviction before this; unset otherwise
 	dialAt       tick // reconnecting: when to dial
 	streakStart  tick // when the current backoff streak began
+	pingAt       tick // when the next ping is due (set by maybePing)
 	pingTAT      tick // GCRA theoretical arrival time of the peer's next ping
 	advice       time.Duration
 
@@ -433,13 +436,17 @@ func (m *Machine) nextPing() tick {
 	return at
 }
 
+// maybePing sends the ping that is due, if any, and caches when the next
+// one is due for nextDeadline.
 func (m *Machine) maybePing(out []Action) []Action {
-	if m.nextPing() > m.now {
+	m.pingAt = m.nextPing()
+	if m.pingAt > m.now {
 		return out
 	}
 	m.seq++
 	m.lastPing = m.now
 	m.unanswered++
+	m.pingAt = m.nextPing()
 	return append(out, Action{Kind: SendPing, Seq: m.seq})
 }
 
@@ -506,7 +513,7 @@ func (m *Machine) transition(out []Action, ev Event, reason Reason, err error) [
 	from := m.state
 	m.state = dst
 	m.stateSince = m.now
-	return append(out, Action{Kind: StateChanged, From: from, To: dst, Reason: reason, Err: err})
+	return append(out, Action{Kind: StateChanged, From: from, To: dst, Event: ev, Reason: reason, Err: err})
 }
 
 // nextDeadline is the earliest moment something is due.
@@ -517,11 +524,11 @@ func (m *Machine) nextDeadline() tick {
 			return never // waiting for Start
 		}
 		return m.stateSince + m.connectTimeout
-	case Alive:
+	case Alive: // advance ended in maybePing, which set pingAt
 		s, _ := m.timeouts()
-		return min(m.lastEvidence+s, m.nextPing())
+		return min(m.lastEvidence+s, m.pingAt)
 	case Suspect:
-		return min(m.convictAt(), m.nextPing())
+		return min(m.convictAt(), m.pingAt)
 	case Reconnecting:
 		return m.dialAt
 	}
