@@ -50,7 +50,7 @@ func TestEvidenceClearsSuspicion(t *testing.T) {
 	for _, k := range []transport.FrameKind{transport.Pong, transport.Ping, transport.Data} {
 		r := newRig(t, testConfig()).connected()
 		r.wakeUntil(Suspect, 10*time.Second)
-		r.at(12 * time.Second).frame(k, 0)
+		r.at(12*time.Second).frame(k, 0)
 		if r.m.State() != Alive {
 			t.Fatalf("%v in suspect: state %v", k, r.m.State())
 		}
@@ -67,7 +67,7 @@ func TestEvidenceClearsSuspicion(t *testing.T) {
 func TestBusyConnectionSendsNoPings(t *testing.T) {
 	r := newRig(t, testConfig()).connected()
 	for s := 1; s <= 600; s++ {
-		r.at(time.Duration(s) * time.Second).frame(transport.Data, 0)
+		r.at(time.Duration(s)*time.Second).frame(transport.Data, 0)
 	}
 	if n := count(r.all, SendPing); n != 0 {
 		t.Fatalf("%d pings on a connection with data every second", n)
@@ -86,8 +86,8 @@ func TestPongRoundTripReachesDetector(t *testing.T) {
 	if len(acts) != 1 || acts[0].Kind != SendPing || acts[0].Seq != 1 {
 		t.Fatalf("want one ping #1, got %+v", acts)
 	}
-	r.at(5*time.Second + 40*time.Millisecond).frame(transport.Pong, 1)
-	r.at(6 * time.Second).frame(transport.Pong, 7) // unsolicited or stale: evidence, no RTT
+	r.at(5*time.Second+40*time.Millisecond).frame(transport.Pong, 1)
+	r.at(6*time.Second).frame(transport.Pong, 7) // unsolicited or stale: evidence, no RTT
 	if det.starts != 1 {
 		t.Fatalf("detector started %d times", det.starts)
 	}
@@ -124,7 +124,7 @@ func TestLateWakeUpDoesNotConvictLivePeer(t *testing.T) {
 	if got := r.m.Deadline().Sub(t0); got > 65*time.Second {
 		t.Fatalf("deadline %v", got)
 	}
-	r.at(60*time.Second + 80*time.Millisecond).frame(transport.Pong, r.m.seq)
+	r.at(60*time.Second+80*time.Millisecond).frame(transport.Pong, r.m.seq)
 	if r.m.State() != Alive {
 		t.Fatalf("answered probe left the machine %v", r.m.State())
 	}
@@ -238,7 +238,7 @@ func TestAdviceReachesBackoff(t *testing.T) {
 	cfg.Backoff = bo
 	r := newRig(t, cfg).connected()
 	r.at(time.Second).step(Input{Kind: FrameIn, Frame: transport.Frame{Kind: transport.Ping, ReconnectWindow: 10 * time.Second}})
-	r.at(2 * time.Second).frame(transport.Pong, 0) // no advice: keeps the last
+	r.at(2*time.Second).frame(transport.Pong, 0) // no advice: keeps the last
 	r.at(3 * time.Second).step(Input{Kind: PeerClosed})
 	if got := bo.retries[0].Advice; got != 10*time.Second {
 		t.Fatalf("advice %v", got)
@@ -344,10 +344,10 @@ func TestQueuedPingBurstIsTolerated(t *testing.T) {
 	// A 4 s retransmission stall delivers 40 queued pings at once, then the
 	// peer goes on pinging every 150 ms for an hour.
 	for range 40 {
-		r.at(5 * time.Second).frame(transport.Ping, 0)
+		r.at(5*time.Second).frame(transport.Ping, 0)
 	}
 	for i := range 24000 {
-		r.at(5*time.Second + time.Duration(i)*150*time.Millisecond).frame(transport.Ping, 0)
+		r.at(5*time.Second+time.Duration(i)*150*time.Millisecond).frame(transport.Ping, 0)
 	}
 	if r.m.State() != Alive {
 		t.Fatalf("legitimate pings convicted as a flood: %v", r.m.State())
@@ -389,7 +389,7 @@ func TestStaleInputsAreIgnored(t *testing.T) {
 
 func TestTimeNeverRunsBackwards(t *testing.T) {
 	r := newRig(t, testConfig()).connected()
-	r.at(4 * time.Second).frame(transport.Data, 0)
+	r.at(4*time.Second).frame(transport.Data, 0)
 	r.at(time.Second).frame(transport.Data, 0) // earlier than the last input
 	if got := r.m.Deadline().Sub(t0); got != 9*time.Second {
 		t.Fatalf("deadline %v, want 9s (the earlier time taken as 4 s)", got)

@@ -93,7 +93,9 @@ func (c *Conn) Send(_ context.Context, f transport.Frame) error {
 }
 
 // SendData sends an application message: evidence of life for the peer.
-func (c *Conn) SendData() error { return c.Send(context.Background(), transport.Frame{Kind: transport.Data}) }
+func (c *Conn) SendData() error {
+	return c.Send(context.Background(), transport.Frame{Kind: transport.Data})
+}
 
 // Sent returns how many frames of kind k this end has sent (dropped ones too).
 func (c *Conn) Sent(k transport.FrameKind) int {
