@@ -1,9 +1,12 @@
 package fsm
 
 import (
+	"context"
 	"testing"
 	"time"
 	"unsafe"
+
+	lfsm "github.com/looplab/fsm"
 
 	"github.com/heartbeat-go/heartbeat/transport"
 )
@@ -78,5 +81,39 @@ func BenchmarkSteadyDeadlineAlive(b *testing.B) {
 	}
 	if m.State() != Alive {
 		b.Fatalf("left alive: %v", m.State())
+	}
+}
+
+// The two benchmarks below compare one transition through the compiled table
+// with the same transition through a looplab FSM, the cost the table avoids.
+func BenchmarkTransitionTable(b *testing.B) {
+	b.ReportAllocs()
+	s := Alive
+	for b.Loop() {
+		s, _ = Next(s, EvSuspect)
+		s, _ = Next(s, EvEvidence)
+	}
+	if s != Alive {
+		b.Fatal(s)
+	}
+}
+
+func BenchmarkTransitionLooplab(b *testing.B) {
+	f := lfsm.NewFSM(Alive.String(), Declaration(), nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = f.Event(ctx, EvSuspect.String())
+		_ = f.Event(ctx, EvEvidence.String())
+	}
+	if f.Current() != Alive.String() {
+		b.Fatal(f.Current())
+	}
+}
+
+func BenchmarkNewLooplabFSM(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = lfsm.NewFSM(Connecting.String(), Declaration(), nil)
 	}
 }
