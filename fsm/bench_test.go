@@ -69,11 +69,11 @@ func BenchmarkSteadyFrameReceived(b *testing.B) {
 // BenchmarkSteadyDeadlineAlive: the ping deadline fires on an idle live
 // connection and the pong comes back.
 func BenchmarkSteadyDeadlineAlive(b *testing.B) {
-	m, now, out := steadyRig(b)
+	m, _, out := steadyRig(b)
 	pong := Input{Kind: FrameIn, Frame: transport.Frame{Kind: transport.Pong}}
 	b.ReportAllocs()
 	for b.Loop() {
-		now = m.Deadline()
+		now := m.Deadline()
 		out = m.Step(now, Input{Kind: DeadlineReached}, out[:0])
 		pong.Frame.Seq = m.seq
 		now = now.Add(time.Millisecond)
