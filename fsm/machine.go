@@ -247,7 +247,9 @@ func (m *Machine) Step(now time.Time, in Input, out []Action) []Action {
 	// much later means our own process stood still (suspended, throttled),
 	// so the silence we now see was not measured by us.
 	m.stalled = m.stallThreshold >= 0 && m.deadline != never && t > m.deadline+m.stallThreshold
-	if m.stalled && (m.state == Alive || m.state == Suspect) {
+	// One grace per silence: a driver that is late at every wake (a
+	// throttled tab) must not postpone the verdict for ever.
+	if m.stalled && (m.state == Alive || m.state == Suspect) && m.probeBy == unset {
 		m.probeBy = t + m.graceAfterStall()
 	}
 	out = m.apply(in, out)

@@ -151,6 +151,22 @@ func TestLateWakeUpStillConvictsDeadPeer(t *testing.T) {
 	}
 }
 
+// A driver that is late at every wake (a throttled tab) gets one grace per
+// silence, not one per wake: a dead peer is still convicted.
+func TestPersistentLatenessStillConvicts(t *testing.T) {
+	r := newRig(t, testConfig()).connected()
+	for r.m.State() != Reconnecting {
+		if r.now.Sub(t0) > 10*time.Minute {
+			t.Fatalf("never convicted; in %v", r.m.State())
+		}
+		r.now = r.m.Deadline().Add(30 * time.Second) // every wake 30 s late
+		r.step(Input{Kind: DeadlineReached})
+	}
+	if got := r.now.Sub(t0); got > 2*time.Minute {
+		t.Fatalf("convicted only at %v", got)
+	}
+}
+
 // A side that never pings cannot probe; after a stall it waits a whole dead
 // timeout for the peer's own heartbeat.
 func TestLateWakeUpListenOnlyWaitsDeadTimeout(t *testing.T) {
