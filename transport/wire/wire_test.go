@@ -1,0 +1,257 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heartbeat-go/heartbeat/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func samples() []Message {
+	return []Message{
+		{Type: Ping, Seq: 1},
+		{Type: Ping, Seq: 42, SentAt: 1_700_000_000_123, ConnID: "c-42", Window: 3 * time.Second},
+		{Type: Pong, Seq: MaxSafeInteger, SentAt: -MaxSafeInteger},
+		{Type: Drain, Reason: "deploy", Target: "wss://b.example/ws", Window: 30 * time.Second},
+		{Type: Close, Reason: strings.Repeat("r", MaxReasonLen)},
+		{Type: Ping, Meta: map[string]string{"room": "a", "quote\"": "back\\slash\n", "ü": "→"}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, f := range []Format{JSON, Binary} {
+		for _, m := range samples() {
+			b, err := Append(nil, f, &m)
+			if err != nil {
+				t.Fatalf("%v: encode %+v: %v", f, m, err)
+			}
+			if !IsHeartbeat(b) {
+				t.Errorf("%v: IsHeartbeat(%q) = false", f, b)
+			}
+			got, err := Decode(b)
+			if err != nil {
+				t.Fatalf("%v: decode %q: %v", f, b, err)
+			}
+			if !reflect.DeepEqual(got, m) {
+				t.Errorf("%v: round trip\n got %+v\nwant %+v", f, got, m)
+			}
+		}
+	}
+}
+
+func TestJSONFormIsReadable(t *testing.T) {
+	m := Message{Type: Ping, Seq: 7, SentAt: 1700000000000, ConnID: "c-42", Window: 3 * time.Second}
+	b, err := AppendJSON(nil, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"hb":1,"t":"ping","seq":7,"ts":1700000000000,"id":"c-42","rw":3000}`
+	if string(b) != want {
+		t.Errorf("JSON form\n got %s\nwant %s", b, want)
+	}
+	// What a browser writes, in another member order after "hb", decodes too.
+	got, err := DecodeJSON([]byte(`{"hb":1,"seq":9,"t":"pong","ts":5,"extra":[1,2]}`))
+	if err != nil || got.Type != Pong || got.Seq != 9 || got.SentAt != 5 {
+		t.Errorf("browser pong: %+v, %v", got, err)
+	}
+}
+
+func TestBinaryIsCompact(t *testing.T) {
+	m := Message{Type: Ping, Seq: 7, SentAt: 1700000000000}
+	b, err := AppendBinary(nil, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := AppendJSON(nil, &m)
+	if len(b) > 13 || len(b) >= len(j) {
+		t.Errorf("binary ping is %d bytes (JSON %d): want at most 13", len(b), len(j))
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	okBin, _ := AppendBinary(nil, &Message{Type: Ping, Seq: 1, ConnID: "abc"})
+	mut := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), okBin...)) }
+	cases := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, ErrMalformed},
+		{"json garbage", []byte(`{"hb":1,"t":`), ErrMalformed},
+		{"json version", []byte(`{"hb":2,"t":"ping"}`), ErrVersion},
+		{"json null version", []byte(`{"hb":null,"t":"ping"}`), ErrVersion},
+		{"json type", []byte(`{"hb":1,"t":"hello"}`), ErrUnknownType},
+		{"json negative seq", []byte(`{"hb":1,"t":"ping","seq":-1}`), ErrMalformed},
+		{"json huge seq", []byte(`{"hb":1,"t":"ping","seq":9007199254740992}`), ErrTooLarge},
+		{"json long id", []byte(`{"hb":1,"t":"ping","id":"` + strings.Repeat("x", 65) + `"}`), ErrTooLarge},
+		{"json window", []byte(`{"hb":1,"t":"drain","rw":-5}`), ErrMalformed},
+		{"json too large", append([]byte(`{"hb":1,"t":"ping","x":"`), bytes.Repeat([]byte("a"), MaxMessageSize)...), ErrTooLarge},
+		{"json many meta", []byte(`{"hb":1,"t":"ping","meta":{"a":"","b":"","c":"","d":"","e":"","f":"","g":"","h":"","i":""}}`), ErrTooLarge},
+		{"bin short", []byte{0xFF, 'h', 1}, ErrMalformed},
+		{"bin version", mut(func(b []byte) []byte { b[2] = 9; return b }), ErrVersion},
+		{"bin type", mut(func(b []byte) []byte { b[3] = 0; return b }), ErrUnknownType},
+		{"bin flags", mut(func(b []byte) []byte { b[4] |= 0x80; return b }), ErrMalformed},
+		{"bin trailing", mut(func(b []byte) []byte { return append(b, 0) }), ErrMalformed},
+		{"bin truncated", mut(func(b []byte) []byte { return b[:len(b)-1] }), ErrMalformed},
+		{"bin claims more than sent", []byte{0xFF, 'h', 1, 1, flagID, 1, 0, 60, 'a'}, ErrMalformed},
+		{"bin claims over limit", []byte{0xFF, 'h', 1, 1, flagID, 1, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F}, ErrTooLarge},
+		{"bin meta count lies", []byte{0xFF, 'h', 1, 1, flagMeta, 1, 0, 8, 0, 0}, ErrMalformed},
+		{"bin overlong varint", []byte{0xFF, 'h', 1, 1, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0}, ErrMalformed},
+		{"bin too large", append([]byte{0xFF, 'h', 1, 1, 0}, make([]byte, MaxMessageSize)...), ErrTooLarge},
+	}
+	for _, c := range cases {
+		_, err := Decode(c.in)
+		var we *Error
+		if !errors.As(err, &we) || !errors.Is(err, c.want) {
+			t.Errorf("%s: err = %v, want *Error wrapping %v", c.name, err, c.want)
+		}
+	}
+}
+
+// TestNoAllocationFromClaimedLength is the Heartbleed lesson: a message that
+// claims a long field but carries a short one is rejected without the
+// decoder allocating for the claim.
+func TestNoAllocationFromClaimedLength(t *testing.T) {
+	in := []byte{0xFF, 'h', 1, 1, flagID, 1, 0, 64} // claims a 64-byte id, carries none
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 1000
+	for range n {
+		if _, err := DecodeBinary(in); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("err = %v, want ErrMalformed", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// Only the *Error and its detail string are allocated: far less than
+	// the claimed 64 bytes would add.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 256 {
+		t.Errorf("%d bytes allocated per rejected message", per)
+	}
+}
+
+func TestDecodedNeverLargerThanInput(t *testing.T) {
+	for _, m := range samples() {
+		for _, f := range []Format{JSON, Binary} {
+			b, _ := Append(nil, f, &m)
+			got, err := Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := payloadBytes(&got); n > len(b) {
+				t.Errorf("%v: decoded %d bytes of strings from %d bytes", f, n, len(b))
+			}
+		}
+	}
+}
+
+func payloadBytes(m *Message) int {
+	n := len(m.ConnID) + len(m.Reason) + len(m.Target)
+	for k, v := range m.Meta {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+func TestEncodeValidates(t *testing.T) {
+	bad := []struct {
+		m    Message
+		want error
+	}{
+		{Message{}, ErrUnknownType},
+		{Message{Type: Ping, Seq: MaxSafeInteger + 1}, ErrTooLarge},
+		{Message{Type: Close, Reason: strings.Repeat("r", MaxReasonLen+1)}, ErrTooLarge},
+		{Message{Type: Drain, Window: -time.Second}, ErrMalformed},
+		{Message{Type: Drain, Window: 2 * MaxWindow}, ErrMalformed},
+		{Message{Type: Ping, ConnID: "\xff"}, ErrMalformed},
+		{Message{Type: Ping, Meta: map[string]string{"": "v"}}, ErrMalformed},
+		{Message{Type: Ping, Target: strings.Repeat("t", MaxTargetLen+1)}, ErrTooLarge},
+	}
+	for _, c := range bad {
+		for _, f := range []Format{JSON, Binary} {
+			out, err := Append([]byte("keep"), f, &c.m)
+			if !errors.Is(err, c.want) || string(out) != "keep" {
+				t.Errorf("%v %+v: (%q, %v), want buf untouched and %v", f, c.m, out, err, c.want)
+			}
+		}
+	}
+	// The largest message every limit allows still fits MaxMessageSize in
+	// binary; in JSON, escaping can push it over and encoding says so.
+	big := Message{Type: Drain, ConnID: strings.Repeat("i", MaxConnIDLen), Reason: strings.Repeat("\x01", MaxReasonLen),
+		Target: strings.Repeat("t", MaxTargetLen), Meta: map[string]string{}}
+	for i := range MaxMetaEntries {
+		big.Meta[strings.Repeat(string(rune('a'+i)), MaxMetaKeyLen)] = strings.Repeat("v", MaxMetaValueLen)
+	}
+	if _, err := AppendBinary(nil, &big); err != nil {
+		t.Errorf("binary of the largest message: %v", err)
+	}
+	if _, err := AppendJSON(nil, &big); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("JSON of an escaped-over-limit message: %v, want ErrTooLarge", err)
+	}
+}
+
+func TestControl(t *testing.T) {
+	p := AppendControl(nil, 7, 0)
+	if seq, w, err := ParseControl(p); err != nil || seq != 7 || w != 0 || len(p) != ControlSeqSize {
+		t.Errorf("seq only: %d %v %v (len %d)", seq, w, err, len(p))
+	}
+	p = AppendControl(nil, 1<<63, 1500*time.Millisecond)
+	if seq, w, err := ParseControl(p); err != nil || seq != 1<<63 || w != 1500*time.Millisecond || len(p) != ControlAdviceSize {
+		t.Errorf("with advice: %d %v %v", seq, w, err)
+	}
+	if _, w, _ := ParseControl(AppendControl(nil, 1, 10*MaxWindow)); w != MaxWindow {
+		t.Errorf("window not clamped: %v", w)
+	}
+	for _, bad := range [][]byte{nil, []byte("1"), make([]byte, 9), make([]byte, 125)} {
+		if _, _, err := ParseControl(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseControl(%d bytes) = %v, want ErrMalformed", len(bad), err)
+		}
+	}
+	over := AppendControl(nil, 1, 0)
+	over = append(over, 0xFF, 0xFF, 0xFF, 0xFF)
+	if _, _, err := ParseControl(over); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("window over MaxWindow: %v", err)
+	}
+}
+
+func TestFrameMapping(t *testing.T) {
+	ping := Message{Type: Ping, Seq: 5, SentAt: 99, Window: time.Second}
+	f := ping.Frame(make([]byte, 0, EchoSize))
+	if f.Kind != transport.Ping || f.Seq != 5 || f.ReconnectWindow != time.Second || len(f.Payload) != EchoSize {
+		t.Fatalf("ping frame %+v", f)
+	}
+	if pong := PongFor(f.Payload); pong.Type != Pong || pong.Seq != 5 || pong.SentAt != 99 {
+		t.Errorf("PongFor = %+v", pong)
+	}
+	if pong := PongFor([]byte("x")); pong.Seq != 0 || pong.Type != Pong {
+		t.Errorf("unsolicited PongFor = %+v", pong)
+	}
+	if f := (&Message{Type: Pong, Seq: 5, Window: time.Hour}).Frame(nil); f.Kind != transport.Pong || f.Seq != 5 || f.ReconnectWindow != 0 {
+		t.Errorf("pong frame %+v: a pong's window is the pinger's own", f)
+	}
+	if f := (&Message{Type: Drain, Window: 2 * time.Second}).Frame(nil); f.Kind != transport.Data || f.ReconnectWindow != 2*time.Second {
+		t.Errorf("drain frame %+v", f)
+	}
+}
+
+func TestFormatOf(t *testing.T) {
+	for _, f := range []Format{Control, JSON, Binary} {
+		if got := FormatOf(f.Subprotocol()); got != f {
+			t.Errorf("FormatOf(%q) = %v, want %v", f.Subprotocol(), got, f)
+		}
+	}
+	if FormatOf("graphql-ws") != Control {
+		t.Error("an unrelated subprotocol must mean control frames")
+	}
+	if IsHeartbeat([]byte(`{"type":"chat"}`)) || IsHeartbeat([]byte("hello")) {
+		t.Error("application messages taken for heartbeats")
+	}
+}
