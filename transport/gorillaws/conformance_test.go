@@ -1,0 +1,56 @@
+package gorillaws
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
+)
+
+// End describes c for the conformance suite.
+func end(t *testing.T, c *Conn) conformance.End {
+	return conformance.End{
+		Conn: c,
+		Bind: c.Bind,
+		SendData: func(ctx context.Context) error {
+			return c.Write(ctx, websocket.TextMessage, []byte("data"))
+		},
+		Abort:            func() { _ = c.WebSocket().UnderlyingConn().Close() },
+		PingsCarrySeq:    true,
+		PingsCarryAdvice: true,
+		SendsPongs:       true,
+	}
+}
+
+func TestConformance(t *testing.T) {
+	for _, f := range []wire.Format{wire.Control, wire.JSON, wire.Binary} {
+		conformance.Run(t, conformance.Harness{
+			Name: "gorilla-" + f.String(),
+			NewPair: func(t *testing.T) (a, b conformance.End) {
+				var subs []string
+				if f != wire.Control {
+					subs = []string{f.Subprotocol()}
+				}
+				sws, cws := wsPair(t, subs, nil)
+				s, err := Wrap(sws, Options{ConnID: "c-1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := Wrap(cws, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.Format() != f || c.Format() != f {
+					t.Fatalf("negotiated %v/%v, want %v", s.Format(), c.Format(), f)
+				}
+				return end(t, s), end(t, c)
+			},
+		})
+	}
+}
+
+var _ transport.Conn = (*Conn)(nil)
