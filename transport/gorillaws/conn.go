@@ -125,14 +125,14 @@ type Conn struct {
 	done    chan struct{} // closed when the read loop has exited (or would never start)
 	once    sync.Once
 
-	mu       sync.Mutex
-	started  bool
-	closed   bool
-	reason   error
-	readErr  error
-	peerID   atomic.Pointer[string]
-	scratch  [transport.MaxControlPayload]byte // owned by the read goroutine
-	echo     [wire.EchoSize]byte               // owned by the read goroutine
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	reason  error
+	readErr error
+	peerID  atomic.Pointer[string]
+	scratch [transport.MaxControlPayload]byte // owned by the read goroutine
+	echo    [wire.EchoSize]byte               // owned by the read goroutine
 }
 
 type message struct {

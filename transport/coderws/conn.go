@@ -1,0 +1,576 @@
+//go:build !js
+
+package coderws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
+)
+
+// Defaults used where an Options field is zero.
+const (
+	// DefaultQueue is how many inbound application messages may wait for
+	// Read before the read loop pauses (and with it the reading of pings).
+	DefaultQueue = 16
+	// DefaultPingTimeout bounds how long a ping waits for its pong inside
+	// coder's Conn.Ping; the heartbeat's own detector decides long before.
+	DefaultPingTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds an application-level heartbeat write whose
+	// context has no deadline.
+	DefaultWriteTimeout = 10 * time.Second
+	// MaxInFlight bounds the pings waiting for their pong, each in its own
+	// goroutine inside coder's Conn.Ping. A wait is never cut short: coder
+	// closes the connection when a write's context ends mid-write.
+	MaxInFlight = 64
+)
+
+// Errors of this package; the transport's ErrClosed and ErrPayloadTooLarge
+// are returned (wrapped) where they apply.
+var (
+	// ErrBound: Bind was called twice.
+	ErrBound = errors.New("coderws: connection already bound to a heartbeat")
+	// ErrFrameKind: Send was given a frame that is neither Ping nor Pong.
+	ErrFrameKind = errors.New("coderws: Send takes only Ping and Pong frames")
+	// ErrNoHooks: Wrap was given no Hooks, or Hooks already used.
+	ErrNoHooks = errors.New("coderws: Wrap needs the Hooks installed in the Accept or Dial options of this connection, unused")
+	// ErrTooManyPings: MaxInFlight pings are already waiting for pongs.
+	ErrTooManyPings = errors.New("coderws: too many pings waiting for a pong")
+	// ErrReservedPrefix: on a connection with application-level heartbeats,
+	// an application message must not look like a heartbeat (begin with
+	// {"hb": or 0xFF), or the peer would take it for one.
+	ErrReservedPrefix = errors.New("coderws: application message begins like a heartbeat message")
+)
+
+// Options configures a Conn. The zero value uses control frames (or the
+// application-level format the connection's subprotocol selects) and the
+// defaults above.
+type Options struct {
+	// Format says how heartbeats travel. Zero means what the negotiated
+	// subprotocol selects (wire.FormatOf(ws.Subprotocol())).
+	Format wire.Format
+	// ConnID, set on the server side, is sent in application-level
+	// heartbeats as the connection's identity. A Conn with a ConnID is the
+	// server: it ignores any ID the client sends.
+	ConnID string
+	// Queue is how many inbound application messages may wait for Read.
+	// Zero means DefaultQueue.
+	Queue int
+	// ReadLimit bounds one inbound message, in bytes. Zero keeps coder's
+	// default (32 KiB).
+	ReadLimit int64
+	// PingTimeout bounds a ping's wait for its pong. Zero means
+	// DefaultPingTimeout.
+	PingTimeout time.Duration
+	// OnMessage, if set, is called on the read goroutine with every Drain
+	// and Close heartbeat message the peer sends. It must return promptly
+	// and must not call Close.
+	OnMessage func(wire.Message)
+	// OnMalformed, if set, is called on the read goroutine with the
+	// *wire.Error of a heartbeat message that could not be decoded. The
+	// message is dropped; the connection stays up.
+	OnMalformed func(error)
+}
+
+func (o *Options) withDefaults(ws *websocket.Conn) (Options, error) {
+	c := *o
+	if c.Format == wire.Control {
+		c.Format = wire.FormatOf(ws.Subprotocol())
+	}
+	if c.Format > wire.Binary {
+		return c, fmt.Errorf("coderws: format %v is not control, json or binary", c.Format)
+	}
+	if c.Queue < 0 {
+		return c, fmt.Errorf("coderws: queue %d must not be negative (zero means %d)", c.Queue, DefaultQueue)
+	}
+	if c.Queue == 0 {
+		c.Queue = DefaultQueue
+	}
+	if c.PingTimeout < 0 {
+		return c, fmt.Errorf("coderws: ping timeout %v must be positive (zero means %v)", c.PingTimeout, DefaultPingTimeout)
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.ReadLimit < 0 {
+		return c, fmt.Errorf("coderws: read limit %d must be positive (zero keeps coder's default)", c.ReadLimit)
+	}
+	if len(c.ConnID) > wire.MaxConnIDLen {
+		return c, fmt.Errorf("coderws: connection ID of %d bytes is longer than %d", len(c.ConnID), wire.MaxConnIDLen)
+	}
+	return c, nil
+}
+
+// Hooks carries ping and pong frames from coder's reader to a Conn. coder
+// reports control frames only through the OnPingReceived and
+// OnPongReceived options given to Accept or Dial, so the hooks must be in
+// place before the connection exists: make one Hooks per connection, pass
+// its options to Accept or Dial, then Wrap the connection with it.
+type Hooks struct {
+	conn atomic.Pointer[Conn]
+	used atomic.Bool
+}
+
+// NewHooks returns Hooks for one connection.
+func NewHooks() *Hooks { return &Hooks{} }
+
+// AcceptOptions returns a copy of opts (nil means defaults) with the hooks
+// installed; callbacks already set in opts still run first.
+func (h *Hooks) AcceptOptions(opts *websocket.AcceptOptions) *websocket.AcceptOptions {
+	var o websocket.AcceptOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.OnPingReceived = h.onPing(o.OnPingReceived)
+	o.OnPongReceived = h.onPong(o.OnPongReceived)
+	return &o
+}
+
+// DialOptions returns a copy of opts (nil means defaults) with the hooks
+// installed; callbacks already set in opts still run first.
+func (h *Hooks) DialOptions(opts *websocket.DialOptions) *websocket.DialOptions {
+	var o websocket.DialOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.OnPingReceived = h.onPing(o.OnPingReceived)
+	o.OnPongReceived = h.onPong(o.OnPongReceived)
+	return &o
+}
+
+func (h *Hooks) onPing(prev func(context.Context, []byte) bool) func(context.Context, []byte) bool {
+	return func(ctx context.Context, p []byte) bool {
+		answer := true
+		if prev != nil {
+			answer = prev(ctx, p)
+		}
+		if c := h.conn.Load(); c != nil {
+			c.pingIn(p)
+		}
+		// coder writes the pong itself, from its reader, right after this.
+		return answer
+	}
+}
+
+func (h *Hooks) onPong(prev func(context.Context, []byte)) func(context.Context, []byte) {
+	return func(ctx context.Context, p []byte) {
+		if prev != nil {
+			prev(ctx, p)
+		}
+		if c := h.conn.Load(); c != nil {
+			c.pongIn(p)
+		}
+	}
+}
+
+// Conn is a coder/websocket connection watched by the heartbeat. It owns
+// the connection's read side: a goroutine, started by Bind, reads every
+// frame, so coder answers pings and Conn.Ping gets its pongs even while the
+// application is busy (coder needs a concurrent reader for both), and hands
+// application messages to Read. It implements transport.Conn.
+//
+// The application reads only through Read, and writes through Write or the
+// websocket.Conn itself (coder allows concurrent writers).
+type Conn struct {
+	ws   *websocket.Conn
+	opts Options
+
+	ev      transport.Events
+	msgs    chan message
+	ctx     context.Context // cancelled by Close: ends reads and pings
+	cancel  context.CancelFunc
+	closing chan struct{}
+	done    chan struct{} // closed when the read loop has exited (or would never start)
+	pings   sync.WaitGroup
+	once    sync.Once
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	reason   error
+	readErr  error
+	sendErr  error
+	counter  int64             // mirrors coder's ping counter: the payload of our next Conn.Ping
+	inFlight map[string]uint64 // ping payload → Seq, for the pongs
+	waiting  int               // pings waiting for their pong
+
+	peerID  atomic.Pointer[string]
+	scratch [transport.MaxControlPayload]byte // owned by the read goroutine
+	echo    [wire.EchoSize]byte               // owned by the read goroutine
+}
+
+type message struct {
+	typ  websocket.MessageType
+	data []byte
+}
+
+// Wrap wraps an established coder connection whose Accept or Dial options
+// came from h. Nothing is read until Bind (or the heartbeat driver, through
+// Accepted or Dialer) starts the read loop.
+func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
+	if ws == nil {
+		return nil, errors.New("coderws: Wrap needs a *websocket.Conn")
+	}
+	if h == nil || !h.used.CompareAndSwap(false, true) {
+		return nil, ErrNoHooks
+	}
+	o, err := opts.withDefaults(ws)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{
+		ws:       ws,
+		opts:     o,
+		msgs:     make(chan message, o.Queue),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		inFlight: make(map[string]uint64),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if o.ReadLimit > 0 {
+		ws.SetReadLimit(o.ReadLimit)
+	}
+	h.conn.Store(c)
+	return c, nil
+}
+
+// Accept upgrades an HTTP request with the hooks in place and wraps the
+// connection: the server side in one call. To use application-level
+// heartbeats, list wire.Subprotocols() in opts.Subprotocols.
+func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions, o Options) (*Conn, error) {
+	h := NewHooks()
+	ws, err := websocket.Accept(w, r, h.AcceptOptions(opts))
+	if err != nil {
+		return nil, err
+	}
+	c, err := Wrap(ws, h, o)
+	if err != nil {
+		_ = ws.CloseNow()
+		return nil, err
+	}
+	return c, nil
+}
+
+// WebSocket returns the wrapped connection. Do not read from it and do not
+// call its Ping (the heartbeat pings; a ping of yours would shift coder's
+// ping counter and cost the pongs their Seq).
+func (c *Conn) WebSocket() *websocket.Conn { return c.ws }
+
+// Format returns how heartbeats travel on this connection.
+func (c *Conn) Format() wire.Format { return c.opts.Format }
+
+// PeerID returns the connection ID the server sent in its application-level
+// heartbeats, on the client side; "" if none (and always on the server).
+func (c *Conn) PeerID() string {
+	if p := c.peerID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Accepted returns the transport.Dialer through which the heartbeat
+// driver's server role binds this (accepted) connection.
+func (c *Conn) Accepted() transport.Dialer {
+	return transport.Accepted(func(ev transport.Events) (transport.Conn, error) {
+		if err := c.Bind(ev); err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
+}
+
+// Bind starts the read loop, which reports every inbound frame to ev until
+// the connection ends. It fails with ErrBound on a second call and with
+// transport.ErrClosed after Close.
+func (c *Conn) Bind(ev transport.Events) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return transport.ErrClosed
+	case c.started:
+		return ErrBound
+	}
+	c.started = true
+	c.ev = ev
+	go c.readLoop()
+	return nil
+}
+
+// pingIn runs on the read goroutine, inside coder's reader.
+func (c *Conn) pingIn(p []byte) {
+	if c.ev == nil {
+		return
+	}
+	n := copy(c.scratch[:], p)
+	f := transport.Frame{Kind: transport.Ping, Payload: c.scratch[:n]}
+	if seq, window, err := wire.ParseControl(f.Payload); err == nil {
+		f.Seq, f.ReconnectWindow = seq, window
+	}
+	c.ev.Frame(f)
+}
+
+// pongIn runs on the read goroutine, inside coder's reader.
+func (c *Conn) pongIn(p []byte) {
+	if c.ev == nil {
+		return
+	}
+	c.mu.Lock()
+	seq, ok := c.inFlight[string(p)]
+	delete(c.inFlight, string(p))
+	c.mu.Unlock()
+	if !ok {
+		// Not one of ours (or its entry was dropped): a peer's own payload.
+		seq, _, _ = wire.ParseControl(p)
+	}
+	c.ev.Frame(transport.Frame{Kind: transport.Pong, Seq: seq})
+}
+
+func (c *Conn) readLoop() {
+	defer close(c.done)
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			c.end(err)
+			return
+		}
+		if c.opts.Format != wire.Control && wire.IsHeartbeat(data) {
+			c.heartbeat(data)
+			continue
+		}
+		c.ev.Frame(transport.Frame{Kind: transport.Data})
+		select {
+		case c.msgs <- message{typ, data}:
+		case <-c.closing:
+			c.end(nil)
+			return
+		}
+	}
+}
+
+func (c *Conn) heartbeat(data []byte) {
+	m, err := wire.Decode(data)
+	if err != nil {
+		c.ev.Frame(transport.Frame{Kind: transport.Data}) // malformed, but it arrived
+		if c.opts.OnMalformed != nil {
+			c.opts.OnMalformed(err)
+		}
+		return
+	}
+	if c.opts.ConnID == "" && m.ConnID != "" && c.PeerID() != m.ConnID {
+		id := m.ConnID
+		c.peerID.Store(&id)
+	}
+	c.ev.Frame(m.Frame(c.echo[:0]))
+	if (m.Type == wire.Drain || m.Type == wire.Close) && c.opts.OnMessage != nil {
+		c.opts.OnMessage(m)
+	}
+}
+
+func (c *Conn) end(err error) {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		err = fmt.Errorf("%w: %v", transport.ErrClosed, c.reason)
+	case c.sendErr != nil:
+		err = c.sendErr
+	}
+	c.readErr = err
+	c.mu.Unlock()
+	c.ev.Closed(err)
+}
+
+// Read returns the next application message, which the caller owns. After
+// the connection ends, Read returns the queued messages and then the error
+// that ended it.
+func (c *Conn) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	select {
+	case m := <-c.msgs:
+		return m.typ, m.data, nil
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	case <-c.done:
+	}
+	select {
+	case m := <-c.msgs:
+		return m.typ, m.data, nil
+	default:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readErr != nil {
+		return 0, nil, c.readErr
+	}
+	return 0, nil, transport.ErrClosed
+}
+
+// Write writes one application message (coder bounds it by ctx).
+func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	if c.opts.Format != wire.Control && wire.IsHeartbeat(p) {
+		return ErrReservedPrefix
+	}
+	return c.ws.Write(ctx, typ, p)
+}
+
+// Send writes one heartbeat frame.
+//
+// With control frames, a Ping goes through coder's Conn.Ping, which picks
+// its own payload (a decimal counter) and waits for the pong: Send starts
+// it on a goroutine and returns once it is started, and the pong is
+// reported through the hooks with the ping's Seq. coder cannot carry the
+// reconnect-window advice in a ping; use application-level heartbeats for
+// that. A Pong is a no-op: coder has already answered the ping from its
+// reader (and cannot send a pong on request).
+func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
+	if len(f.Payload) > transport.MaxControlPayload {
+		return transport.ErrPayloadTooLarge
+	}
+	if f.Kind != transport.Ping && f.Kind != transport.Pong {
+		return ErrFrameKind
+	}
+	select {
+	case <-c.closing:
+		return transport.ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.opts.Format != wire.Control {
+		if err := c.sendMessage(ctx, f); err != nil {
+			select {
+			case <-c.closing:
+				return fmt.Errorf("coderws: send %v: %w", f.Kind, transport.ErrClosed)
+			default:
+			}
+			return fmt.Errorf("coderws: send %v: %w", f.Kind, err)
+		}
+		return nil
+	}
+	if f.Kind == transport.Pong {
+		return nil
+	}
+	return c.startPing(f.Seq)
+}
+
+// startPing runs one coder Conn.Ping on its own goroutine.
+func (c *Conn) startPing(seq uint64) error {
+	c.mu.Lock()
+	if c.waiting >= MaxInFlight {
+		c.mu.Unlock()
+		return ErrTooManyPings
+	}
+	c.waiting++
+	c.counter++
+	key := strconv.FormatInt(c.counter, 10)
+	c.inFlight[key] = seq
+	c.pings.Add(1)
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.PingTimeout)
+	go func() {
+		defer c.pings.Done()
+		defer cancel()
+		err := c.ws.Ping(ctx)
+		c.mu.Lock()
+		c.waiting--
+		delete(c.inFlight, key) // answered (pongIn took it) or given up
+		if err != nil && ctx.Err() == nil && c.sendErr == nil && !c.closed {
+			// The ping could not be written: the connection is broken.
+			c.sendErr = fmt.Errorf("coderws: send ping: %w", err)
+			c.mu.Unlock()
+			_ = c.ws.CloseNow()
+			return
+		}
+		c.mu.Unlock()
+	}()
+	return nil
+}
+
+func (c *Conn) sendMessage(ctx context.Context, f transport.Frame) error {
+	m := wire.PongFor(f.Payload)
+	if f.Kind == transport.Ping {
+		m = wire.Message{Type: wire.Ping, Seq: f.Seq, SentAt: time.Now().UnixMilli(),
+			ConnID: c.opts.ConnID, Window: min(f.ReconnectWindow, wire.MaxWindow).Truncate(time.Millisecond)}
+	}
+	return c.SendMessage(ctx, &m)
+}
+
+// SendMessage writes one application-level heartbeat message, such as a
+// server's Drain or Close request, in the connection's format. It fails on
+// a connection that uses control frames.
+func (c *Conn) SendMessage(ctx context.Context, m *wire.Message) error {
+	if c.opts.Format == wire.Control {
+		return errors.New("coderws: SendMessage needs an application-level format (json or binary)")
+	}
+	if c.opts.ConnID != "" && m.ConnID == "" {
+		cp := *m
+		cp.ConnID = c.opts.ConnID
+		m = &cp
+	}
+	var buf [256]byte
+	b, err := wire.Append(buf[:0], c.opts.Format, m)
+	if err != nil {
+		return err
+	}
+	typ := websocket.MessageBinary
+	if c.opts.Format == wire.JSON {
+		typ = websocket.MessageText
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultWriteTimeout)
+		defer cancel()
+	}
+	return c.ws.Write(ctx, typ, b)
+}
+
+// Close closes the connection and waits for the read loop and the pings to
+// end. A user close, a ping flood or a shutdown gets coder's close
+// handshake with wire.CloseStatus's code and reason (coder bounds it);
+// a lost peer is cut at once (CloseNow), since it would not answer. It is
+// idempotent and must not be called from the Events callbacks or from
+// Options' callbacks.
+func (c *Conn) Close(reason error) error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.reason = reason
+		started := c.started
+		c.mu.Unlock()
+		close(c.closing)
+		if graceful(reason) {
+			code, text := wire.CloseStatus(reason)
+			_ = c.ws.Close(websocket.StatusCode(code), text)
+		} else {
+			_ = c.ws.CloseNow()
+		}
+		c.cancel()
+		if !started {
+			close(c.done)
+		}
+	})
+	<-c.done
+	c.pings.Wait()
+	return nil
+}
+
+// graceful reports whether the peer is expected to answer a close
+// handshake.
+func graceful(reason error) bool {
+	return reason == nil || errors.Is(reason, fsm.ErrClosed) || errors.Is(reason, fsm.ErrPingFlood) ||
+		errors.Is(reason, context.Canceled)
+}
+
+// Done is closed once the connection has ended and its read loop exited.
+func (c *Conn) Done() <-chan struct{} { return c.done }
