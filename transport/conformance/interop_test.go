@@ -1,0 +1,197 @@
+package conformance_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coder "github.com/coder/websocket"
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/transport/coderws"
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
+	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestCrossConformance runs the suite on mixed pairs: a gorilla server with
+// a coder client and the reverse, in each heartbeat format.
+func TestCrossConformance(t *testing.T) {
+	for _, f := range []wire.Format{wire.Control, wire.JSON, wire.Binary} {
+		var subs []string
+		if f != wire.Control {
+			subs = []string{f.Subprotocol()}
+		}
+		conformance.Run(t, conformance.Harness{
+			Name: "gorilla-server+coder-client-" + f.String(),
+			NewPair: func(t *testing.T) (a, b conformance.End) {
+				s, c := gorillaServerCoderClient(t, subs)
+				return gorillaEnd(s), coderEnd(c)
+			},
+		})
+		conformance.Run(t, conformance.Harness{
+			Name: "coder-server+gorilla-client-" + f.String(),
+			NewPair: func(t *testing.T) (a, b conformance.End) {
+				s, c := coderServerGorillaClient(t, subs)
+				return coderEnd(s), gorillaEnd(c)
+			},
+		})
+	}
+}
+
+func gorillaEnd(c *gorillaws.Conn) conformance.End {
+	return conformance.End{
+		Conn:             c,
+		Bind:             c.Bind,
+		SendData:         func(ctx context.Context) error { return c.Write(ctx, websocket.TextMessage, []byte("data")) },
+		Abort:            func() { _ = c.WebSocket().UnderlyingConn().Close() },
+		PingsCarrySeq:    true,
+		PingsCarryAdvice: true,
+		SendsPongs:       true,
+	}
+}
+
+func coderEnd(c *coderws.Conn) conformance.End {
+	app := c.Format() != wire.Control
+	return conformance.End{
+		Conn:             c,
+		Bind:             c.Bind,
+		SendData:         func(ctx context.Context) error { return c.Write(ctx, coder.MessageText, []byte("data")) },
+		Abort:            func() { _ = c.WebSocket().CloseNow() },
+		PingsCarrySeq:    app,
+		PingsCarryAdvice: app,
+		SendsPongs:       app,
+	}
+}
+
+func gorillaServerCoderClient(t *testing.T, subs []string) (*gorillaws.Conn, *coderws.Conn) {
+	t.Helper()
+	accepted := make(chan *gorillaws.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{Subprotocols: subs}).Upgrade(w, r, nil)
+		if err != nil {
+			close(accepted)
+			return
+		}
+		c, _ := gorillaws.Wrap(ws, gorillaws.Options{ConnID: "g-1"})
+		accepted <- c
+	}))
+	t.Cleanup(srv.Close)
+	h := coderws.NewHooks()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	ws, _, err := coder.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), h.DialOptions(&coder.DialOptions{Subprotocols: subs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := coderws.Wrap(ws, h, coderws.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { _ = c.Close(nil); _ = s.Close(nil) })
+	return s, c
+}
+
+func coderServerGorillaClient(t *testing.T, subs []string) (*coderws.Conn, *gorillaws.Conn) {
+	t.Helper()
+	accepted := make(chan *coderws.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := coderws.Accept(w, r, &coder.AcceptOptions{Subprotocols: subs}, coderws.Options{ConnID: "k-1"})
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}))
+	t.Cleanup(srv.Close)
+	ws, resp, err := (&websocket.Dialer{Subprotocols: subs}).Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	c, err := gorillaws.Wrap(ws, gorillaws.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { _ = c.Close(nil); _ = s.Close(nil) })
+	return s, c
+}
+
+var pairings = []struct{ server, client string }{
+	{"gorilla", "coder"},
+	{"coder", "gorilla"},
+	{"gorilla", "gorilla"},
+	{"coder", "coder"},
+}
+
+// TestHealthyStaysAlive: over a run of 12 answered heartbeats (about
+// 1.2 s, twice the dead timeout) neither side suspects the other.
+func TestHealthyStaysAlive(t *testing.T) {
+	for _, p := range pairings {
+		t.Run(fmt.Sprintf("%s-server/%s-client", p.server, p.client), func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, p.server)
+			var readers sync.WaitGroup
+			d := newCountingDialer(clientDialer(t, p.client, srv.url(), &readers))
+			drv, w := runClient(t, d)
+			w.waitFor(t, 0, "alive", to(fsm.Alive))
+			d.waitPongs(t, 12)
+			if bad := w.verdicts(0); len(bad) > 0 {
+				t.Errorf("false verdicts on a healthy link: %v", bad)
+			}
+			if n := srv.online.Load(); n != 1 {
+				t.Errorf("server saw %d peers come online, want 1", n)
+			}
+			select {
+			case c := <-srv.gone:
+				t.Errorf("server reported the healthy peer offline: %v", c)
+			default:
+			}
+			_ = drv.Close()
+			readers.Wait()
+		})
+	}
+}
+
+// TestServerKilledAndRestarted: killing the server makes the client dead
+// within the dead timeout, and it is back alive once the server returns.
+func TestServerKilledAndRestarted(t *testing.T) {
+	for _, p := range pairings[:2] {
+		t.Run(fmt.Sprintf("%s-server/%s-client", p.server, p.client), func(t *testing.T) {
+			srv := newServer(t, p.server)
+			var readers sync.WaitGroup
+			drv, w := runClient(t, clientDialer(t, p.client, srv.url(), &readers))
+			w.waitFor(t, 0, "alive", to(fsm.Alive))
+			mark := w.len()
+			killed := time.Now()
+			srv.kill()
+			i := w.waitFor(t, mark, "dead", to(fsm.Dead))
+			if took := w.list()[i].At.Sub(killed); took > deadAfter {
+				t.Errorf("dead %v after the kill, bound %v", took, deadAfter)
+			}
+			// While it is down the client keeps trying and failing.
+			w.waitFor(t, i, "a failed redial", func(c fsm.Change) bool { return c.Reason == fsm.ReasonDialFailed })
+			srv.start()
+			w.waitFor(t, i, "alive again", to(fsm.Alive))
+			_ = drv.Close()
+			readers.Wait()
+		})
+	}
+}

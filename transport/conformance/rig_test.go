@@ -1,0 +1,313 @@
+package conformance_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/coderws"
+	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
+)
+
+// The policy of every real-time test here: ping after 100 ms of silence
+// (every 50 ms while suspect), suspect after 300 ms, dead after 600 ms, and
+// redial after 50 ms. Small enough that a test takes a second or two, large
+// enough that loopback scheduling noise (and 2 shared cores under -race)
+// never looks like a dead peer.
+const (
+	pingEvery    = 100 * time.Millisecond
+	suspectAfter = 300 * time.Millisecond
+	deadAfter    = 600 * time.Millisecond
+	redial       = 50 * time.Millisecond
+	// bound is how long a test waits for what the policy promises.
+	bound = 5 * time.Second
+)
+
+func policyConfig(role fsm.Role) fsm.Config {
+	return fsm.Config{
+		Role:            role,
+		Detector:        &policy.Fixed{SuspectAfter: suspectAfter, DeadAfter: deadAfter},
+		Interval:        &policy.Idle{Every: pingEvery, Probe: pingEvery / 2},
+		Backoff:         &policy.Constant{Delay: redial},
+		ConnectTimeout:  time.Second,
+		MinPingInterval: 20 * time.Millisecond,
+	}
+}
+
+// watcher collects a driver's state changes.
+type watcher struct {
+	mu      sync.Mutex
+	changes []fsm.Change
+	wake    chan struct{}
+}
+
+func newWatcher() *watcher { return &watcher{wake: make(chan struct{})} }
+
+func (w *watcher) OnChange(c fsm.Change) {
+	w.mu.Lock()
+	w.changes = append(w.changes, c)
+	close(w.wake)
+	w.wake = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// waitFor waits until a change after index from matches, and returns its
+// index.
+func (w *watcher) waitFor(t *testing.T, from int, what string, match func(fsm.Change) bool) int {
+	t.Helper()
+	deadline := time.After(bound)
+	for {
+		w.mu.Lock()
+		for i := from; i < len(w.changes); i++ {
+			if match(w.changes[i]) {
+				w.mu.Unlock()
+				return i
+			}
+		}
+		wake := w.wake
+		w.mu.Unlock()
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatalf("no %s within %v; changes: %v", what, bound, w.list())
+		}
+	}
+}
+
+func (w *watcher) list() []fsm.Change {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]fsm.Change(nil), w.changes...)
+}
+
+func (w *watcher) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.changes)
+}
+
+// verdicts returns the changes since from that say the peer is in trouble.
+func (w *watcher) verdicts(from int) []fsm.Change {
+	var bad []fsm.Change
+	for _, c := range w.list()[from:] {
+		if c.To == fsm.Suspect || c.To == fsm.Dead {
+			bad = append(bad, c)
+		}
+	}
+	return bad
+}
+
+func to(s fsm.State) func(fsm.Change) bool { return func(c fsm.Change) bool { return c.To == s } }
+
+// counter counts the pongs a connection reports: a test's run is measured
+// in heartbeats answered, not in wall time.
+type counter struct {
+	transport.Events
+	pongs *atomic.Int64
+	wake  chan struct{}
+}
+
+func (c counter) Frame(f transport.Frame) {
+	if f.Kind == transport.Pong {
+		c.pongs.Add(1)
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.Events.Frame(f)
+}
+
+type countingDialer struct {
+	transport.Dialer
+	pongs atomic.Int64
+	wake  chan struct{}
+}
+
+func newCountingDialer(d transport.Dialer) *countingDialer {
+	return &countingDialer{Dialer: d, wake: make(chan struct{}, 1)}
+}
+
+func (d *countingDialer) Dial(ctx context.Context, ev transport.Events) (transport.Conn, error) {
+	return d.Dialer.Dial(ctx, counter{ev, &d.pongs, d.wake})
+}
+
+// waitPongs waits until n more pongs than now have arrived.
+func (d *countingDialer) waitPongs(t *testing.T, n int64) {
+	t.Helper()
+	target := d.pongs.Load() + n
+	deadline := time.After(time.Duration(n)*pingEvery*4 + bound)
+	for d.pongs.Load() < target {
+		select {
+		case <-d.wake:
+		case <-deadline:
+			t.Fatalf("only %d of %d pongs", d.pongs.Load()-(target-n), n)
+		}
+	}
+}
+
+// server is a restartable WebSocket server on 127.0.0.1 whose every
+// connection is watched by a server-role driver, gorilla or coder.
+type server struct {
+	t      *testing.T
+	kind   string
+	addr   string
+	online atomic.Int64
+	gone   chan fsm.Change // offline reports
+
+	mu      sync.Mutex
+	ln      net.Listener
+	hs      *http.Server
+	aborts  []func()
+	drivers []*fsm.Driver
+	readers sync.WaitGroup
+}
+
+func newServer(t *testing.T, kind string) *server {
+	s := &server{t: t, kind: kind, addr: "127.0.0.1:0", gone: make(chan fsm.Change, 64)}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *server) url() string { return "ws://" + s.addr + "/ws" }
+
+func (s *server) start() {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		s.t.Fatalf("listen %s: %v", s.addr, err)
+	}
+	s.mu.Lock()
+	s.addr = ln.Addr().String()
+	s.ln = ln
+	s.hs = &http.Server{Handler: http.HandlerFunc(s.handle)}
+	hs := s.hs
+	s.mu.Unlock()
+	go func() { _ = hs.Serve(ln) }()
+}
+
+func (s *server) handle(w http.ResponseWriter, r *http.Request) {
+	cfg := fsm.DriverConfig{Config: policyConfig(fsm.Server)}
+	presence := func(read func(context.Context) error, abort func()) (gorillaws.Presence, func(*fsm.Driver)) {
+		p := gorillaws.Presence{
+			Online:  func() { s.online.Add(1) },
+			Offline: func(c fsm.Change) { s.gone <- c },
+		}
+		return p, func(d *fsm.Driver) {
+			s.mu.Lock()
+			s.drivers = append(s.drivers, d)
+			s.aborts = append(s.aborts, abort)
+			s.readers.Add(1)
+			s.mu.Unlock()
+			go func() {
+				defer s.readers.Done()
+				for read(context.Background()) == nil {
+				}
+			}()
+		}
+	}
+	switch s.kind {
+	case "gorilla":
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c, err := gorillaws.Wrap(ws, gorillaws.Options{})
+		if err != nil {
+			s.t.Error(err)
+			return
+		}
+		p, keep := presence(func(ctx context.Context) error { _, _, err := c.Read(ctx); return err },
+			func() { _ = ws.UnderlyingConn().Close() })
+		d, err := c.Watch(context.Background(), cfg, p)
+		if err != nil {
+			s.t.Error(err)
+			return
+		}
+		keep(d)
+	case "coder":
+		c, err := coderws.Accept(w, r, nil, coderws.Options{})
+		if err != nil {
+			return
+		}
+		p, keep := presence(func(ctx context.Context) error { _, _, err := c.Read(ctx); return err },
+			func() { _ = c.WebSocket().CloseNow() })
+		d, err := c.Watch(context.Background(), cfg, coderws.Presence(p))
+		if err != nil {
+			s.t.Error(err)
+			return
+		}
+		keep(d)
+	}
+}
+
+// kill stops the server as a crash would: the listener goes, and every
+// connection is cut without a close frame.
+func (s *server) kill() {
+	s.mu.Lock()
+	hs, aborts, drivers := s.hs, s.aborts, s.drivers
+	s.hs, s.aborts, s.drivers = nil, nil, nil
+	s.mu.Unlock()
+	if hs == nil {
+		return
+	}
+	_ = hs.Close()
+	for _, a := range aborts {
+		a()
+	}
+	for _, d := range drivers {
+		_ = d.Close()
+	}
+	s.readers.Wait()
+}
+
+// client runs a client-role driver through the given dialer.
+func runClient(t *testing.T, d transport.Dialer) (*fsm.Driver, *watcher) {
+	w := newWatcher()
+	drv, err := fsm.Run(context.Background(), fsm.DriverConfig{Config: policyConfig(fsm.Client), Dialer: d, OnChange: w.OnChange})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = drv.Close() })
+	return drv, w
+}
+
+// clientDialer returns a dialer of the given kind for url whose
+// application reader drains every message.
+func clientDialer(t *testing.T, kind, url string, readers *sync.WaitGroup) transport.Dialer {
+	switch kind {
+	case "gorilla":
+		return &gorillaws.Dialer{URL: url, OnConnect: func(c *gorillaws.Conn) {
+			readers.Go(func() {
+				for {
+					if _, _, err := c.Read(context.Background()); err != nil {
+						return
+					}
+				}
+			})
+		}}
+	case "coder":
+		return &coderws.Dialer{URL: url, OnConnect: func(c *coderws.Conn) {
+			readers.Go(func() {
+				for {
+					if _, _, err := c.Read(context.Background()); err != nil {
+						return
+					}
+				}
+			})
+		}}
+	}
+	t.Fatalf("unknown kind %q", kind)
+	return nil
+}
+
+
