@@ -309,5 +309,3 @@ func clientDialer(t *testing.T, kind, url string, readers *sync.WaitGroup) trans
 	t.Fatalf("unknown kind %q", kind)
 	return nil
 }
-
-
