@@ -1,0 +1,220 @@
+package sim
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/transport"
+)
+
+// frameOf rebuilds the inbound frame an event carries. A ping's payload
+// is its 8-byte sequence number, as the WebSocket adapters send it.
+func frameOf(e *event, s *Sim) transport.Frame {
+	f := transport.Frame{Kind: transport.FrameKind(e.fk), Seq: e.aux}
+	if f.Kind == transport.Ping {
+		binary.BigEndian.PutUint64(s.payload[:], e.aux)
+		f.Payload = s.payload[:]
+	}
+	if e.flag != 0 {
+		f.ReconnectWindow = s.cfg.Advice
+	}
+	return f
+}
+
+// step feeds one input to endpoint idx of slot i, carries out the actions
+// and re-arms its timer. gen is the connection the input concerns.
+func (s *Sim) step(i int32, idx side, gen uint32, in fsm.Input) {
+	ep := &s.slots[i].ep[idx]
+	acts := ep.m.Step(epoch.Add(time.Duration(s.now)), in, s.acts[:0])
+	bind, drop := false, false
+	for k := range acts {
+		a := &acts[k]
+		switch a.Kind {
+		case fsm.SendPing, fsm.SendPong:
+			s.send(i, idx, a)
+		case fsm.Dial:
+			if idx == client {
+				s.dial(i)
+			} else {
+				bind = true
+			}
+		case fsm.CloseTransport:
+			if ep.gen != 0 {
+				s.control(i, idx.class(), evFin, ep.gen)
+				ep.gen = 0
+			}
+		case fsm.StateChanged:
+			drop = s.changed(i, idx, gen, a) || drop
+		}
+	}
+	s.acts = acts[:0]
+	if drop {
+		ep.m, ep.gen, ep.up, ep.want = nil, 0, false, never
+		ep.tgen++
+		return
+	}
+	if bind {
+		s.step(i, idx, gen, fsm.Input{Kind: fsm.Connected})
+		return
+	}
+	s.arm(i, idx)
+}
+
+// send puts a heartbeat on the wire.
+func (s *Sim) send(i int32, idx side, a *fsm.Action) {
+	sl := &s.slots[i]
+	ep := &sl.ep[idx]
+	if ep.gen == 0 {
+		return
+	}
+	e := event{kind: evFrame, slot: i, gen: ep.gen, fk: uint8(transport.Ping), aux: a.Seq}
+	if a.Kind == fsm.SendPong {
+		e.fk, e.aux = uint8(transport.Pong), 0
+		if len(a.Payload) == 8 {
+			e.aux = binary.BigEndian.Uint64(a.Payload)
+		}
+	}
+	d, st := &s.cfg.Profile.Link.Up, &sl.up
+	if idx == client {
+		e.side = server
+		s.meter.bytes += upFrameBytes
+	} else {
+		e.side = client
+		d, st = &s.cfg.Profile.Link.Down, &sl.down
+		s.meter.bytes += downFrameBytes
+		if s.cfg.Advice > 0 {
+			e.flag = 1
+		}
+	}
+	s.meter.msgs++
+	bf, bu := s.stall(sl)
+	s.meter.link.Sent++
+	at, dup, ok := transmit(s.r, d, st, s.now, bf, bu, false, &s.meter.link)
+	if !ok {
+		s.meter.link.Dropped++
+		return
+	}
+	e.at = at
+	s.meter.link.InFlight++
+	s.q.push(e)
+	if dup > 0 {
+		e.at = dup
+		s.meter.link.Duplicated++
+		s.meter.link.InFlight++
+		s.q.push(e)
+	}
+}
+
+// dial opens a new connection for the client of slot i.
+func (s *Sim) dial(i int32) {
+	sl := &s.slots[i]
+	s.meter.dials++
+	sl.gen++
+	sl.ep[client].gen = sl.gen
+	s.control(i, client, evSyn, sl.gen)
+}
+
+// changed records a state change of endpoint idx and reports whether the
+// endpoint's machine is finished (a server's dead connection).
+func (s *Sim) changed(i int32, idx side, gen uint32, a *fsm.Action) (finished bool) {
+	sl := &s.slots[i]
+	ep := &sl.ep[idx]
+	if s.tr != nil {
+		s.traceChange(i, idx, a)
+	}
+	ep.up = a.To == fsm.Alive || a.To == fsm.Suspect
+	f := &sl.fail
+	healthy := !(f.kind.failure() && f.gen == gen && s.now >= f.at)
+	switch a.To {
+	case fsm.Alive:
+		if a.From == fsm.Connecting {
+			ep.lastEv = s.now
+			if idx == client && s.onAlive != nil {
+				s.onAlive(i, s.now)
+			}
+		} else if ep.suspectAt >= 0 {
+			s.meter.suspectDur = append(s.meter.suspectDur, s.now-ep.suspectAt)
+		}
+		ep.suspectAt = -1
+	case fsm.Suspect:
+		if healthy {
+			s.meter.falseSuspects++
+			ep.suspectAt = s.now
+		}
+	case fsm.Dead:
+		ep.suspectAt = -1
+		if healthy {
+			if a.Reason == fsm.ReasonUnanswered || a.Reason == fsm.ReasonPingFlood {
+				s.meter.falseDeads[idx.class()]++
+				s.meter.gaps[idx.class()].addCensored()
+			}
+		} else if f.measuring && f.survivors&(1<<idx.class()) != 0 {
+			s.detected(f)
+		}
+		return idx != client
+	case fsm.Closed:
+		ep.suspectAt = -1
+		if idx == client {
+			if a.Reason == fsm.ReasonGaveUp {
+				s.meter.gaveUp++
+				s.q.push(event{at: s.now + int64(ReloadAfter), kind: evStart, slot: i})
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// arm makes sure a timer event will wake endpoint idx by its deadline. At
+// most one live timer event per endpoint sits in the queue: a deadline that
+// moves later is handled when the earlier event fires.
+func (s *Sim) arm(i int32, idx side) {
+	sl := &s.slots[i]
+	ep := &sl.ep[idx]
+	dl := ep.m.Deadline()
+	if dl.IsZero() {
+		ep.want = never
+		return
+	}
+	d := int64(dl.Sub(epoch))
+	if idx == client {
+		// A paused client's wake-ups come late: the stall guard's case.
+		if from, until := s.pause(sl); d >= from && d < until {
+			d = until
+		}
+	}
+	ep.want = d
+	if ep.armed != 0 && ep.armed <= d {
+		return
+	}
+	ep.tgen++
+	ep.armed = d
+	s.q.push(event{at: d, kind: evTimer, slot: i, side: idx, gen: ep.tgen})
+}
+
+func (s *Sim) timer(e *event) {
+	sl := &s.slots[e.slot]
+	ep := &sl.ep[e.side]
+	if ep.m == nil || e.gen != ep.tgen {
+		s.meter.stale++
+		return
+	}
+	ep.armed = 0
+	s.meter.events++
+	s.trace(e)
+	if ep.want > s.now {
+		s.arm(e.slot, e.side)
+		return
+	}
+	if e.side == client {
+		if from, until := s.pause(sl); s.now >= from && s.now < until {
+			ep.want = until
+			ep.tgen++
+			ep.armed = until
+			s.q.push(event{at: until, kind: evTimer, slot: e.slot, side: client, gen: ep.tgen})
+			return
+		}
+	}
+	s.step(e.slot, e.side, ep.gen, fsm.Input{Kind: fsm.DeadlineReached})
+}

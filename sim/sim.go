@@ -1,0 +1,544 @@
+package sim
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
+)
+
+// Defaults used where a Config field is zero.
+const (
+	DefaultConns         = 100
+	DefaultDuration      = time.Hour
+	DefaultSpread        = time.Second
+	DefaultDetectHorizon = 10 * time.Minute
+	// ReloadAfter is how long a user takes to restart a client whose
+	// backoff gave up.
+	ReloadAfter = time.Minute
+)
+
+// Heartbeat frame sizes on the wire: a WebSocket control frame has a
+// 2-byte header, a client's frames add a 4-byte mask, and the ping payload
+// (echoed by the pong) is the 8-byte sequence number. TCP/IP headers are
+// not counted.
+const (
+	upFrameBytes   = 2 + 4 + 8
+	downFrameBytes = 2 + 8
+)
+
+// never is the time of something that does not happen.
+const never int64 = math.MaxInt64
+
+// epoch is the virtual time 0 handed to the machines.
+var epoch = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// Config configures one run.
+type Config struct {
+	// Profile is the network and its faults. Required (see ProfileByName).
+	Profile Profile
+	// Preset gives each connection's client and server policies. Required.
+	Preset policy.Preset
+	// Conns is how many client–server connections run side by side. Zero
+	// means DefaultConns.
+	Conns int
+	// Duration is the virtual time simulated. Zero means DefaultDuration.
+	Duration time.Duration
+	// Seed seeds the run's one random source; equal seeds give equal runs.
+	Seed uint64
+	// Faults are scheduled in addition to the profile's random failures.
+	Faults []Fault
+	// AcceptRate limits the connections the server accepts per second
+	// (a token bucket holding a tenth of a second's worth, at least one);
+	// excess dials are refused. Zero means unlimited.
+	AcceptRate float64
+	// Advice is the reconnect window the server advertises in every
+	// heartbeat it sends (transport.Frame.ReconnectWindow); zero means none.
+	Advice time.Duration
+	// Spread: clients make their first dial at uniform moments in
+	// [0, Spread). Zero means DefaultSpread.
+	Spread time.Duration
+	// DetectHorizon: a failure that no surviving side has detected this
+	// long after it began counts as undetected, and the stuck side is
+	// reset (its user reloads). Zero means DefaultDetectHorizon.
+	DetectHorizon time.Duration
+	// Machine carries the fsm settings every machine gets (connect
+	// timeout, stall guard, …); Role and the policies are set by the run.
+	Machine fsm.Config
+	// Trace, if set, receives one line per event of the run.
+	Trace io.Writer
+}
+
+// ErrConfig is wrapped by every error about a Config.
+var ErrConfig = errors.New("sim: bad config")
+
+func (c *Config) withDefaults() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)
+	}
+	if c.Preset.Client == nil || c.Preset.Server == nil {
+		return bad("no preset: set Preset (see policy.Lookup)")
+	}
+	if err := c.Profile.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.Conns == 0 {
+		c.Conns = DefaultConns
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Spread == 0 {
+		c.Spread = DefaultSpread
+	}
+	if c.DetectHorizon == 0 {
+		c.DetectHorizon = DefaultDetectHorizon
+	}
+	switch {
+	case c.Conns < 0 || c.Conns > 1<<24:
+		return bad("%d connections: want 1 to %d (0 means %d)", c.Conns, 1<<24, DefaultConns)
+	case c.Duration < 0:
+		return bad("duration %v must be positive (0 means %v)", c.Duration, DefaultDuration)
+	case c.Spread < 0:
+		return bad("spread %v must be positive (0 means %v)", c.Spread, DefaultSpread)
+	case c.DetectHorizon < 0:
+		return bad("detect horizon %v must be positive (0 means %v)", c.DetectHorizon, DefaultDetectHorizon)
+	case c.AcceptRate < 0 || c.AcceptRate != c.AcceptRate:
+		return bad("accept rate %g must not be negative (0 means unlimited)", c.AcceptRate)
+	case c.Advice < 0:
+		return bad("advice %v must not be negative (0 means none)", c.Advice)
+	}
+	for _, f := range c.Faults {
+		if err := f.validate(c.Conns, c.Duration); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// side says which end of a slot an endpoint is: the client, the server's
+// current connection, or a ghost — the server's older connection of the
+// same slot, still watching a connection the client has left.
+type side uint8
+
+const (
+	client side = iota
+	server
+	ghost
+)
+
+var sideNames = [...]string{"client", "server", "ghost"}
+
+func (s side) String() string { return sideNames[s] }
+
+// class is the side of the wire: ghost is a server.
+func (s side) class() side { return min(s, server) }
+
+// endpoint is one Machine and its place in the simulation.
+type endpoint struct {
+	m         *fsm.Machine
+	armed     int64  // time of the live timer event; 0 for none
+	want      int64  // the machine's deadline (never for none)
+	lastEv    int64  // the latest evidence of life
+	suspectAt int64  // when a healthy suspect episode began; -1 if none
+	gen       uint32 // the connection it is on; 0 for none
+	tgen      uint32 // timer generation: older timer events are stale
+	up        bool   // alive or suspect
+}
+
+// failure is the state of a slot's latest fault.
+type failure struct {
+	at, until int64
+	lastEv    [2]int64 // latest evidence per side class on the doomed connection
+	serial    uint32
+	gen       uint32 // the doomed connection
+	kind      FaultKind
+	measuring bool  // detection not yet seen
+	survivors uint8 // bit per side class that can detect it
+}
+
+// slot is one client and its server side.
+type slot struct {
+	ep         [3]endpoint
+	up, down   dirState
+	fail       failure
+	stallFrom  int64
+	stallUntil int64
+	pauseFrom  int64
+	pauseUntil int64
+	gen        uint32 // the latest connection generation
+}
+
+// Sim is one run in progress. It is single-threaded; run independent Sims
+// on separate goroutines to use more cores.
+type Sim struct {
+	cfg     Config
+	r       *rand.Rand
+	q       queue
+	now     int64
+	horizon int64
+	slots   []slot
+	acts    []fsm.Action
+	payload [8]byte
+	tr      *bufio.Writer
+	err     error
+	stop    bool
+
+	tokens, tokenCap float64
+	tokenAt          int64
+	serverDownUntil  int64
+	serial           uint32
+
+	// storm hooks
+	onSyn   func(now int64)
+	onAlive func(slot int32, now int64)
+
+	meter meter
+}
+
+// Run simulates cfg and returns its measurements. The same Config gives
+// the same Result (and trace) byte for byte.
+func Run(cfg Config) (*Result, error) {
+	s, err := newSim(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.run(); err != nil {
+		return nil, err
+	}
+	return s.result(), nil
+}
+
+func newSim(cfg Config) (*Sim, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Sim{
+		cfg:     cfg,
+		r:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		horizon: int64(cfg.Duration),
+		slots:   make([]slot, cfg.Conns),
+		acts:    make([]fsm.Action, 0, 16),
+	}
+	s.q.h = make([]event, 0, 4*cfg.Conns+16)
+	if cfg.Trace != nil {
+		s.tr = bufio.NewWriter(cfg.Trace)
+	}
+	if cfg.AcceptRate > 0 {
+		s.tokenCap = max(1, cfg.AcceptRate/10)
+		s.tokens = s.tokenCap
+	}
+	s.meter.init()
+	for i := range s.slots {
+		sl := &s.slots[i]
+		for j := range sl.ep {
+			sl.ep[j].want = never
+			sl.ep[j].suspectAt = -1
+		}
+		s.q.push(event{at: int64(s.r.Float64() * float64(cfg.Spread)), kind: evStart, slot: int32(i)})
+		if cfg.Profile.FailEvery > 0 {
+			s.q.push(event{at: s.expo(cfg.Profile.FailEvery), kind: evFault, slot: int32(i)})
+		}
+	}
+	for i, f := range cfg.Faults {
+		s.q.push(event{at: int64(f.At), kind: evFault, slot: int32(max(f.Slot, 0)), aux: uint64(i + 1)})
+	}
+	return s, nil
+}
+
+func (s *Sim) expo(mean time.Duration) int64 {
+	return int64(s.r.ExpFloat64() * float64(mean))
+}
+
+func (s *Sim) run() error {
+	for s.q.len() > 0 && !s.stop && s.err == nil {
+		e := s.q.pop()
+		if e.at > s.horizon {
+			break
+		}
+		s.now = e.at
+		s.handle(&e)
+	}
+	if s.tr != nil {
+		if err := s.tr.Flush(); err != nil && s.err == nil {
+			s.err = fmt.Errorf("sim: writing the trace: %w", err)
+		}
+	}
+	return s.err
+}
+
+func (s *Sim) handle(e *event) {
+	sl := &s.slots[e.slot]
+	if e.kind != evTimer {
+		s.meter.events++
+		s.trace(e)
+	}
+	switch e.kind {
+	case evTimer:
+		s.timer(e)
+	case evStart:
+		s.startClient(e.slot)
+	case evSyn:
+		s.meter.link.InFlight--
+		s.syn(e)
+	case evAccept, evRefuse:
+		s.meter.link.InFlight--
+		ep := &sl.ep[client]
+		if ep.m == nil || ep.gen != e.gen || s.cutOff(e.slot, e.gen, client) {
+			s.meter.link.Dropped++
+			return
+		}
+		s.meter.link.Delivered++
+		if e.kind == evAccept {
+			s.step(e.slot, client, e.gen, fsm.Input{Kind: fsm.Connected})
+		} else {
+			ep.gen = 0
+			s.step(e.slot, client, e.gen, fsm.Input{Kind: fsm.DialFailed, Err: errRefused})
+		}
+	case evFrame, evFin:
+		s.meter.link.InFlight--
+		s.arrive(e)
+	case evReset:
+		idx, ok := s.find(sl, e.side, e.gen)
+		if !ok {
+			return
+		}
+		sl.ep[idx].gen = 0
+		s.step(e.slot, idx, e.gen, fsm.Input{Kind: fsm.PeerClosed, Err: errReset})
+	case evFault:
+		s.fault(e)
+	case evCap:
+		s.cap(e)
+	}
+}
+
+// Errors the simulated transport hands to the machines.
+var (
+	errRefused = errors.New("sim: connection refused")
+	errReset   = errors.New("sim: connection reset by peer")
+	errClosed  = errors.New("sim: peer closed the connection")
+)
+
+// find returns the endpoint of side class c on connection gen.
+func (s *Sim) find(sl *slot, c side, gen uint32) (side, bool) {
+	if gen == 0 {
+		return 0, false
+	}
+	if c == client {
+		return client, sl.ep[client].m != nil && sl.ep[client].gen == gen
+	}
+	for _, i := range [...]side{server, ghost} {
+		if sl.ep[i].m != nil && sl.ep[i].gen == gen {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// cutOff applies the slot's failure to a packet of connection gen
+// arriving at side class to: it reports whether the packet is lost, and
+// sends a reset back when the packet reaches a host that has forgotten
+// the connection.
+func (s *Sim) cutOff(i int32, gen uint32, to side) bool {
+	sl := &s.slots[i]
+	f := &sl.fail
+	if f.kind == 0 || gen != f.gen || s.now < f.at {
+		return false
+	}
+	reset := false
+	switch f.kind {
+	case Partition:
+		reset = s.now >= f.until
+	case CrashClient, CrashServer:
+		if (f.kind == CrashClient) != (to == client) {
+			return false
+		}
+		reset = s.now >= f.until
+	case HalfOpenUp, HalfOpenDown:
+		if (f.kind == HalfOpenDown) != (to == client) {
+			return false
+		}
+	default:
+		return false
+	}
+	if reset {
+		from := server
+		d := &s.cfg.Profile.Link.Down
+		if to == server {
+			from, d = client, &s.cfg.Profile.Link.Up
+		}
+		s.q.push(event{at: s.now + d.Latency.sample(s.r), kind: evReset, slot: i, side: from, gen: gen})
+	}
+	return true
+}
+
+// arrive delivers a frame or a close to its endpoint.
+func (s *Sim) arrive(e *event) {
+	sl := &s.slots[e.slot]
+	if s.cutOff(e.slot, e.gen, e.side) {
+		s.meter.link.Dropped++
+		return
+	}
+	idx, ok := s.find(sl, e.side, e.gen)
+	if !ok {
+		s.meter.link.Dropped++
+		return
+	}
+	s.meter.link.Delivered++
+	ep := &sl.ep[idx]
+	if e.kind == evFin {
+		ep.gen = 0
+		s.step(e.slot, idx, e.gen, fsm.Input{Kind: fsm.PeerClosed, Err: errClosed})
+		return
+	}
+	if ep.up {
+		f := &sl.fail
+		if f.kind.failure() && f.gen == e.gen && s.now >= f.at {
+			f.lastEv[idx.class()] = s.now
+		} else {
+			s.meter.gaps[idx.class()].add(s.now - ep.lastEv)
+		}
+		ep.lastEv = s.now
+	}
+	var fr = frameOf(e, s)
+	s.step(e.slot, idx, e.gen, fsm.Input{Kind: fsm.FrameIn, Frame: fr})
+}
+
+// syn handles a client's connection request at the server.
+func (s *Sim) syn(e *event) {
+	sl := &s.slots[e.slot]
+	f := &sl.fail
+	if (f.kind == Partition || f.kind == CrashServer) && s.now >= f.at && s.now < f.until {
+		s.meter.link.Dropped++ // black-holed: the client's connect timeout decides
+		return
+	}
+	s.meter.link.Delivered++
+	if s.onSyn != nil {
+		s.onSyn(s.now)
+	}
+	if s.now < s.serverDownUntil || !s.takeToken() {
+		s.meter.refused++
+		s.control(e.slot, server, evRefuse, e.gen)
+		return
+	}
+	sv := &sl.ep[server]
+	if sv.m != nil {
+		// The server still holds an older connection of this slot: it
+		// goes on watching it as a ghost.
+		g := &sl.ep[ghost]
+		if g.m != nil {
+			s.meter.ghostsDropped++
+		}
+		*g = *sv
+		g.armed = 0
+		g.tgen = sv.tgen + 1
+		s.arm(e.slot, ghost)
+	}
+	tg := sv.tgen + 1
+	*sv = endpoint{want: never, suspectAt: -1, tgen: tg}
+	set := s.cfg.Preset.Server(s.r)
+	mc := s.cfg.Machine
+	mc.Role, mc.Detector, mc.Interval, mc.Backoff = fsm.Server, set.Detector, set.Interval, nil
+	m, err := fsm.NewMachine(mc)
+	if err != nil {
+		s.err = fmt.Errorf("sim: preset %q server: %w", s.cfg.Preset.Name, err)
+		return
+	}
+	sv.m, sv.gen = m, e.gen
+	s.step(e.slot, server, e.gen, fsm.Input{Kind: fsm.Start})
+	if sv.m != nil && sv.gen == e.gen {
+		s.control(e.slot, server, evAccept, e.gen)
+	}
+}
+
+func (s *Sim) takeToken() bool {
+	if s.cfg.AcceptRate <= 0 {
+		return true
+	}
+	s.tokens = min(s.tokenCap, s.tokens+float64(s.now-s.tokenAt)*s.cfg.AcceptRate/1e9)
+	s.tokenAt = s.now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+// startClient starts (or restarts) a slot's client with a fresh machine.
+func (s *Sim) startClient(i int32) {
+	sl := &s.slots[i]
+	ep := &sl.ep[client]
+	set := s.cfg.Preset.Client(s.r)
+	mc := s.cfg.Machine
+	mc.Role, mc.Detector, mc.Interval, mc.Backoff = fsm.Client, set.Detector, set.Interval, set.Backoff
+	m, err := fsm.NewMachine(mc)
+	if err != nil {
+		s.err = fmt.Errorf("sim: preset %q client: %w", s.cfg.Preset.Name, err)
+		return
+	}
+	*ep = endpoint{m: m, want: never, suspectAt: -1, tgen: ep.tgen + 1}
+	s.meter.starts++
+	s.step(i, client, 0, fsm.Input{Kind: fsm.Start})
+}
+
+// control sends a connection-control packet (accept, refuse, close) from
+// side class from. Control packets are retransmitted like stream data
+// even on a datagram link, and a close keeps its place behind the data.
+func (s *Sim) control(i int32, from side, kind evKind, gen uint32) {
+	sl := &s.slots[i]
+	d, st, to := &s.cfg.Profile.Link.Up, &sl.up, server
+	if from != client {
+		d, st, to = &s.cfg.Profile.Link.Down, &sl.down, client
+	}
+	bf, bu := s.stall(sl)
+	s.meter.link.Sent++
+	at, _, ok := transmit(s.r, d, st, s.now, bf, bu, true, &s.meter.link)
+	if !ok {
+		s.meter.link.Dropped++
+		return
+	}
+	s.meter.link.InFlight++
+	s.q.push(event{at: at, kind: kind, slot: i, side: to, gen: gen})
+}
+
+// stall returns the slot's current or next stall window, drawing the next
+// one when the last has passed.
+func (s *Sim) stall(sl *slot) (from, until int64) {
+	w := &s.cfg.Profile.Stalls
+	if w.Every == 0 {
+		return never, never
+	}
+	for s.now >= sl.stallUntil {
+		sl.stallFrom = max(sl.stallUntil, 0) + s.expo(w.Every)
+		sl.stallUntil = sl.stallFrom + w.Length.sample(s.r)
+		if sl.stallUntil == sl.stallFrom {
+			sl.stallUntil++
+		}
+	}
+	return sl.stallFrom, sl.stallUntil
+}
+
+// pause returns the client's current or next pause window.
+func (s *Sim) pause(sl *slot) (from, until int64) {
+	w := &s.cfg.Profile.Pauses
+	if w.Every == 0 {
+		if s.now < sl.pauseUntil {
+			return sl.pauseFrom, sl.pauseUntil
+		}
+		return never, never
+	}
+	for s.now >= sl.pauseUntil {
+		sl.pauseFrom = max(sl.pauseUntil, 0) + s.expo(w.Every)
+		sl.pauseUntil = sl.pauseFrom + w.Length.sample(s.r)
+		if sl.pauseUntil == sl.pauseFrom {
+			sl.pauseUntil++
+		}
+	}
+	return sl.pauseFrom, sl.pauseUntil
+}
