@@ -4,16 +4,16 @@ package sim
 type evKind uint8
 
 const (
-	evTimer   evKind = iota + 1 // an endpoint's deadline wake-up
-	evFrame                     // a heartbeat frame arrives
-	evSyn                       // a client's connection request reaches the server
-	evAccept                    // the server's acceptance reaches the client
-	evRefuse                    // the server's refusal reaches the client
-	evFin                       // a clean close reaches the peer
-	evReset                     // a TCP reset reaches an endpoint
-	evFault                     // a fault begins (aux: 0 random, else 1 + index in Config.Faults)
-	evStart                     // a client starts (or restarts after a crash)
-	evCap                       // a failure's detection horizon (aux: its serial)
+	evTimer  evKind = iota + 1 // an endpoint's deadline wake-up
+	evFrame                    // a heartbeat frame arrives
+	evSyn                      // a client's connection request reaches the server
+	evAccept                   // the server's acceptance reaches the client
+	evRefuse                   // the server's refusal reaches the client
+	evFin                      // a clean close reaches the peer
+	evReset                    // a TCP reset reaches an endpoint
+	evFault                    // a fault begins (aux: 0 random, else 1 + index in Config.Faults)
+	evStart                    // a client starts (or restarts after a crash)
+	evCap                      // a failure's detection horizon (aux: its serial)
 )
 
 var evNames = [...]string{"", "timer", "frame", "syn", "accept", "refuse", "fin", "reset", "fault", "start", "cap"}
