@@ -1,9 +1,11 @@
 package policy
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
+
+// MinPingGap is the shortest ping interval any policy here accepts. It is
+// fsm.DefaultMinPingInterval: a peer that pings faster than this (beyond a
+// burst) is closed as a ping flood, so no policy may ask for it.
+const MinPingGap = 100 * time.Millisecond
 
 // Fixed is the detector of gorilla's chat example and Socket.IO: the peer is
 // suspect after SuspectAfter of silence and dead after DeadAfter.
@@ -24,10 +26,10 @@ func NewFixed(suspectAfter, deadAfter time.Duration) (*Fixed, error) {
 // Validate reports a configuration the detector cannot honour.
 func (f *Fixed) Validate() error {
 	if f.SuspectAfter <= 0 {
-		return fmt.Errorf("policy: fixed detector: suspect timeout %v must be positive", f.SuspectAfter)
+		return invalid("fixed detector", "suspect timeout %v must be positive", f.SuspectAfter)
 	}
 	if f.DeadAfter < f.SuspectAfter {
-		return fmt.Errorf("policy: fixed detector: dead timeout %v must not be shorter than the suspect timeout %v", f.DeadAfter, f.SuspectAfter)
+		return invalid("fixed detector", "dead timeout %v must not be shorter than the suspect timeout %v", f.DeadAfter, f.SuspectAfter)
 	}
 	return nil
 }
@@ -41,11 +43,27 @@ func (f *Fixed) Observe(time.Time, time.Duration) {}
 // Timeouts returns the configured timeouts.
 func (f *Fixed) Timeouts() (suspect, dead time.Duration) { return f.SuspectAfter, f.DeadAfter }
 
+// DetectionBound returns nb.MaxRTT + DeadAfter: the last frame the failed
+// peer sent arrives within nb.MaxRTT, and the dead timeout runs from it. It
+// promises accuracy only if DeadAfter exceeds nb.Gap().
+func (f *Fixed) DetectionBound(nb NetworkBound) (time.Duration, error) {
+	if err := nb.validate(); err != nil {
+		return 0, err
+	}
+	if err := f.Validate(); err != nil {
+		return 0, err
+	}
+	if f.DeadAfter <= nb.Gap() {
+		return 0, noBound("fixed detector", f.DeadAfter, nb)
+	}
+	return nb.MaxRTT + f.DeadAfter, nil
+}
+
 // Idle pings when nothing has arrived for Every, and every Probe while the
 // peer is suspect: a connection busy with data costs no pings.
 type Idle struct {
-	Every time.Duration // > 0
-	Probe time.Duration // 0 means Every
+	Every time.Duration // >= MinPingGap
+	Probe time.Duration // 0 means Every; else in [MinPingGap, Every]
 }
 
 // NewIdle returns a validated Idle interval policy.
@@ -59,11 +77,11 @@ func NewIdle(every, probe time.Duration) (*Idle, error) {
 
 // Validate reports a configuration the policy cannot honour.
 func (i *Idle) Validate() error {
-	if i.Every <= 0 {
-		return fmt.Errorf("policy: idle interval: ping interval %v must be positive", i.Every)
+	if i.Every < MinPingGap {
+		return invalid("idle interval", "ping interval %v must be at least %v", i.Every, MinPingGap)
 	}
-	if i.Probe < 0 || i.Probe > i.Every {
-		return fmt.Errorf("policy: idle interval: probe interval %v must be between 0 (same as the ping interval) and the ping interval %v", i.Probe, i.Every)
+	if i.Probe != 0 && (i.Probe < MinPingGap || i.Probe > i.Every) {
+		return invalid("idle interval", "probe interval %v must be 0 (same as the ping interval) or between %v and the ping interval %v", i.Probe, MinPingGap, i.Every)
 	}
 	return nil
 }
@@ -79,19 +97,31 @@ func (i *Idle) NextPing(l Link) time.Time {
 
 // Every pings every Period whatever else arrives, like gorilla's write pump.
 type Every struct {
-	Period time.Duration // > 0
+	Period time.Duration // >= MinPingGap
+	// First is how long after the connect the first ping goes out; zero
+	// means Period. Centrifuge draws it from [Period/2, Period) and the npm
+	// ws sweep pattern meets each connection at a random phase, which
+	// spreads the pings of a crowd that connected together.
+	First time.Duration
 }
 
 // Validate reports a configuration the policy cannot honour.
 func (e *Every) Validate() error {
-	if e.Period <= 0 {
-		return fmt.Errorf("policy: every interval: ping period %v must be positive", e.Period)
+	if e.Period < MinPingGap {
+		return invalid("every interval", "ping period %v must be at least %v", e.Period, MinPingGap)
+	}
+	if e.First < 0 {
+		return invalid("every interval", "first ping delay %v must not be negative (zero means one period)", e.First)
 	}
 	return nil
 }
 
-// NextPing returns one period after the last ping (or the connect).
+// NextPing returns First after the connect for the first ping, then one
+// period after the last ping.
 func (e *Every) NextPing(l Link) time.Time {
+	if e.First > 0 && l.LastPing.Before(l.AliveSince) {
+		return l.AliveSince.Add(e.First)
+	}
 	return later(l.AliveSince, l.LastPing).Add(e.Period)
 }
 
@@ -112,10 +142,10 @@ type Constant struct {
 // Validate reports a configuration the policy cannot honour.
 func (c *Constant) Validate() error {
 	if c.Delay < 0 {
-		return fmt.Errorf("policy: constant backoff: delay %v must not be negative", c.Delay)
+		return invalid("constant backoff", "delay %v must not be negative", c.Delay)
 	}
 	if c.MaxAttempts < 0 {
-		return fmt.Errorf("policy: constant backoff: max attempts %d must not be negative (0 means unlimited)", c.MaxAttempts)
+		return invalid("constant backoff", "max attempts %d must not be negative (0 means unlimited)", c.MaxAttempts)
 	}
 	return nil
 }
@@ -123,24 +153,13 @@ func (c *Constant) Validate() error {
 // Next returns Delay, or an error wrapping ErrGaveUp past MaxAttempts.
 func (c *Constant) Next(r Retry) (time.Duration, error) {
 	if c.MaxAttempts > 0 && r.Attempt > c.MaxAttempts {
-		return 0, &GaveUpError{Attempts: r.Attempt - 1, Elapsed: r.Elapsed, Limit: "max attempts"}
+		return 0, gaveUp(r, "max attempts")
+	}
+	if c.Delay < 0 {
+		return 0, misconfigured(r, c.Validate())
 	}
 	return c.Delay, nil
 }
-
-// GaveUpError says why a Backoff stopped. It wraps ErrGaveUp.
-type GaveUpError struct {
-	Attempts int           // dials made in the streak
-	Elapsed  time.Duration // time since the streak began
-	Limit    string        // which limit was reached
-}
-
-func (e *GaveUpError) Error() string {
-	return fmt.Sprintf("policy: gave up reconnecting after %d attempts in %v: %s reached", e.Attempts, e.Elapsed, e.Limit)
-}
-
-// Unwrap returns ErrGaveUp.
-func (e *GaveUpError) Unwrap() error { return ErrGaveUp }
 
 func later(a, b time.Time) time.Time {
 	if b.After(a) {

@@ -24,6 +24,72 @@ type Preset struct {
 	// pings); a policy must draw randomness only from it.
 	Client func(r *rand.Rand) Set
 	Server func(r *rand.Rand) Set
+	// Pings says who pings and how often on an idle line; EqualCost and
+	// the simulator's cost comparisons read it.
+	Pings Cadence
+}
+
+// Cadence says how often each side of a preset pings when the line is idle.
+// Zero means that side never pings on its own (it may still probe a suspect
+// peer).
+type Cadence struct {
+	Client time.Duration
+	Server time.Duration
+}
+
+// Heartbeat returns the shorter positive interval of the two, the longest a
+// live connection stays quiet before someone pings (the Heartbeat of a
+// NetworkBound for either side), or 0 if neither side pings.
+func (c Cadence) Heartbeat() time.Duration {
+	switch {
+	case c.Client <= 0:
+		return max(c.Server, 0)
+	case c.Server <= 0:
+		return c.Client
+	}
+	return min(c.Client, c.Server)
+}
+
+// EqualCost returns the preset "adaptive@"+p.Name: this library's Adaptive
+// detector at p's heartbeat cadence and direction, so that it spends about
+// the heartbeat bytes p spends. A side that pings in p pings when idle at
+// the same interval (AdaptiveInterval with Max at p's interval); a side that
+// only listens in p keeps listening (Listen). Either side probes a suspect
+// peer every min(1 s, heartbeat/2). The client keeps p's backoff, so only
+// detection differs. The result is not registered: build it on demand.
+func EqualCost(p Preset) (Preset, error) {
+	c := p.Pings
+	hb := c.Heartbeat()
+	switch {
+	case p.Client == nil || p.Server == nil:
+		return Preset{}, invalid("equal cost", "preset %q needs both constructors", p.Name)
+	case c.Client < 0 || c.Server < 0 || hb == 0:
+		return Preset{}, invalid("equal cost", "preset %q has no heartbeat cadence (client %v, server %v): set Pings", p.Name, c.Client, c.Server)
+	case hb < 2*MinPingGap:
+		return Preset{}, invalid("equal cost", "preset %q pings every %v: too fast to probe faster (need at least %v)", p.Name, hb, 2*MinPingGap)
+	}
+	probe := max(min(DefaultProbe, hb/2), MinPingGap)
+	side := func(own time.Duration) (Detector, Interval) {
+		d := &Adaptive{Interval: hb, Probe: probe}
+		if own > 0 {
+			return d, &AdaptiveInterval{Min: probe, Max: own}
+		}
+		return d, &Listen{Probe: probe}
+	}
+	return Preset{
+		Name: "adaptive@" + p.Name,
+		Source: fmt.Sprintf("this library's Adaptive detector at %s's cadence (client pings every %v, server every %v; 0 = never), probing every %v while suspect; %s's reconnect backoff",
+			p.Name, c.Client, c.Server, probe, p.Name),
+		Pings: c,
+		Client: func(r *rand.Rand) Set {
+			d, i := side(c.Client)
+			return Set{Detector: d, Interval: i, Backoff: p.Client(r).Backoff}
+		},
+		Server: func(*rand.Rand) Set {
+			d, i := side(c.Server)
+			return Set{Detector: d, Interval: i}
+		},
+	}, nil
 }
 
 var presets = map[string]Preset{}
@@ -57,23 +123,4 @@ func Names() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func init() {
-	Register(Preset{
-		Name:   "default",
-		Source: "this library's defaults (policy.Default)",
-		Client: func(*rand.Rand) Set { d, i, b := Default(); return Set{d, i, b} },
-		Server: func(*rand.Rand) Set { d, i, _ := Default(); return Set{d, i, nil} },
-	})
-	Register(Preset{
-		Name:   "fixed",
-		Source: "ping every 10 s when idle, suspect after 15 s and dead after 25 s of silence, redial after 1 s",
-		Client: func(*rand.Rand) Set {
-			return Set{&Fixed{SuspectAfter: 15 * time.Second, DeadAfter: 25 * time.Second}, &Idle{Every: 10 * time.Second}, &Constant{Delay: time.Second}}
-		},
-		Server: func(*rand.Rand) Set {
-			return Set{&Fixed{SuspectAfter: 15 * time.Second, DeadAfter: 25 * time.Second}, &Idle{Every: 10 * time.Second}, nil}
-		},
-	})
 }

@@ -1,0 +1,112 @@
+package policy
+
+import "time"
+
+// Defaults of AdaptiveInterval and Listen, used where a field is zero.
+const (
+	DefaultIntervalMin    = time.Second             // probe gap while suspect
+	DefaultIntervalMax    = DefaultAdaptiveInterval // idle gap while stable
+	DefaultIntervalGrowth = 2.0                     // relaxation factor per ping
+)
+
+// AdaptiveInterval pings when the line has been idle, faster while the peer
+// is suspect, and relaxes back while the link is stable — the "dynamic
+// frequency" idea. Like Idle, a connection busy with data costs no pings.
+//
+// While suspect it probes every Min, so the detector's verdict comes quickly
+// and rests on several probes. After the suspicion ends (or after a connect)
+// the idle gap grows by Growth with every ping sent, from Min back to Max:
+// a link that just had trouble is watched more closely for a while. The gap
+// is always within [Min, Max], measured from the later of the last evidence
+// and the last ping.
+//
+// Pair it with an Adaptive detector whose Interval is Max and whose Probe is
+// Min. It keeps a few fields of state per connection. Settings outside their
+// range are clamped into it when pinging; Validate reports them.
+type AdaptiveInterval struct {
+	// Min is the probe gap while suspect and the first gap after a
+	// suspicion. Zero means DefaultIntervalMin; at least MinPingGap.
+	Min time.Duration
+	// Max is the idle gap on a stable link. Zero means DefaultIntervalMax;
+	// at least Min.
+	Max time.Duration
+	// Growth multiplies the gap after each ping on a stable link. Zero
+	// means DefaultIntervalGrowth; at least 1 (1 keeps the gap at Min after
+	// a suspicion until the next connect).
+	Growth float64
+
+	conn time.Time     // AliveSince of the connection the state belongs to
+	seen time.Time     // the last ping accounted for
+	gap  time.Duration // the current idle gap
+}
+
+// Validate reports a configuration the policy cannot honour.
+func (a *AdaptiveInterval) Validate() error {
+	lo, hi := orDuration(a.Min, DefaultIntervalMin), orDuration(a.Max, DefaultIntervalMax)
+	if lo < MinPingGap || hi < lo {
+		return invalid("adaptive interval", "need %v <= min %v <= max %v (zero means %v and %v)", MinPingGap, lo, hi, DefaultIntervalMin, DefaultIntervalMax)
+	}
+	if g := orFloat(a.Growth, DefaultIntervalGrowth); !(g >= 1) {
+		return invalid("adaptive interval", "growth %v must be at least 1 (zero means %v)", a.Growth, DefaultIntervalGrowth)
+	}
+	return nil
+}
+
+func (a *AdaptiveInterval) bounds() (lo, hi time.Duration, growth float64) {
+	lo = max(orDuration(a.Min, DefaultIntervalMin), MinPingGap)
+	hi = max(orDuration(a.Max, DefaultIntervalMax), lo)
+	growth = orFloat(a.Growth, DefaultIntervalGrowth)
+	if !(growth >= 1) {
+		growth = 1
+	}
+	return lo, hi, growth
+}
+
+// NextPing returns Min after the later of the last evidence and the last
+// ping while suspect, and the current idle gap after it otherwise.
+func (a *AdaptiveInterval) NextPing(l Link) time.Time {
+	lo, hi, growth := a.bounds()
+	if !l.AliveSince.Equal(a.conn) {
+		a.conn, a.seen, a.gap = l.AliveSince, l.LastPing, hi
+	}
+	base := later(l.LastEvidence, l.LastPing)
+	if l.Suspect {
+		a.seen, a.gap = l.LastPing, lo
+		return base.Add(lo)
+	}
+	if !l.LastPing.Equal(a.seen) {
+		a.seen = l.LastPing
+		a.gap = time.Duration(min(float64(a.gap)*growth, float64(hi)))
+	}
+	a.gap = min(max(a.gap, lo), hi)
+	return base.Add(a.gap)
+}
+
+// Gap returns the idle gap the policy currently keeps (for inspection).
+func (a *AdaptiveInterval) Gap() time.Duration { return a.gap }
+
+// Listen never pings while the peer's own heartbeats arrive, and probes
+// every Probe once the peer is suspect: the side of a connection whose peer
+// does the pinging (a Socket.IO client, a server whose clients ping) can
+// still confirm a suspicion quickly instead of waiting out the peer's next
+// heartbeat.
+type Listen struct {
+	Probe time.Duration // zero means DefaultIntervalMin; at least MinPingGap
+}
+
+// Validate reports a configuration the policy cannot honour.
+func (l *Listen) Validate() error {
+	if l.Probe != 0 && l.Probe < MinPingGap {
+		return invalid("listen interval", "probe interval %v must be at least %v (zero means %v)", l.Probe, MinPingGap, DefaultIntervalMin)
+	}
+	return nil
+}
+
+// NextPing returns the zero Time unless the peer is suspect; then Probe
+// after the later of the last evidence and the last ping.
+func (l *Listen) NextPing(k Link) time.Time {
+	if !k.Suspect {
+		return time.Time{}
+	}
+	return later(k.LastEvidence, k.LastPing).Add(max(orDuration(l.Probe, DefaultIntervalMin), MinPingGap))
+}
