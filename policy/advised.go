@@ -51,8 +51,8 @@ func (a *Advised) Validate() error {
 
 // Next returns the delay before dial r.Attempt.
 func (a *Advised) Next(r Retry) (time.Duration, error) {
-	if a.Rand == nil || a.MaxWindow < 0 {
-		return 0, misconfigured(r, a.Validate())
+	if err := a.Validate(); err != nil {
+		return 0, misconfigured(r, err)
 	}
 	if w := min(r.Advice, orDuration(a.MaxWindow, DefaultMaxWindow)); w > 0 {
 		if r.Attempt <= 1 {

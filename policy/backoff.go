@@ -307,8 +307,8 @@ func (l *Limit) Validate() error {
 // Next returns the wrapped backoff's delay, or an error wrapping ErrGaveUp
 // when a limit is reached.
 func (l *Limit) Next(r Retry) (time.Duration, error) {
-	if l.Backoff == nil || l.MaxAttempts < 0 || l.MaxElapsed < 0 {
-		return 0, misconfigured(r, l.Validate())
+	if err := l.Validate(); err != nil {
+		return 0, misconfigured(r, err)
 	}
 	if l.MaxAttempts > 0 && r.Attempt > l.MaxAttempts {
 		return 0, gaveUp(r, "max attempts")

@@ -152,11 +152,11 @@ func (c *Constant) Validate() error {
 
 // Next returns Delay, or an error wrapping ErrGaveUp past MaxAttempts.
 func (c *Constant) Next(r Retry) (time.Duration, error) {
+	if err := c.Validate(); err != nil {
+		return 0, misconfigured(r, err)
+	}
 	if c.MaxAttempts > 0 && r.Attempt > c.MaxAttempts {
 		return 0, gaveUp(r, "max attempts")
-	}
-	if c.Delay < 0 {
-		return 0, misconfigured(r, c.Validate())
 	}
 	return c.Delay, nil
 }
