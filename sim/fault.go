@@ -223,8 +223,12 @@ func (s *Sim) restart(outage int64) {
 			if cl.m != nil && cl.gen == ep.gen {
 				d := &s.cfg.Profile.Link.Down
 				s.q.push(event{at: s.now + d.Latency.sample(s.r), kind: evReset, slot: int32(i), side: client, gen: ep.gen})
+				s.meter.resets++
 			}
 			*ep = endpoint{want: never, suspectAt: -1, tgen: ep.tgen + 1}
 		}
+	}
+	if s.onRestart != nil {
+		s.onRestart()
 	}
 }

@@ -109,6 +109,7 @@ type meter struct {
 	dials, starts int64
 	gaveUp        int64
 	refused       int64
+	resets        int
 	ghostsDropped int64
 	events, stale int64
 	link          LinkStats

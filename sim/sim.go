@@ -196,8 +196,9 @@ type Sim struct {
 	serial           uint32
 
 	// storm hooks
-	onSyn   func(now int64)
-	onAlive func(slot int32, now int64)
+	onSyn     func(now int64)
+	onAlive   func(slot int32, now int64)
+	onRestart func()
 
 	meter meter
 }

@@ -1,57 +1,199 @@
 // Command hbsim compares heartbeat policies on simulated networks.
 //
-// Until the simulator lands it plays one client connection's life on a
-// virtual clock: connect, a silent peer, suspicion, death and reconnection,
-// printing each transition with its virtual time.
+// With no flags it runs the standard comparison: every registered policy
+// preset (and, for each well-known system's preset P, the equal-cost row
+// adaptive@P) on the lan, wan, mobile and flaky profiles, then the
+// reconnect storm, and prints tables. See docs/simulator.md for the model
+// and docs/results.md for the numbers.
+//
+//	go run ./cmd/hbsim                          # the standard comparison
+//	go run ./cmd/hbsim -profile wan -policy default,socketio -duration 24h
+//	go run ./cmd/hbsim -scenario storm -json
+//	go run ./cmd/hbsim -link stream -latency 80ms -jitter 20ms -loss 0.02 -burst 4
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"runtime"
+	"strings"
 	"time"
-
-	"github.com/heartbeat-go/heartbeat/fsm"
 )
 
+// usageError is a bad flag or value: one line on stderr, exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
 func main() {
-	if err := demo(); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "hbsim:", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "hbsim:", err)
 		os.Exit(1)
 	}
 }
 
-func demo() error {
-	m, err := fsm.NewMachine(fsm.Config{})
+// options are the parsed flags.
+type options struct {
+	profiles  []string
+	policies  []string
+	scenario  string
+	conns     int
+	duration  time.Duration
+	seed      uint64
+	json      bool
+	plot      string
+	trace     string
+	workers   int
+	clients   int
+	accept    float64
+	custom    bool
+	link      string
+	latency   time.Duration
+	jitter    time.Duration
+	loss      float64
+	burst     float64
+	quietProg bool
+}
+
+// Sized so that the no-flag run stays well under a minute on two shared
+// cores (docs/results.md gives the measured wall time).
+const (
+	defaultConns    = 40
+	defaultDuration = 6 * time.Hour
+)
+
+func parse(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("hbsim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	profile := fs.String("profile", "all", "network profiles: comma list of lan, wan, mobile, flaky, or all")
+	pol := fs.String("policy", "all", "policy presets: comma list (see -list), or all")
+	fs.StringVar(&o.scenario, "scenario", "all", "detect, storm or all")
+	fs.IntVar(&o.conns, "conns", defaultConns, "connections per detect run")
+	fs.DurationVar(&o.duration, "duration", defaultDuration, "virtual time per detect run")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of tables")
+	fs.StringVar(&o.plot, "plot", "", "write a plot to this .svg or .png file")
+	fs.StringVar(&o.trace, "trace", "", "write the event trace of the (single) run to this file")
+	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "runs simulated in parallel")
+	fs.IntVar(&o.clients, "clients", 10000, "storm: clients")
+	fs.Float64Var(&o.accept, "accept", 1000, "storm: connections the server accepts per second")
+	fs.StringVar(&o.link, "link", "stream", "custom link delivery: stream or datagram")
+	fs.DurationVar(&o.latency, "latency", 40*time.Millisecond, "custom link: one-way latency")
+	fs.DurationVar(&o.jitter, "jitter", 0, "custom link: latency standard deviation (normal)")
+	fs.Float64Var(&o.loss, "loss", 0, "custom link: packet loss rate in [0, 1)")
+	fs.Float64Var(&o.burst, "burst", 0, "custom link: mean loss burst length (≤ 1: independent)")
+	list := fs.Bool("list", false, "list policies and profiles and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, usagef("flags: -profile -policy -scenario -conns -duration -seed -json -plot -trace -workers -clients -accept -link -latency -jitter -loss -burst -list")
+		}
+		return nil, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (all options are flags)", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "link", "latency", "jitter", "loss", "burst":
+			o.custom = true
+		}
+	})
+	if *list {
+		o.scenario = "list"
+	}
+	switch o.scenario {
+	case "detect", "storm", "all", "list":
+	default:
+		return nil, usagef("-scenario %q: want detect, storm or all", o.scenario)
+	}
+	switch {
+	case o.conns < 1 || o.conns > 1_000_000:
+		return nil, usagef("-conns %d: want 1 to 1000000", o.conns)
+	case o.duration < time.Minute || o.duration > 365*24*time.Hour:
+		return nil, usagef("-duration %v: want 1m to 8760h of virtual time", o.duration)
+	case o.workers < 1:
+		return nil, usagef("-workers %d: want at least 1", o.workers)
+	case o.clients < 1 || o.clients > 1_000_000:
+		return nil, usagef("-clients %d: want 1 to 1000000", o.clients)
+	case !(o.accept > 0) || o.accept > 1e9:
+		return nil, usagef("-accept %g: want a positive rate", o.accept)
+	case o.link != "stream" && o.link != "datagram":
+		return nil, usagef("-link %q: want stream or datagram", o.link)
+	case o.latency < 0 || o.latency > time.Minute:
+		return nil, usagef("-latency %v: want 0 to 1m", o.latency)
+	case o.jitter < 0 || o.jitter > time.Minute:
+		return nil, usagef("-jitter %v: want 0 to 1m", o.jitter)
+	case !(o.loss >= 0 && o.loss < 1):
+		return nil, usagef("-loss %g: want a rate in [0, 1)", o.loss)
+	case !(o.burst >= 0) || o.burst > 1e6:
+		return nil, usagef("-burst %g: want a mean burst length ≥ 0 (≤ 1 means independent loss)", o.burst)
+	case o.plot != "" && !strings.HasSuffix(o.plot, ".svg") && !strings.HasSuffix(o.plot, ".png"):
+		return nil, usagef("-plot %q: want a file name ending in .svg or .png", o.plot)
+	}
+	var err error
+	if o.profiles, err = profileList(*profile, o.custom); err != nil {
+		return nil, err
+	}
+	if o.policies, err = policyList(*pol); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args)
 	if err != nil {
 		return err
 	}
-	start := time.Unix(0, 0).UTC()
-	now := start
-	var acts []fsm.Action
-	step := func(in fsm.Input) {
-		acts = m.Step(now, in, acts[:0])
-		for _, a := range acts {
-			switch a.Kind {
-			case fsm.StateChanged:
-				fmt.Printf("%8v  %-12v → %-12v %v\n", now.Sub(start), a.From, a.To, a.Reason)
-			case fsm.SendPing:
-				fmt.Printf("%8v  ping #%d\n", now.Sub(start), a.Seq)
-			}
+	if o.scenario == "list" {
+		return list(stdout)
+	}
+	jobs, err := plan(o)
+	if err != nil {
+		return err
+	}
+	if o.trace != "" && len(jobs) != 1 {
+		return usagef("-trace needs exactly one run, this selection makes %d: pick one -policy, one -profile and -scenario detect or storm", len(jobs))
+	}
+	var tr *os.File
+	if o.trace != "" {
+		if tr, err = os.Create(o.trace); err != nil {
+			return err
+		}
+		jobs[0].trace = tr
+	}
+	start := time.Now()
+	out := execute(jobs, o.workers, newProgress(stderr, len(jobs)))
+	if tr != nil {
+		if cerr := tr.Close(); err == nil && cerr != nil {
+			return cerr
 		}
 	}
-	step(fsm.Input{Kind: fsm.Start})
-	step(fsm.Input{Kind: fsm.Connected})
-	// The peer answers the first two pings, then falls silent.
-	for answered := 0; m.State() != fsm.Connecting; {
-		now = m.Deadline()
-		step(fsm.Input{Kind: fsm.DeadlineReached})
-		if len(acts) > 0 && acts[0].Kind == fsm.SendPing && answered < 2 {
-			answered++
-			now = now.Add(40 * time.Millisecond)
-			step(fsm.Input{Kind: fsm.FrameIn, Frame: fsmPong(acts[0].Seq)})
+	rep, err := collect(jobs, out)
+	if err != nil {
+		return err
+	}
+	rep.wall = time.Since(start)
+	if o.plot != "" {
+		if err := writePlot(o.plot, rep); err != nil {
+			return err
 		}
 	}
-	step(fsm.Input{Kind: fsm.Connected})
-	step(fsm.Input{Kind: fsm.CloseRequested})
-	return nil
+	if o.json {
+		return writeJSON(stdout, rep)
+	}
+	return writeTables(stdout, rep, o)
 }

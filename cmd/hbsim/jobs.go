@@ -1,0 +1,278 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/sim"
+)
+
+// wellKnown are the presets of other systems; each gets an equal-cost
+// adaptive@P row, printed beneath it.
+var wellKnown = []string{"gorilla", "socketio", "signalr", "phoenix", "ws", "centrifuge", "grpc", "akka"}
+
+// equalCost builds the adaptive@P preset; nil while the policy package
+// does not offer it.
+var equalCost func(policy.Preset) (policy.Preset, error)
+
+const adaptivePrefix = "adaptive@"
+
+// noJitter is the storm's no-jitter exponential baseline: the default
+// policy's detector with a backoff of 1 s doubling to 30 s, every client
+// on the same schedule.
+const noJitter = "exp-nojitter"
+
+// lookup resolves a policy name, including adaptive@P.
+func lookup(name string) (policy.Preset, error) {
+	if base, ok := strings.CutPrefix(name, adaptivePrefix); ok {
+		if equalCost == nil {
+			return policy.Preset{}, usagef("-policy %q: this build's policy package has no equal-cost presets", name)
+		}
+		p, err := policy.Lookup(base)
+		if err != nil {
+			return policy.Preset{}, usagef("-policy %q: %v", name, err)
+		}
+		return equalCost(p)
+	}
+	p, err := policy.Lookup(name)
+	if err != nil {
+		return policy.Preset{}, usagef("-policy: %v", err)
+	}
+	return p, nil
+}
+
+// allPolicies lists every policy of the standard comparison in table order:
+// default, each well-known preset followed by its adaptive@ row, the rest.
+func allPolicies() []string {
+	names := policy.Names()
+	var out []string
+	add := func(n string) {
+		if slices.Contains(names, n) && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	add("default")
+	for _, n := range wellKnown {
+		add(n)
+		if equalCost != nil && slices.Contains(names, n) {
+			out = append(out, adaptivePrefix+n)
+		}
+	}
+	for _, n := range names {
+		add(n)
+	}
+	return out
+}
+
+func policyList(s string) ([]string, error) {
+	if s == "all" {
+		all := allPolicies()
+		if len(all) == 0 {
+			return nil, usagef("-policy all: no policy presets are registered")
+		}
+		return all, nil
+	}
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			return nil, usagef("-policy %q: empty name in the list", s)
+		}
+		if _, err := lookup(n); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func profileList(s string, custom bool) ([]string, error) {
+	if custom {
+		if s != "all" {
+			return nil, usagef("-profile %q with a custom link: the -link/-latency/-jitter/-loss/-burst flags replace the profile; drop one", s)
+		}
+		return []string{"custom"}, nil
+	}
+	if s == "all" {
+		return sim.ProfileNames(), nil
+	}
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if _, err := sim.ProfileByName(n); err != nil {
+			return nil, usagef("-profile: %v", err)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// customProfile is the profile a custom link makes: the flags' link with
+// the wan profile's failures and no weather.
+func customProfile(o *options) (sim.Profile, error) {
+	p, _ := sim.ProfileByName("wan")
+	d := sim.Dir{Latency: sim.Latency{Dist: sim.Constant, Mean: o.latency}, Loss: sim.Loss{Rate: o.loss, Burst: o.burst}}
+	if o.jitter > 0 {
+		d.Latency = sim.Latency{Dist: sim.Normal, Mean: o.latency, Jitter: o.jitter}
+	}
+	if o.link == "datagram" {
+		d.Delivery = sim.Datagram
+	}
+	p.Name, p.Link, p.Stalls, p.Pauses = "custom", sim.Symmetric(d), sim.Weather{}, sim.Weather{}
+	if err := p.Validate(); err != nil {
+		return p, usagef("custom link: %v", err)
+	}
+	return p, nil
+}
+
+// job is one simulation to run.
+type job struct {
+	detect *sim.Config
+	storm  *sim.StormConfig
+	trace  io.Writer
+}
+
+type outcome struct {
+	det  *sim.Result
+	st   *sim.StormResult
+	err  error
+	wall time.Duration
+}
+
+func plan(o *options) ([]job, error) {
+	var jobs []job
+	if o.scenario == "detect" || o.scenario == "all" {
+		for _, pn := range o.profiles {
+			var prof sim.Profile
+			var err error
+			if pn == "custom" {
+				prof, err = customProfile(o)
+			} else {
+				prof, err = sim.ProfileByName(pn)
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, name := range o.policies {
+				p, err := lookup(name)
+				if err != nil {
+					return nil, err
+				}
+				jobs = append(jobs, job{detect: &sim.Config{Profile: prof, Preset: p, Conns: o.conns, Duration: o.duration, Seed: o.seed}})
+			}
+		}
+	}
+	if o.scenario == "storm" || o.scenario == "all" {
+		storm := func(p policy.Preset, advise bool) {
+			jobs = append(jobs, job{storm: &sim.StormConfig{Preset: p, Clients: o.clients, AcceptRate: o.accept, Advise: advise, Seed: o.seed}})
+		}
+		for _, name := range o.policies {
+			if strings.HasPrefix(name, adaptivePrefix) {
+				continue // same backoff as its base preset
+			}
+			p, err := lookup(name)
+			if err != nil {
+				return nil, err
+			}
+			if name == "default" {
+				storm(p, true)
+			}
+			storm(p, false)
+		}
+		if p, err := policy.Lookup("default"); err == nil && slices.Contains(o.policies, "default") && len(o.policies) > 1 {
+			storm(withBackoff(p, noJitter, func(*rand.Rand) policy.Backoff { return &expBackoff{base: time.Second, max: 30 * time.Second} }), false)
+		}
+	}
+	if len(jobs) == 0 {
+		return nil, usagef("nothing to run: the selection is empty")
+	}
+	return jobs, nil
+}
+
+// withBackoff returns p with its client backoff replaced.
+func withBackoff(p policy.Preset, name string, b func(*rand.Rand) policy.Backoff) policy.Preset {
+	c := p.Client
+	p.Name = name
+	p.Client = func(r *rand.Rand) policy.Set {
+		s := c(r)
+		s.Backoff = b(r)
+		return s
+	}
+	return p
+}
+
+// expBackoff is exponential backoff without jitter: base·2^(n−1), capped.
+type expBackoff struct{ base, max time.Duration }
+
+func (e *expBackoff) Next(r policy.Retry) (time.Duration, error) {
+	d := e.base
+	for i := 1; i < r.Attempt && d < e.max; i++ {
+		d *= 2
+	}
+	return min(d, e.max), nil
+}
+
+// execute runs the jobs on workers goroutines; each simulation is
+// single-threaded and deterministic, so the order of completion does not
+// change any result.
+func execute(jobs []job, workers int, prog *progress) []outcome {
+	out := make([]outcome, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				j := &jobs[i]
+				t0 := time.Now()
+				if j.detect != nil {
+					c := *j.detect
+					c.Trace = j.trace
+					out[i].det, out[i].err = sim.Run(c)
+				} else {
+					c := *j.storm
+					c.Trace = j.trace
+					out[i].st, out[i].err = sim.Storm(c)
+				}
+				out[i].wall = time.Since(t0)
+				prog.done()
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	prog.finish()
+	return out
+}
+
+func list(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "policy\tsource")
+	for _, n := range allPolicies() {
+		p, err := lookup(n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", n, p.Source)
+	}
+	fmt.Fprintln(tw, "\nprofile\t")
+	for _, n := range sim.ProfileNames() {
+		fmt.Fprintf(tw, "%s\t\n", n)
+	}
+	return tw.Flush()
+}
