@@ -82,6 +82,18 @@ type PhiAccrual struct {
 	sum        int64
 	sqHi, sqLo uint64 // 128-bit sum of squares
 	last       time.Time
+	roots      [2]phiRoot // cached y(level) for the two thresholds
+}
+
+// phiRoot caches phiInverse(level): thresholds rarely change, and the cube
+// root costs more than the rest of Timeouts.
+type phiRoot struct{ level, y float64 }
+
+func (d *PhiAccrual) root(i int, level float64) float64 {
+	if c := &d.roots[i]; c.level != level {
+		c.level, c.y = level, phiInverse(level)
+	}
+	return d.roots[i].y
 }
 
 type phiParams struct {
@@ -229,8 +241,8 @@ func (d *PhiAccrual) timeouts(p phiParams) (suspect, dead float64) {
 	mean, std := d.stats()
 	std = max(std, p.minStd)
 	base := mean + p.pause
-	suspect = max(base+phiInverse(p.suspect)*std, float64(time.Millisecond))
-	dead = max(base+phiInverse(p.dead)*std, suspect)
+	suspect = max(base+d.root(0, p.suspect)*std, float64(time.Millisecond))
+	dead = max(base+d.root(1, p.dead)*std, suspect)
 	return suspect, dead
 }
 

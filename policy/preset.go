@@ -54,7 +54,8 @@ func (c Cadence) Heartbeat() time.Duration {
 // detector at p's heartbeat cadence and direction, so that it spends about
 // the heartbeat bytes p spends. A side that pings in p pings when idle at
 // the same interval (AdaptiveInterval with Max at p's interval); a side that
-// only listens in p keeps listening (Listen). Either side probes a suspect
+// only listens in p, or whose peer pings more often, listens (Listen).
+// Either side expects a heartbeat every p.Pings.Heartbeat() and probes a suspect
 // peer every min(1 s, heartbeat/2). The client keeps p's backoff, so only
 // detection differs. The result is not registered: build it on demand.
 func EqualCost(p Preset) (Preset, error) {
@@ -71,9 +72,11 @@ func EqualCost(p Preset) (Preset, error) {
 	probe := max(min(DefaultProbe, hb/2), MinPingGap)
 	side := func(own time.Duration) (Detector, Interval) {
 		d := &Adaptive{Interval: hb, Probe: probe}
-		if own > 0 {
+		if own > 0 && own <= hb {
 			return d, &AdaptiveInterval{Min: probe, Max: own}
 		}
+		// This side never pings in p, or the peer pings more often, so
+		// its own idle pings would never go out (gRPC's server).
 		return d, &Listen{Probe: probe}
 	}
 	return Preset{

@@ -216,7 +216,7 @@ func builtin() []Preset {
 		},
 		{
 			Name:   "phi",
-			Source: "this library: phi accrual (Akka's formula; threshold 8, suspect at 1, 100 samples of gaps >= 5 s, min std 250 ms, pause 500 ms) with a 5 s idle interval (probe every 1 s); server listens; full jitter 1 s → 30 s",
+			Source: "this library: phi accrual (Akka's formula; threshold 8, suspect at 1, 100 samples of gaps in [5 s, 10 s], min std 250 ms, pause 500 ms) with a 5 s idle interval (probe every 1 s); server listens; full jitter 1 s → 30 s",
 			Pings:  Cadence{Client: 5 * sec},
 			Client: func(r *rand.Rand) Set {
 				return Set{plainPhi(), &Idle{Every: 5 * sec, Probe: sec}, &FullJitter{Rand: r}}
@@ -232,5 +232,5 @@ func akkaPhi() *PhiAccrual {
 
 func plainPhi() *PhiAccrual {
 	return &PhiAccrual{Threshold: 8, SuspectThreshold: 1, Window: 100, MinStdDev: 250 * ms,
-		AcceptablePause: 500 * ms, FirstInterval: 5 * sec, MinSample: 5 * sec}
+		AcceptablePause: 500 * ms, FirstInterval: 5 * sec, MinSample: 5 * sec, MaxSample: 10 * sec}
 }
