@@ -1,0 +1,127 @@
+package policy_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
+)
+
+// The adaptive detector learns how late heartbeats come: after a few
+// heartbeats 5 s apart, answered in about 100 ms, it suspects the peer
+// 5.25 s after the last evidence instead of the 6 s it starts with.
+func ExampleAdaptive() {
+	d := &policy.Adaptive{} // a heartbeat every 5 s, 2 probes 1 s apart
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d.Start(now)
+	s, dead := d.Timeouts()
+	fmt.Println("before any sample:", s, dead)
+	for range 20 {
+		now = now.Add(5*time.Second + 100*time.Millisecond) // ping after 5 s idle, pong 100 ms later
+		d.Observe(now, 100*time.Millisecond)
+	}
+	s, dead = d.Timeouts()
+	fmt.Println("after 20 heartbeats:", s.Round(time.Millisecond), dead.Round(time.Millisecond))
+	// Output:
+	// before any sample: 6s 9s
+	// after 20 heartbeats: 5.25s 7.5s
+}
+
+// Akka's φ accrual detector with its cluster defaults: a seeded window of
+// 750 ms and 1250 ms gaps, 3 s of acceptable pause, dead at φ = 8.
+func ExamplePhiAccrual() {
+	d := &policy.PhiAccrual{AcceptablePause: 3 * time.Second}
+	_, dead := d.Timeouts()
+	fmt.Println("dead after", dead.Round(time.Millisecond))
+	fmt.Printf("φ after 4.5 s of silence: %.2f\n", d.Phi(4500*time.Millisecond))
+	// Output:
+	// dead after 5.306s
+	// φ after 4.5 s of silence: 1.64
+}
+
+// A server that knows it has 10 000 clients and accepts 1 000 a second
+// advises a 10 s window; each client's first redial lands somewhere in it,
+// later ones follow full jitter.
+func ExampleAdvised() {
+	b := &policy.Advised{Rand: rand.New(rand.NewPCG(1, 2))}
+	for attempt := 1; attempt <= 3; attempt++ {
+		d, _ := b.Next(policy.Retry{Attempt: attempt, Advice: 10 * time.Second})
+		fmt.Println(attempt, d.Round(time.Millisecond))
+	}
+	// Output:
+	// 1 6.765s
+	// 2 461ms
+	// 3 1.017s
+}
+
+// Limit adds the common limits to any backoff; the Machine closes with the
+// error once a limit is reached.
+func ExampleLimit() {
+	b := &policy.Limit{Backoff: &policy.Table{Delays: []time.Duration{0, 2 * time.Second, 10 * time.Second}, Repeat: true}, MaxElapsed: 15 * time.Second}
+	var elapsed time.Duration
+	for attempt := 1; ; attempt++ {
+		d, err := b.Next(policy.Retry{Attempt: attempt, Elapsed: elapsed})
+		if err != nil {
+			fmt.Println(errors.Is(err, policy.ErrGaveUp), err)
+			return
+		}
+		fmt.Println("dial", attempt, "after", d)
+		elapsed += d
+	}
+	// Output:
+	// dial 1 after 0s
+	// dial 2 after 2s
+	// dial 3 after 10s
+	// true policy: gave up reconnecting after 3 attempts in 12s: max total time reached
+}
+
+// A preset gives both sides of a well-known system; its policies plug into
+// the Machine as they are.
+func ExampleLookup() {
+	p, err := policy.Lookup("socketio")
+	if err != nil {
+		panic(err)
+	}
+	r := rand.New(rand.NewPCG(1, 1)) // the connection's own seeded source
+	client := p.Client(r)
+	m, err := fsm.NewMachine(fsm.Config{Role: fsm.Client, Detector: client.Detector, Interval: client.Interval, Backoff: client.Backoff})
+	if err != nil {
+		panic(err)
+	}
+	s, d := client.Detector.Timeouts()
+	fmt.Printf("%s client: %T interval, dead after %v (suspect %v), machine %v\n", p.Name, client.Interval, d, s, m.State())
+	// Output:
+	// socketio client: policy.Never interval, dead after 45s (suspect 45s), machine connecting
+}
+
+// EqualCost builds the adaptive row at a preset's cadence: Socket.IO's
+// server still pings every 25 s and its client still only listens, but both
+// probe a suspect peer instead of waiting out a 45 s timeout.
+func ExampleEqualCost() {
+	p, _ := policy.Lookup("socketio")
+	eq, err := policy.EqualCost(p)
+	if err != nil {
+		panic(err)
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	c, s := eq.Client(r), eq.Server(r)
+	cs, cd := c.Detector.Timeouts()
+	fmt.Printf("%s: client %T suspect %v dead %v; server %T\n", eq.Name, c.Interval, cs, cd, s.Interval)
+	// Output:
+	// adaptive@socketio: client *policy.Listen suspect 26s dead 29s; server *policy.AdaptiveInterval
+}
+
+// A detector states the worst case it promises for a network bound.
+func ExampleBounded() {
+	var d policy.Bounded = &policy.Fixed{SuspectAfter: 45 * time.Second, DeadAfter: 45 * time.Second}
+	b, err := d.DetectionBound(policy.NetworkBound{Heartbeat: 25 * time.Second, MaxRTT: time.Second})
+	fmt.Println(b, err)
+	_, err = d.DetectionBound(policy.NetworkBound{Heartbeat: 25 * time.Second, MaxRTT: 30 * time.Second})
+	fmt.Println(errors.Is(err, policy.ErrNoBound))
+	// Output:
+	// 46s <nil>
+	// true
+}
