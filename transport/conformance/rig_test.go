@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	coder "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
@@ -112,25 +113,28 @@ func to(s fsm.State) func(fsm.Change) bool { return func(c fsm.Change) bool { re
 // in heartbeats answered, not in wall time.
 type counter struct {
 	transport.Events
-	pongs *atomic.Int64
-	wake  chan struct{}
+	pongs, data *atomic.Int64
+	wake        chan struct{}
 }
 
 func (c counter) Frame(f transport.Frame) {
-	if f.Kind == transport.Pong {
+	switch f.Kind {
+	case transport.Pong:
 		c.pongs.Add(1)
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	case transport.Data:
+		c.data.Add(1)
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 	c.Events.Frame(f)
 }
 
 type countingDialer struct {
 	transport.Dialer
-	pongs atomic.Int64
-	wake  chan struct{}
+	pongs, data atomic.Int64
+	wake        chan struct{}
 }
 
 func newCountingDialer(d transport.Dialer) *countingDialer {
@@ -138,19 +142,30 @@ func newCountingDialer(d transport.Dialer) *countingDialer {
 }
 
 func (d *countingDialer) Dial(ctx context.Context, ev transport.Events) (transport.Conn, error) {
-	return d.Dialer.Dial(ctx, counter{ev, &d.pongs, d.wake})
+	return d.Dialer.Dial(ctx, counter{ev, &d.pongs, &d.data, d.wake})
 }
 
 // waitPongs waits until n more pongs than now have arrived.
 func (d *countingDialer) waitPongs(t *testing.T, n int64) {
 	t.Helper()
-	target := d.pongs.Load() + n
+	d.wait(t, &d.pongs, "pongs", n)
+}
+
+// waitData waits until n more application messages than now have arrived.
+func (d *countingDialer) waitData(t *testing.T, n int64) {
+	t.Helper()
+	d.wait(t, &d.data, "data messages", n)
+}
+
+func (d *countingDialer) wait(t *testing.T, count *atomic.Int64, what string, n int64) {
+	t.Helper()
+	target := count.Load() + n
 	deadline := time.After(time.Duration(n)*pingEvery*4 + bound)
-	for d.pongs.Load() < target {
+	for count.Load() < target {
 		select {
 		case <-d.wake:
 		case <-deadline:
-			t.Fatalf("only %d of %d pongs", d.pongs.Load()-(target-n), n)
+			t.Fatalf("only %d of %d %s", count.Load()-(target-n), n, what)
 		}
 	}
 }
@@ -163,6 +178,12 @@ type server struct {
 	addr   string
 	online atomic.Int64
 	gone   chan fsm.Change // offline reports
+	pump   atomic.Bool     // stream data to each client (256 B every 50 ms)
+	// serverDead, if set, replaces the server role's dead timeout, so a
+	// test can make sure the verdict it watches is the client's own.
+	serverDead time.Duration
+	registered atomic.Int64
+	regWake    chan struct{}
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -173,10 +194,24 @@ type server struct {
 }
 
 func newServer(t *testing.T, kind string) *server {
-	s := &server{t: t, kind: kind, addr: "127.0.0.1:0", gone: make(chan fsm.Change, 64)}
+	s := &server{t: t, kind: kind, addr: "127.0.0.1:0", gone: make(chan fsm.Change, 64), regWake: make(chan struct{}, 1)}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
+}
+
+// waitRegistered waits until n connections have been accepted and are
+// watched (and so would be cut by kill).
+func (s *server) waitRegistered(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.After(bound)
+	for s.registered.Load() < n {
+		select {
+		case <-s.regWake:
+		case <-deadline:
+			t.Fatalf("server watches %d connections, want %d", s.registered.Load(), n)
+		}
+	}
 }
 
 func (s *server) url() string { return "ws://" + s.addr + "/ws" }
@@ -197,13 +232,25 @@ func (s *server) start() {
 
 func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 	cfg := fsm.DriverConfig{Config: policyConfig(fsm.Server)}
-	presence := func(read func(context.Context) error, abort func()) (gorillaws.Presence, func(*fsm.Driver)) {
+	if s.serverDead > 0 {
+		cfg.Detector = &policy.Fixed{SuspectAfter: s.serverDead, DeadAfter: s.serverDead}
+	}
+	s.mu.Lock()
+	live := s.hs // the instance that accepted this connection
+	s.mu.Unlock()
+	presence := func(read, write func(context.Context) error, abort func()) (gorillaws.Presence, func(*fsm.Driver)) {
 		p := gorillaws.Presence{
 			Online:  func() { s.online.Add(1) },
 			Offline: func(c fsm.Change) { s.gone <- c },
 		}
 		return p, func(d *fsm.Driver) {
 			s.mu.Lock()
+			if s.hs != live || live == nil { // killed while this connection was being set up
+				s.mu.Unlock()
+				abort()
+				_ = d.Close()
+				return
+			}
 			s.drivers = append(s.drivers, d)
 			s.aborts = append(s.aborts, abort)
 			s.readers.Add(1)
@@ -213,6 +260,14 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 				for read(context.Background()) == nil {
 				}
 			}()
+			if s.pump.Load() {
+				s.readers.Go(func() { pumpData(write) })
+			}
+			s.registered.Add(1)
+			select {
+			case s.regWake <- struct{}{}:
+			default:
+			}
 		}
 	}
 	switch s.kind {
@@ -227,6 +282,7 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p, keep := presence(func(ctx context.Context) error { _, _, err := c.Read(ctx); return err },
+			func(ctx context.Context) error { return c.Write(ctx, websocket.BinaryMessage, payload[:]) },
 			func() { _ = ws.UnderlyingConn().Close() })
 		d, err := c.Watch(context.Background(), cfg, p)
 		if err != nil {
@@ -240,6 +296,7 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p, keep := presence(func(ctx context.Context) error { _, _, err := c.Read(ctx); return err },
+			func(ctx context.Context) error { return c.Write(ctx, coder.MessageBinary, payload[:]) },
 			func() { _ = c.WebSocket().CloseNow() })
 		d, err := c.Watch(context.Background(), cfg, coderws.Presence(p))
 		if err != nil {
@@ -247,6 +304,24 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		keep(d)
+	}
+}
+
+var payload [256]byte
+
+// pumpData writes a message every 50 ms until a write fails (the
+// connection ended), for at most 400 messages.
+func pumpData(write func(context.Context) error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range 400 {
+		<-tick.C
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		err := write(ctx)
+		cancel()
+		if err != nil {
+			return
+		}
 	}
 }
 
