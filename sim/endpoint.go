@@ -11,9 +11,9 @@ import (
 // frameOf rebuilds the inbound frame an event carries. A ping's payload
 // is its 8-byte sequence number, as the WebSocket adapters send it.
 func frameOf(e *event, s *Sim) transport.Frame {
-	f := transport.Frame{Kind: transport.FrameKind(e.fk), Seq: e.aux}
+	f := transport.Frame{Kind: transport.FrameKind(e.fk), Seq: uint64(e.aux)}
 	if f.Kind == transport.Ping {
-		binary.BigEndian.PutUint64(s.payload[:], e.aux)
+		binary.BigEndian.PutUint64(s.payload[:], uint64(e.aux))
 		f.Payload = s.payload[:]
 	}
 	if e.flag != 0 {
@@ -68,11 +68,11 @@ func (s *Sim) send(i int32, idx side, a *fsm.Action) {
 	if ep.gen == 0 {
 		return
 	}
-	e := event{kind: evFrame, slot: i, gen: ep.gen, fk: uint8(transport.Ping), aux: a.Seq}
+	e := event{kind: evFrame, slot: i, gen: ep.gen, fk: uint8(transport.Ping), aux: uint32(a.Seq)}
 	if a.Kind == fsm.SendPong {
 		e.fk, e.aux = uint8(transport.Pong), 0
 		if len(a.Payload) == 8 {
-			e.aux = binary.BigEndian.Uint64(a.Payload)
+			e.aux = uint32(binary.BigEndian.Uint64(a.Payload))
 		}
 	}
 	d, st := &s.cfg.Profile.Link.Up, &sl.up

@@ -175,7 +175,7 @@ func (s *Sim) fault(e *event) {
 		sl.fail.survivors = 1 << client
 		*sv = endpoint{want: never, suspectAt: -1, tgen: sv.tgen + 1}
 	}
-	s.q.push(event{at: s.now + int64(s.cfg.DetectHorizon), kind: evCap, slot: i, aux: uint64(s.serial)})
+	s.q.push(event{at: s.now + int64(s.cfg.DetectHorizon), kind: evCap, slot: i, aux: s.serial})
 }
 
 // detected closes the measurement of a failure at its first detection.
@@ -191,7 +191,7 @@ func (s *Sim) detected(f *failure) {
 func (s *Sim) cap(e *event) {
 	sl := &s.slots[e.slot]
 	f := &sl.fail
-	if f.serial != uint32(e.aux) || !f.measuring {
+	if f.serial != e.aux || !f.measuring {
 		return
 	}
 	f.measuring = false

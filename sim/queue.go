@@ -25,12 +25,12 @@ func (k evKind) String() string {
 	return "event(?)"
 }
 
-// event is one scheduled happening. It is kept small (40 bytes) because
-// thousands sit in the queue at once.
+// event is one scheduled happening. It is kept to 32 bytes because
+// thousands sit in the queue at once and the heap moves them around.
 type event struct {
 	at   int64  // virtual nanoseconds since the run began
 	seq  uint64 // tie-break: events at the same moment run in scheduling order
-	aux  uint64 // frame seq, fault kind, …
+	aux  uint32 // frame seq (a connection sends far fewer than 2³² pings), fault index, failure serial
 	slot int32
 	gen  uint32 // connection generation, or timer generation for evTimer
 	kind evKind

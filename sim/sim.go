@@ -199,6 +199,7 @@ type Sim struct {
 	onSyn     func(now int64)
 	onAlive   func(slot int32, now int64)
 	onRestart func()
+	onDeliver func(e *event) // tests: every packet handed to an endpoint
 
 	meter meter
 }
@@ -248,7 +249,7 @@ func newSim(cfg Config) (*Sim, error) {
 		}
 	}
 	for i, f := range cfg.Faults {
-		s.q.push(event{at: int64(f.At), kind: evFault, slot: int32(max(f.Slot, 0)), aux: uint64(i + 1)})
+		s.q.push(event{at: int64(f.At), kind: evFault, slot: int32(max(f.Slot, 0)), aux: uint32(i + 1)})
 	}
 	return s, nil
 }
@@ -258,11 +259,8 @@ func (s *Sim) expo(mean time.Duration) int64 {
 }
 
 func (s *Sim) run() error {
-	for s.q.len() > 0 && !s.stop && s.err == nil {
+	for s.q.len() > 0 && !s.stop && s.err == nil && s.q.h[0].at <= s.horizon {
 		e := s.q.pop()
-		if e.at > s.horizon {
-			break
-		}
 		s.now = e.at
 		s.handle(&e)
 	}
@@ -295,7 +293,7 @@ func (s *Sim) handle(e *event) {
 			s.meter.link.Dropped++
 			return
 		}
-		s.meter.link.Delivered++
+		s.delivered(e)
 		if e.kind == evAccept {
 			s.step(e.slot, client, e.gen, fsm.Input{Kind: fsm.Connected})
 		} else {
@@ -391,7 +389,7 @@ func (s *Sim) arrive(e *event) {
 		s.meter.link.Dropped++
 		return
 	}
-	s.meter.link.Delivered++
+	s.delivered(e)
 	ep := &sl.ep[idx]
 	if e.kind == evFin {
 		ep.gen = 0
@@ -419,7 +417,7 @@ func (s *Sim) syn(e *event) {
 		s.meter.link.Dropped++ // black-holed: the client's connect timeout decides
 		return
 	}
-	s.meter.link.Delivered++
+	s.delivered(e)
 	if s.onSyn != nil {
 		s.onSyn(s.now)
 	}
@@ -455,6 +453,13 @@ func (s *Sim) syn(e *event) {
 	s.step(e.slot, server, e.gen, fsm.Input{Kind: fsm.Start})
 	if sv.m != nil && sv.gen == e.gen {
 		s.control(e.slot, server, evAccept, e.gen)
+	}
+}
+
+func (s *Sim) delivered(e *event) {
+	s.meter.link.Delivered++
+	if s.onDeliver != nil {
+		s.onDeliver(e)
 	}
 }
 

@@ -18,9 +18,9 @@ import (
 // adaptive@P row, printed beneath it.
 var wellKnown = []string{"gorilla", "socketio", "signalr", "phoenix", "ws", "centrifuge", "grpc", "akka"}
 
-// equalCost builds the adaptive@P preset; nil while the policy package
-// does not offer it.
-var equalCost func(policy.Preset) (policy.Preset, error)
+// equalCost builds the adaptive@P preset (a variable so the lookup can be
+// tested without the policy package's own).
+var equalCost = policy.EqualCost
 
 const adaptivePrefix = "adaptive@"
 

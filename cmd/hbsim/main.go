@@ -46,25 +46,24 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	profiles  []string
-	policies  []string
-	scenario  string
-	conns     int
-	duration  time.Duration
-	seed      uint64
-	json      bool
-	plot      string
-	trace     string
-	workers   int
-	clients   int
-	accept    float64
-	custom    bool
-	link      string
-	latency   time.Duration
-	jitter    time.Duration
-	loss      float64
-	burst     float64
-	quietProg bool
+	profiles []string
+	policies []string
+	scenario string
+	conns    int
+	duration time.Duration
+	seed     uint64
+	json     bool
+	plot     string
+	trace    string
+	workers  int
+	clients  int
+	accept   float64
+	custom   bool
+	link     string
+	latency  time.Duration
+	jitter   time.Duration
+	loss     float64
+	burst    float64
 }
 
 // Sized so that the no-flag run stays well under a minute on two shared
