@@ -1,0 +1,55 @@
+package proptest
+
+import (
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// property is one rapid property, named after the invariants it checks.
+type property struct {
+	ids []string
+	run func(*rapid.T, Select) // Select enables just the selected ids
+}
+
+func (p property) name() string {
+	parts := make([]string, 0, len(p.ids)+1)
+	parts = append(parts, p.ids...)
+	parts = append(parts, strings.ReplaceAll(invariantName(p.ids[0]), " ", "_"))
+	return strings.Join(parts, "_")
+}
+
+// runAll runs each selected property with rapid: as a subtest of a
+// *testing.T (so rapid's replay line names it), else one after the other
+// on tb, stopping at the first failure.
+func runAll(tb testing.TB, sel Select, props []property) {
+	tb.Helper()
+	for _, p := range props {
+		var on Select
+		for _, id := range p.ids {
+			if sel.on(id) {
+				on.Only = append(on.Only, id)
+			}
+		}
+		if len(on.Only) == 0 {
+			continue
+		}
+		prop := func(t *rapid.T) { p.run(t, on) }
+		if t, ok := tb.(*testing.T); ok {
+			t.Run(p.name(), rapid.MakeCheck(prop))
+			continue
+		}
+		rapid.Check(tb, prop)
+	}
+}
+
+// promiseFailed reports a promise the harness cannot check.
+func promiseFailed(tb testing.TB, err error) bool {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+		return true
+	}
+	return false
+}
