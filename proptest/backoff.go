@@ -221,7 +221,7 @@ func (c backoffCheck) first(seed uint64) time.Duration {
 	}
 	hi := time.Duration(0)
 	for i := range uint64(32) {
-		if d, err := c.make(seed^(i+1)<<32).Next(policy.Retry{Attempt: 1}); err == nil {
+		if d, err := c.make(seed ^ (i+1)<<32).Next(policy.Retry{Attempt: 1}); err == nil {
 			hi = max(hi, d)
 		}
 	}

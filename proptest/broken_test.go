@@ -52,9 +52,12 @@ func (r *recorder) Failed() bool {
 	defer r.mu.Unlock()
 	return r.failed
 }
-func (r *recorder) Skipf(format string, args ...any) { r.record("skip: " + fmt.Sprintf(format, args...)); runtime.Goexit() }
-func (r *recorder) Skip(args ...any)                 { r.record("skip: " + fmt.Sprint(args...)); runtime.Goexit() }
-func (r *recorder) SkipNow()                         { r.record("skip"); runtime.Goexit() }
+func (r *recorder) Skipf(format string, args ...any) {
+	r.record("skip: " + fmt.Sprintf(format, args...))
+	runtime.Goexit()
+}
+func (r *recorder) Skip(args ...any) { r.record("skip: " + fmt.Sprint(args...)); runtime.Goexit() }
+func (r *recorder) SkipNow()         { r.record("skip"); runtime.Goexit() }
 
 // verdict runs check against a recorder and returns whether it failed and
 // what it printed.

@@ -19,7 +19,9 @@ func TestFirstDefault(t *testing.T) {
 }
 
 func TestFirstDetector(t *testing.T) {
-	CheckDetector(t, func(*rand.Rand) policy.Detector { return &policy.Fixed{SuspectAfter: 15 * time.Second, DeadAfter: 25 * time.Second} },
+	CheckDetector(t, func(*rand.Rand) policy.Detector {
+		return &policy.Fixed{SuspectAfter: 15 * time.Second, DeadAfter: 25 * time.Second}
+	},
 		DetectorPromise{Network: policy.NetworkBound{Heartbeat: 10 * time.Second, MaxRTT: 4 * time.Second}, NoSuspect: true})
 }
 
