@@ -46,34 +46,42 @@ type queue struct {
 	seq uint64
 }
 
-func (q *queue) less(i, j int) bool {
-	a, b := &q.h[i], &q.h[j]
+func before(a, b *event) bool {
 	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
 }
 
+// push and pop move a hole rather than swapping, so each level of the
+// heap costs one 32-byte copy.
 func (q *queue) push(e event) {
 	q.seq++
 	e.seq = q.seq
 	q.h = append(q.h, e)
-	i := len(q.h) - 1
+	h := q.h
+	i := len(h) - 1
 	for i > 0 {
 		p := (i - 1) / 4
-		if !q.less(i, p) {
+		if !before(&e, &h[p]) {
 			break
 		}
-		q.h[i], q.h[p] = q.h[p], q.h[i]
+		h[i] = h[p]
 		i = p
 	}
+	h[i] = e
 }
 
 func (q *queue) len() int { return len(q.h) }
 
 // pop removes and returns the earliest event. The queue must not be empty.
 func (q *queue) pop() event {
-	top := q.h[0]
-	n := len(q.h) - 1
-	q.h[0] = q.h[n]
-	q.h = q.h[:n]
+	h := q.h
+	top := h[0]
+	n := len(h) - 1
+	last := h[n]
+	q.h = h[:n]
+	h = h[:n]
+	if n == 0 {
+		return top
+	}
 	i := 0
 	for {
 		c := 4*i + 1
@@ -81,16 +89,18 @@ func (q *queue) pop() event {
 			break
 		}
 		m := c
-		for k := c + 1; k < c+4 && k < n; k++ {
-			if q.less(k, m) {
+		end := min(c+4, n)
+		for k := c + 1; k < end; k++ {
+			if before(&h[k], &h[m]) {
 				m = k
 			}
 		}
-		if !q.less(m, i) {
+		if !before(&h[m], &last) {
 			break
 		}
-		q.h[i], q.h[m] = q.h[m], q.h[i]
+		h[i] = h[m]
 		i = m
 	}
+	h[i] = last
 	return top
 }

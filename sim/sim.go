@@ -181,6 +181,7 @@ type Sim struct {
 	cfg     Config
 	r       *rand.Rand
 	q       queue
+	cur     event // the event being handled
 	now     int64
 	horizon int64
 	slots   []slot
@@ -260,9 +261,9 @@ func (s *Sim) expo(mean time.Duration) int64 {
 
 func (s *Sim) run() error {
 	for s.q.len() > 0 && !s.stop && s.err == nil && s.q.h[0].at <= s.horizon {
-		e := s.q.pop()
-		s.now = e.at
-		s.handle(&e)
+		s.cur = s.q.pop() // a field, not a local: &e would escape to the heap
+		s.now = s.cur.at
+		s.handle(&s.cur)
 	}
 	if s.tr != nil {
 		if err := s.tr.Flush(); err != nil && s.err == nil {
