@@ -112,8 +112,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PingBurst == 0 {
 		c.PingBurst = DefaultPingBurst
 	}
-	if s, d := c.Detector.Timeouts(); s <= 0 || d < s {
-		return c, fmt.Errorf("heartbeat: detector timeouts suspect %v, dead %v: need 0 < suspect <= dead", s, d)
+	set := policy.Set{Detector: c.Detector, Interval: c.Interval, Backoff: c.Backoff}
+	if c.Role == Server {
+		set.Backoff = nil // unused
+	}
+	if err := set.Validate(); err != nil {
+		return c, fmt.Errorf("heartbeat: %w", err)
 	}
 	return c, nil
 }

@@ -480,12 +480,21 @@ func TestConfigValidation(t *testing.T) {
 		{"stable", Config{StableAfter: -1}, "stable-after period"},
 		{"grace", Config{StallGrace: -1}, "stall grace"},
 		{"min ping", Config{MinPingInterval: -1}, "minimum ping interval"},
-		{"detector", Config{Detector: &policy.Fixed{SuspectAfter: 10 * time.Second, DeadAfter: time.Second}}, "need 0 < suspect <= dead"},
-		{"zero detector", Config{Detector: &policy.Fixed{}}, "need 0 < suspect <= dead"},
+		{"detector", Config{Detector: &policy.Fixed{SuspectAfter: 10 * time.Second, DeadAfter: time.Second}}, "dead timeout 1s must not be shorter than the suspect timeout 10s"},
+		{"zero detector", Config{Detector: &policy.Fixed{}}, "suspect timeout 0s must be positive"},
+		{"custom detector", Config{Detector: &badDetector{}}, "need 0 < suspect <= dead"},
+		{"suspect before a ping", Config{Detector: &policy.Fixed{SuspectAfter: time.Second, DeadAfter: 2 * time.Second}, Interval: &policy.Idle{Every: 5 * time.Second}}, "must be longer than the ping interval"},
+		{"bad backoff", Config{Backoff: &policy.Constant{Delay: -time.Second}}, "delay -1s must not be negative"},
 	}
 	for _, tc := range bad {
-		if _, err := NewMachine(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, err := NewMachine(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+		// A policy's own complaint stays reachable with errors.Is.
+		policyErr := strings.Contains(err.Error(), "policy: ")
+		if policyErr != errors.Is(err, policy.ErrInvalidConfig) {
+			t.Errorf("%s: %v: wraps policy.ErrInvalidConfig %v", tc.name, err, !policyErr)
 		}
 	}
 	m, err := NewMachine(Config{})
@@ -540,4 +549,13 @@ func TestEveryDeclaredEdgeIsTaken(t *testing.T) {
 			}
 		}
 	}
+}
+
+// badDetector is a user's detector with nonsense timeouts and no Validate.
+type badDetector struct{}
+
+func (badDetector) Start(time.Time)                  {}
+func (badDetector) Observe(time.Time, time.Duration) {}
+func (badDetector) Timeouts() (time.Duration, time.Duration) {
+	return 0, time.Second
 }
