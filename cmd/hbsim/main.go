@@ -46,30 +46,35 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	profiles []string
-	policies []string
-	scenario string
-	conns    int
-	duration time.Duration
-	seed     uint64
-	json     bool
-	plot     string
-	trace    string
-	workers  int
-	clients  int
-	accept   float64
-	custom   bool
-	link     string
-	latency  time.Duration
-	jitter   time.Duration
-	loss     float64
-	burst    float64
+	profiles    []string
+	policies    []string
+	allPolicies bool // -policy all: the standard comparison
+	scenario    string
+	conns       int
+	duration    time.Duration
+	seed        uint64
+	json        bool
+	plot        string
+	trace       string
+	workers     int
+	clients     int
+	accept      float64
+	custom      bool
+	link        string
+	latency     time.Duration
+	jitter      time.Duration
+	loss        float64
+	burst       float64
 }
 
 // Sized so that the no-flag run stays well under a minute on two shared
-// cores (docs/results.md gives the measured wall time).
+// cores (docs/results.md gives the measured wall time). Without -conns a
+// detect run gets up to maxAutoConns connections, fewer for presets that
+// ping so often that the run would cost more than autoBudget events.
 const (
-	defaultConns    = 40
+	maxAutoConns    = 40
+	minAutoConns    = 8
+	autoBudget      = 600_000
 	defaultDuration = 6 * time.Hour
 )
 
@@ -80,7 +85,7 @@ func parse(args []string) (*options, error) {
 	profile := fs.String("profile", "all", "network profiles: comma list of lan, wan, mobile, flaky, or all")
 	pol := fs.String("policy", "all", "policy presets: comma list (see -list), or all")
 	fs.StringVar(&o.scenario, "scenario", "all", "detect, storm or all")
-	fs.IntVar(&o.conns, "conns", defaultConns, "connections per detect run")
+	fs.IntVar(&o.conns, "conns", 0, "connections per detect run (default: up to 40, fewer for presets that ping more than every 5 s)")
 	fs.DurationVar(&o.duration, "duration", defaultDuration, "virtual time per detect run")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of tables")
@@ -119,8 +124,8 @@ func parse(args []string) (*options, error) {
 		return nil, usagef("-scenario %q: want detect, storm or all", o.scenario)
 	}
 	switch {
-	case o.conns < 1 || o.conns > 1_000_000:
-		return nil, usagef("-conns %d: want 1 to 1000000", o.conns)
+	case o.conns < 0 || o.conns > 1_000_000:
+		return nil, usagef("-conns %d: want 1 to 1000000 (0: sized by cost)", o.conns)
 	case o.duration < time.Minute || o.duration > 365*24*time.Hour:
 		return nil, usagef("-duration %v: want 1m to 8760h of virtual time", o.duration)
 	case o.workers < 1:
@@ -149,6 +154,7 @@ func parse(args []string) (*options, error) {
 	if o.policies, err = policyList(*pol); err != nil {
 		return nil, err
 	}
+	o.allPolicies = *pol == "all"
 	return o, nil
 }
 

@@ -143,9 +143,8 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 			if i > 0 {
 				title("\n")
 			}
-			title("%s: %d connections × %gh of virtual time (%.1f connection-days), seed %d\n",
-				r.Profile, r.Conns, r.VirtualHours, float64(r.Conns)*r.VirtualHours/24, r.Seed)
-			fmt.Fprintln(tw, "policy\tT_D p50\tp99\tmax\tfailures\tundetected\tfalse dead/day\tfalse suspect/day\tsuspect p50\tmsgs/min\tbytes/min\tredials/day\tbest fixed p50\tp50/best\t")
+			title("%s: %gh of virtual time per connection, seed %d\n", r.Profile, r.VirtualHours, r.Seed)
+			fmt.Fprintln(tw, "policy\tconns\tT_D p50\tp99\tmax\tfailures\tundetected\tfalse dead/day\tfalse suspect/day\tsuspect p50\tmsgs/min\tbytes/min\tredials/day\tbest fixed p50\tp50/best\t")
 		}
 		ratio := "-"
 		if r.DetectionP50 != nil && r.BestFixedP50 != nil && *r.BestFixedP50 > 0 {
@@ -154,10 +153,10 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 		days := float64(r.Conns) * r.VirtualHours / 24
 		sp := "-"
 		if r.FalseSuspectP50 != nil {
-			sp = secs(r.FalseSuspectP50, 1e-3)
+			sp = fmt.Sprintf("%.0fms", *r.FalseSuspectP50)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.2f\t%.1f\t%s\t%.2f\t%.0f\t%.1f\t%s\t%s\t\n",
-			r.Policy, secs(r.DetectionP50, 1e-3), secs(r.DetectionP99, 1e-3), secs(r.DetectionMax, 1e-3),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%.2f\t%.1f\t%s\t%.2f\t%.0f\t%.1f\t%s\t%s\t\n",
+			r.Policy, r.Conns, secs(r.DetectionP50, 1e-3), secs(r.DetectionP99, 1e-3), secs(r.DetectionMax, 1e-3),
 			r.Failures, r.Undetected, r.FalseDeadsPerConnDay, r.FalseSuspectsPerConnDay, sp,
 			r.MsgsPerConnMin, r.BytesPerConnMin, float64(r.ReconnectAttempts)/days,
 			secs(r.BestFixedP50, 1e-3), ratio)
