@@ -13,7 +13,7 @@ import (
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-nope"},
-		{"-conns", "0"},
+		{"-conns", "-1"},
 		{"-duration", "1s"},
 		{"-scenario", "soak"},
 		{"-profile", "moon"},
