@@ -27,8 +27,10 @@ func TestAnalyticDetection(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 2))
 			cfg := Config{Profile: lan, Preset: serverPings(c.period, c.dead), Conns: conns, Duration: 10 * time.Minute, Seed: 9}
 			for i := range conns {
-				// After a warm-up of several periods, at a uniform moment.
-				at := 3*time.Minute + time.Duration(r.Int64N(int64(2*time.Minute)))
+				// After a warm-up, at a uniform moment in a window of whole
+				// ping periods (every connection pings in about the same
+				// phase, so a ragged window would favour some phases).
+				at := 3*time.Minute + time.Duration(r.Int64N(int64(2*c.period)))
 				cfg.Faults = append(cfg.Faults, Fault{At: at, Slot: i, Kind: CrashClient, Outage: 5 * time.Minute})
 			}
 			res, err := Run(cfg)
