@@ -146,6 +146,9 @@ func (s *Sim) fault(e *event) {
 		if !steady {
 			// Not connected right now: try again later, so every measured
 			// failure hits a live connection.
+			if s.tr != nil {
+				s.tracef("%s slot %d %v postponed: the connection is not up\n", s.stamp(), i, kind)
+			}
 			s.q.push(event{at: s.now + s.expo(p.FailEvery), kind: evFault, slot: i})
 			return
 		}
