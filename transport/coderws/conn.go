@@ -14,7 +14,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport"
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
@@ -549,7 +548,7 @@ func (c *Conn) Close(reason error) error {
 		started := c.started
 		c.mu.Unlock()
 		close(c.closing)
-		if graceful(reason) {
+		if wire.Handshake(reason) {
 			code, text := wire.CloseStatus(reason)
 			_ = c.ws.Close(websocket.StatusCode(code), text)
 		} else {
@@ -563,13 +562,6 @@ func (c *Conn) Close(reason error) error {
 	<-c.done
 	c.pings.Wait()
 	return nil
-}
-
-// graceful reports whether the peer is expected to answer a close
-// handshake.
-func graceful(reason error) bool {
-	return reason == nil || errors.Is(reason, fsm.ErrClosed) || errors.Is(reason, fsm.ErrPingFlood) ||
-		errors.Is(reason, context.Canceled)
 }
 
 // Done is closed once the connection has ended and its read loop exited.

@@ -37,7 +37,7 @@ func policyConfig(role fsm.Role) fsm.Config {
 	return fsm.Config{
 		Role:            role,
 		Detector:        &policy.Fixed{SuspectAfter: suspectAfter, DeadAfter: deadAfter},
-		Interval:        &policy.Idle{Every: pingEvery, Probe: pingEvery / 2},
+		Interval:        &policy.Idle{Every: pingEvery},
 		Backoff:         &policy.Constant{Delay: redial},
 		ConnectTimeout:  time.Second,
 		MinPingInterval: 20 * time.Millisecond,

@@ -253,8 +253,8 @@ func (c *Conn) readLoop() {
 		select {
 		case c.msgs <- message{typ, data}:
 		case <-c.closing:
-			c.end(nil)
-			return
+			// Closing: keep reading (and dropping) until the peer's close
+			// frame ends the loop.
 		}
 	}
 }
@@ -436,8 +436,11 @@ func (c *Conn) SendMessage(ctx context.Context, m *wire.Message) error {
 }
 
 // Close sends a close frame saying why (see wire.CloseStatus), closes the
-// connection and waits for the read loop to exit. It is idempotent. It
-// must not be called from the Events callbacks or from Options' callbacks.
+// connection and waits for the read loop to exit. When the peer is thought
+// alive (wire.Handshake), it first waits up to CloseTimeout for the peer's
+// close frame, so the peer reads the reason before the socket goes. It is
+// idempotent. It must not be called from the Events callbacks or from
+// Options' callbacks.
 func (c *Conn) Close(reason error) error {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -447,7 +450,15 @@ func (c *Conn) Close(reason error) error {
 		c.mu.Unlock()
 		close(c.closing)
 		code, text := wire.CloseStatus(reason)
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), text), time.Now().Add(c.opts.CloseTimeout))
+		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), text), time.Now().Add(c.opts.CloseTimeout))
+		if err == nil && started && wire.Handshake(reason) {
+			t := time.NewTimer(c.opts.CloseTimeout)
+			select {
+			case <-c.done: // the peer answered (or went)
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		_ = c.ws.Close()
 		if !started {
 			close(c.done)

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"context"
 	"errors"
 	"unicode/utf8"
 
@@ -39,4 +40,15 @@ func CloseStatus(reason error) (code uint16, text string) {
 		text = text[:cut]
 	}
 	return code, text
+}
+
+// Handshake reports whether closing for reason should wait for the peer's
+// close frame (RFC 6455 §7.1.1): yes when the peer is thought alive (the
+// user closed, a shutdown, a ping flood), no when it was lost, since it
+// would not answer. Closing the socket before the peer's close frame
+// arrives can reset the connection and lose the close frame, and with it
+// the reason.
+func Handshake(reason error) bool {
+	return reason == nil || errors.Is(reason, fsm.ErrClosed) || errors.Is(reason, fsm.ErrPingFlood) ||
+		errors.Is(reason, context.Canceled)
 }
