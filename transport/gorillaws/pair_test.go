@@ -53,6 +53,3 @@ func wsPair(t *testing.T, subprotocols []string, dial func(net.Conn) net.Conn) (
 	})
 	return server, client
 }
-
-// httpURL turns an httptest URL into a ws:// one.
-func wsURL(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
