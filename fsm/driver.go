@@ -91,8 +91,8 @@ type Driver struct {
 	acts    []Action
 	errMu   sync.Mutex
 	err     error
-	onIdle  func(deadline time.Time) // test hook: called after each step
 	pending []Input
+	dialDue bool // the machine asked for a dial; run performs it
 }
 
 // event is one transport event, tagged with the connection it came from so
@@ -174,11 +174,20 @@ func (d *Driver) run() {
 	defer timer.Stop()
 	d.step(Input{Kind: Start})
 	for !d.finished() {
+		// Close wins over everything else, and a dial runs between loop
+		// turns, so a backoff of zero against a dialer that fails at once
+		// cannot keep the driver from hearing Close.
+		if d.ctx.Err() != nil {
+			d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
+			continue
+		}
+		if d.dialDue {
+			d.dialDue = false
+			d.step(d.dial())
+			continue
+		}
 		if dl := d.m.Deadline(); !dl.IsZero() {
 			timer.Reset(max(dl.Sub(d.clk.Now()), 0))
-		}
-		if d.onIdle != nil {
-			d.onIdle(d.m.Deadline())
 		}
 		select {
 		case <-d.ctx.Done():
@@ -210,7 +219,7 @@ func (d *Driver) finished() bool {
 }
 
 // step feeds one input and carries out the actions, feeding back any input
-// they produce (a failed send, a dial's outcome).
+// they produce (a failed send).
 func (d *Driver) step(in Input) {
 	d.pending = append(d.pending[:0], in)
 	for len(d.pending) > 0 {
@@ -228,7 +237,7 @@ func (d *Driver) do(a *Action) {
 	case SendPing, SendPong:
 		f := transport.Frame{Kind: transport.Ping, Seq: a.Seq}
 		if a.Kind == SendPong {
-			f = transport.Frame{Kind: transport.Pong, Payload: a.Payload}
+			f = transport.Frame{Kind: transport.Pong, Seq: a.Seq, Payload: a.Payload}
 		}
 		if d.advice != nil {
 			f.ReconnectWindow = d.advice()
@@ -243,7 +252,7 @@ func (d *Driver) do(a *Action) {
 			d.pending = append(d.pending, Input{Kind: SendFailed, Err: err})
 		}
 	case Dial:
-		d.dial()
+		d.dialDue = true
 	case CloseTransport:
 		d.dropConn(a.Err)
 	case StateChanged:
@@ -262,8 +271,8 @@ func (d *Driver) do(a *Action) {
 }
 
 // dial runs one dial on the driver goroutine, bounded by the machine's
-// connect deadline and cancelled by Close, and queues its outcome.
-func (d *Driver) dial() {
+// connect deadline and cancelled by Close, and returns its outcome.
+func (d *Driver) dial() Input {
 	d.gen++
 	ev := &connEvents{d: d, gen: d.gen, stop: make(chan struct{})}
 	ctx, cancel := d.clk.WithDeadline(d.ctx, d.m.Deadline())
@@ -274,11 +283,10 @@ func (d *Driver) dial() {
 	}
 	if err != nil {
 		close(ev.stop)
-		d.pending = append(d.pending, Input{Kind: DialFailed, Err: err})
-		return
+		return Input{Kind: DialFailed, Err: err}
 	}
 	d.conn, d.connEv = conn, ev
-	d.pending = append(d.pending, Input{Kind: Connected})
+	return Input{Kind: Connected}
 }
 
 // dropConn closes the current connection, if any; its later events are

@@ -3,6 +3,7 @@ package fsm
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,3 +404,61 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		t.Error("bad machine config accepted")
 	}
 }
+
+// failingDialer fails every dial at once.
+type failingDialer struct{ dials atomic.Int64 }
+
+func (f *failingDialer) Dial(context.Context, transport.Events) (transport.Conn, error) {
+	f.dials.Add(1)
+	return nil, errors.New("refused")
+}
+
+// A backoff of zero against a dialer that fails at once keeps the driver
+// dialling without a pause; Close must still stop it.
+func TestDriverZeroBackoffInstantFailureStillCloses(t *testing.T) {
+	dialer := &failingDialer{}
+	cfg := DriverConfig{Config: testConfig(), Dialer: dialer}
+	cfg.Backoff = &policy.Constant{}
+	d, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dialer.dials.Load() < 1000 {
+		runtime.Gosched()
+	}
+	d.Close()
+	if d.State() != Closed {
+		t.Fatalf("state %v", d.State())
+	}
+}
+
+func TestDriverPongEchoesPingSeq(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, server := mem.Pipe(nil)
+		got := make(chan transport.Frame, 1)
+		client.Bind(frameFunc(func(f transport.Frame) {
+			if f.Kind == transport.Pong {
+				got <- f
+			}
+		}))
+		cfg := DriverConfig{Config: testConfig()}
+		cfg.Role = Server
+		cfg.Dialer = transport.Accepted(func(ev transport.Events) (transport.Conn, error) { server.Bind(ev); return server, nil })
+		d, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close(nil)
+		defer d.Close()
+		synctest.Wait()
+		_ = client.Send(context.Background(), transport.Frame{Kind: transport.Ping, Seq: 42, Payload: []byte{1, 2}})
+		if f := <-got; f.Seq != 42 || string(f.Payload) != "\x01\x02" {
+			t.Fatalf("pong %+v", f)
+		}
+	})
+}
+
+type frameFunc func(transport.Frame)
+
+func (f frameFunc) Frame(fr transport.Frame) { f(fr) }
+func (frameFunc) Closed(error)               {}

@@ -91,7 +91,9 @@ func (k ActionKind) String() string {
 // Action is one thing the driver must do, in the order returned.
 type Action struct {
 	Kind ActionKind
-	// Seq numbers a SendPing; its pong should echo it.
+	// Seq numbers a SendPing (its pong should echo it); for a SendPong it
+	// is the inbound ping's Seq (0 if unknown), for transports that carry
+	// it apart from the payload.
 	Seq uint64
 	// Payload is the ping payload a SendPong echoes. It aliases the inbound
 	// Input.Frame.Payload: use it before reusing that buffer.
@@ -353,7 +355,7 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	m.probeBy = unset
 	m.det.Observe(m.at(m.now), rtt)
 	if f.Kind == transport.Ping {
-		out = append(out, Action{Kind: SendPong, Payload: f.Payload})
+		out = append(out, Action{Kind: SendPong, Seq: f.Seq, Payload: f.Payload})
 	}
 	if m.state == Suspect {
 		out = m.transition(out, EvEvidence, ReasonEvidence, nil)
