@@ -15,8 +15,11 @@ const (
 	// DefaultProbe is the gap between probes while the peer is suspect
 	// (never more than half the interval).
 	DefaultProbe = time.Second
-	// DefaultProbes is how many probes must go unanswered before dead.
-	DefaultProbes = 2
+	// DefaultProbes is how many probes must go unanswered before dead: one,
+	// given a round trip with a retransmission's margin (rto) to answer.
+	// On a stream transport (TCP) a later probe queues behind a lost one
+	// and cannot answer sooner, so more probes mostly add waiting.
+	DefaultProbes = 1
 	// DefaultGain is γ, the weight of each new sample (Bertier et al.).
 	DefaultGain = 0.1
 	// DefaultBeta is β, the weight of the mean lateness in the margin.
@@ -31,10 +34,32 @@ const (
 	// DefaultInitialMargin is the margin used before any sample, RFC 6298's
 	// initial RTO.
 	DefaultInitialMargin = time.Second
+	// DefaultRetransmit is what one lost segment adds to a round trip on a
+	// stream transport: Linux's minimum TCP retransmission timeout
+	// (TCP_RTO_MIN, 200 ms). rto leaves room for one retransmission.
+	DefaultRetransmit = 200 * time.Millisecond
+	// DefaultHeadroom is how far beyond the worst remembered lateness of
+	// a live peer the detector waits before convicting: ×2 is one more
+	// doubling of TCP's retransmission timeout than the silence it has
+	// already seen the link survive.
+	DefaultHeadroom = 14.0
+	// DefaultMemory is how many heartbeats the worst lateness takes to
+	// decay by a factor e (it shrinks by 1/Memory of itself per sample):
+	// 720 samples is an hour at the default interval.
+	DefaultMemory = 720
+	// DefaultWarmup is how many heartbeats the prior on the worst lateness
+	// (Initial) takes to decay by a factor e: 60 samples are 5 minutes at
+	// the default interval. Until a link has shown what it does, the
+	// detector assumes it may stall for about a second.
+	DefaultWarmup = 20
+	// DefaultMaxToleranceFactor bounds the remembered tolerance:
+	// MaxTolerance defaults to this many Intervals.
+	DefaultMaxToleranceFactor = 6
 )
 
 // Adaptive is the recommended detector. It learns how late heartbeats
-// arrive and how much that varies, and asks for probes before it convicts.
+// arrive, how much that varies and the worst silence a live peer has left,
+// and asks for a probe before it convicts.
 //
 // Idea. On an idle line the next evidence is due Interval after the last one
 // (the pinging side's idle interval; a pong adds one round trip). Adaptive
@@ -47,22 +72,42 @@ const (
 //	err   = L − delay
 //	delay = delay + γ·err
 //	var   = var + γ·(|err| − var)
-//	α     = clamp(β·delay + φ·var, MinMargin, MaxMargin)
 //
-// (the first sample sets delay = L, var = L/2, as RFC 6298 does; before any
-// sample α = Initial). Round trips of answered pings feed a second estimate
-// the same way, rto = clamp(β·srtt + φ·rttvar, MinMargin, MaxMargin) (α when
-// no ping was answered yet). Then, measured from the last evidence,
+// (the first sample sets delay = L, var = L/2, as RFC 6298 does). Round
+// trips of answered pings feed a second estimate the same way (srtt,
+// rttvar). A side that only listens rarely pings, but the lateness of its
+// peer's heartbeats is a round trip (the peer pings Interval after its last
+// evidence), so the round-trip term falls back on the lateness estimate:
+//
+//	r   = β·srtt + φ·rttvar       (β·delay + φ·var before any answered ping)
+//	rto = clamp(r + Retransmit, MinMargin, MaxMargin)
+//	α   = clamp(max(β·delay + φ·var, rto), MinMargin, MaxMargin)
+//
+// rto is a round trip with room for one lost segment (Retransmit, TCP's
+// 200 ms minimum retransmission timeout), so suspicion is not raised by a
+// single retransmission, and α is never below it. Before any sample α = rto
+// = Initial. The detector also remembers the worst lateness of evidence
+// that did arrive — a slowly decaying maximum, kept across reconnects:
+//
+//	worst = max(min(g − Interval, MaxTolerance), worst·(1 − 1/Memory))
+//	tol   = min(Headroom·worst, MaxTolerance)
+//
+// Then, measured from the last evidence,
 //
 //	suspect = Interval + α
-//	dead    = suspect + Probes·Probe + rto
+//	dead    = Interval + max(α + (Probes−1)·Probe + rto, tol)
 //
-// While suspect, the interval policy (AdaptiveInterval, Listen, or Idle with
-// Probe set) sends a probe every Probe; the peer is declared dead only after
-// Probes of them had a round trip's margin to be answered, so one late pong
-// is not a verdict. Any evidence ends the suspicion. Set Interval and Probe
-// to match the interval policies in use: its own when this side pings, the
-// peer's when this side only listens.
+// The first probe is the ping sent at the suspicion (Listen, and Idle with
+// Probe set) or the regular ping just before it (AdaptiveInterval, whose
+// ping goes out α before the suspicion); each further probe follows Probe
+// later, and the last one has at least rto to be answered, so one late pong
+// is not a verdict. On a quiet, lossless link that is a few round trips
+// past the heartbeat; a link that has shown long silences (a handover
+// stall stretched by TCP's doubling retransmission timeout) is never
+// convicted within Headroom times the longest one it survived. Any evidence
+// ends the suspicion. Set Interval and Probe to match the interval policies
+// in use: its own when this side pings, the peer's when this side only
+// listens.
 //
 // State is O(1) (a few numbers); Observe and Timeouts allocate nothing. What
 // it learned survives a reconnect (the path is usually the same). The zero
@@ -90,9 +135,29 @@ type Adaptive struct {
 	// Initial is the margin before any sample. Zero means
 	// DefaultInitialMargin; clamped to [MinMargin, MaxMargin].
 	Initial time.Duration
+	// Retransmit is the delay one lost segment adds to a round trip. Zero
+	// means DefaultRetransmit; not negative.
+	Retransmit time.Duration
+	// Headroom multiplies the worst remembered lateness into the least
+	// tolerated silence beyond Interval. Zero means DefaultHeadroom; at
+	// least 0 (a tiny positive value effectively switches the memory off).
+	Headroom float64
+	// Memory is the worst lateness's decay time in samples. Zero means
+	// DefaultMemory; at least 1.
+	Memory float64
+	// Warmup is the decay time in samples of the prior on the worst
+	// lateness, Initial, that a detector without history starts from.
+	// Zero means DefaultWarmup; at least 1.
+	Warmup float64
+	// MaxTolerance caps the remembered tolerance (and the worst lateness
+	// sample). Zero means DefaultMaxToleranceFactor·Interval; not
+	// negative.
+	MaxTolerance time.Duration
 
 	last      time.Time
 	late, rtt ewma
+	worst     float64 // decaying maximum lateness, in nanoseconds
+	prior     float64 // the decaying prior on worst, in nanoseconds
 }
 
 // ewma is a Jacobson/Karels mean and mean deviation, in nanoseconds.
@@ -117,6 +182,8 @@ func (e *ewma) add(x, gain float64) {
 type adaptiveParams struct {
 	interval, probe, minM, maxM, initial float64
 	probes, gain, beta, phi              float64
+	retransmit, headroom, forget, maxTol float64
+	warm                                 float64
 }
 
 // NewAdaptive returns a validated Adaptive detector expecting a heartbeat
@@ -172,9 +239,27 @@ func (a *Adaptive) params() (adaptiveParams, error) {
 		return adaptiveParams{}, invalid(name, "initial margin %v must not be negative (zero means %v)", a.Initial, DefaultInitialMargin)
 	}
 	initial := min(max(orDuration(a.Initial, DefaultInitialMargin), minM), maxM)
+	if a.Retransmit < 0 || a.MaxTolerance < 0 {
+		return adaptiveParams{}, invalid(name, "retransmit %v and max tolerance %v must not be negative (zero means %v and %d × the interval)", a.Retransmit, a.MaxTolerance, DefaultRetransmit, DefaultMaxToleranceFactor)
+	}
+	headroom := orFloat(a.Headroom, DefaultHeadroom)
+	if !(headroom >= 0) || math.IsInf(headroom, 0) {
+		return adaptiveParams{}, invalid(name, "headroom %v must be finite and not negative (zero means %v)", a.Headroom, DefaultHeadroom)
+	}
+	memory := orFloat(a.Memory, DefaultMemory)
+	if !(memory >= 1) || math.IsInf(memory, 0) {
+		return adaptiveParams{}, invalid(name, "memory %v must be at least 1 sample and finite (zero means %v)", a.Memory, DefaultMemory)
+	}
+	maxTol := orDuration(a.MaxTolerance, DefaultMaxToleranceFactor*iv)
+	warmup := orFloat(a.Warmup, DefaultWarmup)
+	if !(warmup >= 1) || math.IsInf(warmup, 0) {
+		return adaptiveParams{}, invalid(name, "warmup %v must be at least 1 sample and finite (zero means %v)", a.Warmup, DefaultWarmup)
+	}
 	return adaptiveParams{
 		interval: float64(iv), probe: float64(probe), minM: float64(minM), maxM: float64(maxM), initial: float64(initial),
 		probes: float64(probes), gain: gain, beta: beta, phi: phi,
+		retransmit: float64(orDuration(a.Retransmit, DefaultRetransmit)), headroom: headroom,
+		forget: 1 - 1/memory, maxTol: float64(maxTol), warm: 1 - 1/warmup,
 	}, nil
 }
 
@@ -189,7 +274,13 @@ func (a *Adaptive) Observe(now time.Time, rtt time.Duration) {
 	}
 	if !a.last.IsZero() {
 		if gap := float64(now.Sub(a.last)); gap >= p.interval/2 {
-			a.late.add(min(max(gap-p.interval, 0), p.maxM), p.gain)
+			l := max(gap-p.interval, 0)
+			if a.late.n == 0 {
+				a.prior = p.initial
+			}
+			a.late.add(min(l, p.maxM), p.gain)
+			a.worst = max(min(l, p.maxTol), a.worst*p.forget)
+			a.prior *= p.warm
 		}
 	}
 	a.last = now
@@ -198,29 +289,36 @@ func (a *Adaptive) Observe(now time.Time, rtt time.Duration) {
 	}
 }
 
-// Timeouts returns suspect = Interval + α and dead = suspect +
-// Probes·Probe + rto. An invalid configuration returns zeros, which the
-// Machine rejects.
+// Timeouts returns suspect = Interval + α and dead = Interval + max(α +
+// (Probes−1)·Probe + rto, tol). An invalid configuration returns zeros,
+// which the Machine rejects.
 func (a *Adaptive) Timeouts() (suspect, dead time.Duration) {
 	p, err := a.params()
 	if err != nil {
 		return 0, 0
 	}
-	alpha, rto := a.margins(p)
-	s := p.interval + alpha
-	return time.Duration(s), time.Duration(s + p.probes*p.probe + rto)
+	alpha, rto, tol := a.margins(p)
+	return time.Duration(p.interval + alpha), time.Duration(p.interval + max(alpha+(p.probes-1)*p.probe+rto, tol))
 }
 
-func (a *Adaptive) margins(p adaptiveParams) (alpha, rto float64) {
-	alpha = p.initial
+func (a *Adaptive) margins(p adaptiveParams) (alpha, rto, tol float64) {
+	w := max(a.worst, a.prior)
+	tol = min(p.headroom*w, w+p.interval, p.maxTol)
+	var r float64
+	switch {
+	case a.rtt.n > 0:
+		r = p.beta*a.rtt.mean + p.phi*a.rtt.dev
+	case a.late.n > 0:
+		r = p.beta*a.late.mean + p.phi*a.late.dev
+	default:
+		return p.initial, p.initial, tol
+	}
+	rto = min(max(r+p.retransmit, p.minM), p.maxM)
+	alpha = rto
 	if a.late.n > 0 {
-		alpha = min(max(p.beta*a.late.mean+p.phi*a.late.dev, p.minM), p.maxM)
+		alpha = min(max(p.beta*a.late.mean+p.phi*a.late.dev, rto), p.maxM)
 	}
-	rto = alpha
-	if a.rtt.n > 0 {
-		rto = min(max(p.beta*a.rtt.mean+p.phi*a.rtt.dev, p.minM), p.maxM)
-	}
-	return alpha, rto
+	return alpha, rto, tol
 }
 
 // AdaptiveEstimate is what an Adaptive detector has learned.
@@ -229,6 +327,7 @@ type AdaptiveEstimate struct {
 	RTT, RTTDev           time.Duration // smoothed round trip and its mean deviation
 	Samples, RTTSamples   int           // how many of each were taken
 	Margin, RTO           time.Duration // α and rto as Timeouts uses them
+	Worst, Tolerance      time.Duration // the decaying worst lateness and tol
 }
 
 // Estimate returns what the detector has learned so far.
@@ -236,18 +335,20 @@ func (a *Adaptive) Estimate() AdaptiveEstimate {
 	e := AdaptiveEstimate{
 		Lateness: time.Duration(a.late.mean), LatenessDev: time.Duration(a.late.dev), Samples: a.late.n,
 		RTT: time.Duration(a.rtt.mean), RTTDev: time.Duration(a.rtt.dev), RTTSamples: a.rtt.n,
+		Worst: time.Duration(a.worst),
 	}
 	if p, err := a.params(); err == nil {
-		alpha, rto := a.margins(p)
-		e.Margin, e.RTO = time.Duration(alpha), time.Duration(rto)
+		alpha, rto, tol := a.margins(p)
+		e.Margin, e.RTO, e.Tolerance = time.Duration(alpha), time.Duration(rto), time.Duration(tol)
 	}
 	return e
 }
 
-// DetectionBound returns nb.MaxRTT + Interval + Probes·Probe + 2·MaxMargin:
-// the margins can never exceed MaxMargin, whatever the detector learned. It
-// promises accuracy only if its least dead timeout, Interval +
-// Probes·Probe + 2·MinMargin, exceeds nb.Gap().
+// DetectionBound returns nb.MaxRTT + Interval + max(2·MaxMargin +
+// (Probes−1)·Probe, MaxTolerance): α and rto can never exceed MaxMargin nor
+// tol MaxTolerance, whatever the detector learned. It promises accuracy
+// only if its least dead timeout, Interval + (Probes−1)·Probe + 2·MinMargin
+// (α and rto at their floor, nothing remembered), exceeds nb.Gap().
 func (a *Adaptive) DetectionBound(nb NetworkBound) (time.Duration, error) {
 	if err := nb.validate(); err != nil {
 		return 0, err
@@ -256,11 +357,11 @@ func (a *Adaptive) DetectionBound(nb NetworkBound) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	wait := p.interval + p.probes*p.probe
+	wait := p.interval + (p.probes-1)*p.probe
 	if least := time.Duration(wait + 2*p.minM); least <= nb.Gap() {
 		return 0, noBound("adaptive detector", least, nb)
 	}
-	return nb.MaxRTT + time.Duration(wait+2*p.maxM), nil
+	return nb.MaxRTT + time.Duration(p.interval+max(2*p.maxM+(p.probes-1)*p.probe, p.maxTol)), nil
 }
 
 func orDuration(v, def time.Duration) time.Duration {

@@ -24,8 +24,12 @@ func near(a, b time.Duration) bool { return (a - b).Abs() <= time.Microsecond }
 type evidence struct{ gap, rtt time.Duration }
 
 // TestAdaptiveFormula checks the estimator against values computed by hand
-// from the documented formulas (γ = 0.1, β = 1, φ = 4, margins clamped to
-// [250 ms, Interval], dead = suspect + Probes·Probe + rto).
+// from the documented formulas (γ = 0.1, β = 1, φ = 4, Retransmit 200 ms,
+// margins clamped to [250 ms, Interval], rto = clamp(r + 200 ms), α =
+// max(lateness margin, rto), tol = min(14·w, w + Interval, 30 s) with w
+// the larger of the worst lateness and the prior, dead = Interval +
+// max(α + (Probes−1)·Probe + rto, tol)). Most cases set Warmup 1, which
+// clears the prior at the first sample, to look at the estimator alone.
 func TestAdaptiveFormula(t *testing.T) {
 	cases := []struct {
 		name          string
@@ -34,47 +38,74 @@ func TestAdaptiveFormula(t *testing.T) {
 		suspect, dead time.Duration
 	}{
 		{
-			// No sample: α = Initial = 1 s, rto = α.
+			// No sample: α = rto = Initial = 1 s, nothing remembered.
 			name: "initial", seq: nil,
-			suspect: 6 * sec, dead: 6*sec + 2*sec + sec,
+			suspect: 6 * sec, dead: 5*sec + sec + sec,
 		},
 		{
-			// L = 100 ms: delay 100, dev 50 → α = 100 + 4·50 = 300 ms.
-			name: "first sample", seq: []evidence{{5100 * ms, 0}},
-			suspect: 5300 * ms, dead: 5300*ms + 2*sec + 300*ms,
+			// L = 100 ms: delay 100, dev 50 → r = 100 + 4·50 = 300 ms
+			// (no answered ping: the lateness stands in), rto = 500 ms,
+			// α = max(300, 500) = 500 ms; worst 100 ms → tol = 1.4 s.
+			name: "first sample", det: policy.Adaptive{Warmup: 1}, seq: []evidence{{5100 * ms, 0}},
+			suspect: 5500 * ms, dead: 5*sec + 1400*ms,
+		},
+		{
+			// The same with the default prior: it starts at Initial (1 s)
+			// and shrinks by 1/20 per sample: 0.95 s → tol = min(13.3,
+			// 0.95 + 5, 30) = 5.95 s.
+			name: "prior", seq: []evidence{{5100 * ms, 0}},
+			suspect: 5500 * ms, dead: 5*sec + 5950*ms,
 		},
 		{
 			// L = 300 ms: err 200 → delay 120, dev 50 + 0.1·(200 − 50) = 65
-			// → α = 120 + 260 = 380 ms. The 1 s gap is data (< Interval/2).
-			name: "second sample, data ignored", seq: []evidence{{5100 * ms, 0}, {5300 * ms, 0}, {sec, 0}},
-			suspect: 5380 * ms, dead: 5380*ms + 2*sec + 380*ms,
+			// → r = 120 + 260 = 380, rto = 580 ms = α. The 1 s gap is data
+			// (< Interval/2). worst = max(300, 100·(1 − 1/720)) = 300 ms
+			// → tol = 4.2 s.
+			name: "second sample, data ignored", det: policy.Adaptive{Warmup: 1},
+			seq:     []evidence{{5100 * ms, 0}, {5300 * ms, 0}, {sec, 0}},
+			suspect: 5580 * ms, dead: 5*sec + 4200*ms,
 		},
 		{
-			// rtt 80 ms: srtt 80, rttvar 40 → 80 + 160 = 240, clamped to
-			// 250 ms. An early heartbeat (gap 4 s ≥ 2.5 s) is lateness 0:
-			// delay 0, dev 0 → α clamped to 250 ms.
-			name: "rtt floor", seq: []evidence{{4 * sec, 80 * ms}},
-			suspect: 5250 * ms, dead: 5250*ms + 2*sec + 250*ms,
+			// rtt 80 ms: srtt 80, rttvar 40 → r = 240, rto = 440 ms. An
+			// early heartbeat (gap 4 s ≥ 2.5 s) is lateness 0: α = max(0,
+			// 440) = 440 ms; nothing late remembered → dead = 5 + 0.88 s.
+			name: "rtt margin", det: policy.Adaptive{Warmup: 1}, seq: []evidence{{4 * sec, 80 * ms}},
+			suspect: 5440 * ms, dead: 5880 * ms,
 		},
 		{
-			// rtt 400 ms: 400 + 4·200 = 1.2 s; lateness 400: α = 1.2 s.
-			name: "rtt margin", seq: []evidence{{5400 * ms, 400 * ms}},
-			suspect: 6200 * ms, dead: 6200*ms + 2*sec + 1200*ms,
+			// rtt 400 ms: r = 400 + 4·200 = 1.2 s, rto = 1.4 s; lateness
+			// 400 ms: 1.2 s, so α = 1.4 s. worst 400 ms → tol = min(5.6,
+			// 5.4, 30) = 5.4 s > α + rto = 2.8 s.
+			name: "slow link", det: policy.Adaptive{Warmup: 1}, seq: []evidence{{5400 * ms, 400 * ms}},
+			suspect: 6400 * ms, dead: 5*sec + 5400*ms,
 		},
 		{
-			// A 30 s gap is capped at MaxMargin = 2 s: delay 2, dev 1 →
-			// 2 + 4 = 6 s, clamped to 2 s.
-			name: "max clamp", det: policy.Adaptive{MaxMargin: 2 * sec}, seq: []evidence{{30 * sec, 0}},
-			suspect: 7 * sec, dead: 7*sec + 2*sec + 2*sec,
+			// A 30 s gap: the estimator's sample is capped at MaxMargin =
+			// 2 s (delay 2, dev 1 → r = 6 s, rto = α = 2 s), the worst at
+			// MaxTolerance = 10 s → tol = min(140, 15, 10) = 10 s.
+			name: "max clamp", det: policy.Adaptive{MaxMargin: 2 * sec, MaxTolerance: 10 * sec, Warmup: 1}, seq: []evidence{{30 * sec, 0}},
+			suspect: 7 * sec, dead: 15 * sec,
 		},
 		{
-			// Interval 20 s, probe 2 s, 3 probes, β = 2, φ = 2, γ = 0.5:
-			// L = 1 s: delay 1, dev 0.5 → α = 2 + 1 = 3 s; L = 0: err −1 →
-			// delay 0.5, dev 0.5 + 0.5·(1 − 0.5) = 0.75 → α = 1 + 1.5 = 2.5 s.
+			// Memory 2 halves the worst per sample; Headroom 20. L = 400
+			// ms: delay 400, dev 200; L = 0: err −400 → delay 360, dev 200
+			// + 0.1·(400 − 200) = 220 → r = 360 + 880 = 1240 ms, rto = α =
+			// 1440 ms. worst = max(0, 400·0.5) = 200 ms → tol = min(4,
+			// 5.2, 30) = 4 s > 2.88 s.
+			name: "memory decays", det: policy.Adaptive{Memory: 2, Headroom: 20, Warmup: 1},
+			seq:     []evidence{{5400 * ms, 0}, {5 * sec, 0}},
+			suspect: 6440 * ms, dead: 9 * sec,
+		},
+		{
+			// Interval 20 s, probe 2 s, 3 probes, β = 2, φ = 2, γ = 0.5,
+			// Headroom 4: L = 1 s: delay 1, dev 0.5; L = 0: err −1 → delay
+			// 0.5, dev 0.5 + 0.5·(1 − 0.5) = 0.75 → r = 1 + 1.5 = 2.5 s,
+			// rto = α = 2.7 s; worst = 1·(1 − 1/720) s → tol ≈ 3.994 s <
+			// α + 2·2 + rto = 9.4 s.
 			name:    "custom weights",
-			det:     policy.Adaptive{Interval: 20 * sec, Probe: 2 * sec, Probes: 3, Beta: 2, Phi: 2, Gain: 0.5},
+			det:     policy.Adaptive{Interval: 20 * sec, Probe: 2 * sec, Probes: 3, Beta: 2, Phi: 2, Gain: 0.5, Headroom: 4, Warmup: 1},
 			seq:     []evidence{{21 * sec, 0}, {20 * sec, 0}},
-			suspect: 22500 * ms, dead: 22500*ms + 3*2*sec + 2500*ms,
+			suspect: 22700 * ms, dead: 29400 * ms,
 		},
 	}
 	for _, tc := range cases {
@@ -122,6 +153,11 @@ func TestAdaptiveValidation(t *testing.T) {
 		{policy.Adaptive{MinMargin: 6 * sec}, "margins"},
 		{policy.Adaptive{MaxMargin: -sec}, "margins"},
 		{policy.Adaptive{Initial: -sec}, "initial margin"},
+		{policy.Adaptive{Retransmit: -sec}, "retransmit"},
+		{policy.Adaptive{MaxTolerance: -sec}, "max tolerance"},
+		{policy.Adaptive{Headroom: -1}, "headroom"},
+		{policy.Adaptive{Memory: 0.5}, "memory"},
+		{policy.Adaptive{Warmup: 0.5}, "warmup"},
 	}
 	for _, tc := range bad {
 		err := tc.det.Validate()
@@ -145,13 +181,14 @@ func TestAdaptiveValidation(t *testing.T) {
 }
 
 func TestAdaptiveDetectionBound(t *testing.T) {
-	var d policy.Adaptive // 5 s, 2 probes of 1 s, margins in [250 ms, 5 s]
-	got, err := d.DetectionBound(policy.NetworkBound{Heartbeat: 5 * sec, MaxRTT: sec})
-	if err != nil || got != sec+5*sec+2*sec+2*5*sec {
-		t.Fatalf("bound %v, %v; want 18s", got, err)
+	var d policy.Adaptive // 5 s, 1 probe, margins in [250 ms, 5 s], tolerance up to 30 s
+	// 0.4 + 5 + max(2·5 + 0, 30) = 35.4 s.
+	got, err := d.DetectionBound(policy.NetworkBound{Heartbeat: 5 * sec, MaxRTT: 400 * ms})
+	if err != nil || got != 400*ms+5*sec+30*sec {
+		t.Fatalf("bound %v, %v; want 35.4s", got, err)
 	}
-	// Least dead timeout 5 + 2 + 0.5 = 7.5 s: a 2.5 s round trip leaves no room.
-	if _, err := d.DetectionBound(policy.NetworkBound{Heartbeat: 5 * sec, MaxRTT: 2500 * ms}); !errors.Is(err, policy.ErrNoBound) {
+	// Least dead timeout 5 + 0 + 0.5 = 5.5 s: a 500 ms round trip leaves no room.
+	if _, err := d.DetectionBound(policy.NetworkBound{Heartbeat: 5 * sec, MaxRTT: 500 * ms}); !errors.Is(err, policy.ErrNoBound) {
 		t.Fatalf("err %v, want ErrNoBound", err)
 	}
 	if _, err := d.DetectionBound(policy.NetworkBound{}); !errors.Is(err, policy.ErrNoBound) {

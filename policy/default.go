@@ -30,7 +30,7 @@ func Default() (Detector, Interval, Backoff) {
 // DefaultSet returns the default client policies (see Default) with the
 // backoff drawing from r.
 func DefaultSet(r *rand.Rand) Set {
-	return Set{Detector: &Adaptive{}, Interval: &AdaptiveInterval{}, Backoff: &Advised{Rand: r}}
+	return Set{Detector: &Adaptive{}, Interval: &AdaptiveInterval{ProbeGrowth: DefaultProbeGrowth}, Backoff: &Advised{Rand: r}}
 }
 
 // DefaultServerSet returns the server side of the default preset: the same
@@ -39,5 +39,5 @@ func DefaultSet(r *rand.Rand) Set {
 // library's defaults; a server whose clients do not ping should use Default,
 // which pings on its own.
 func DefaultServerSet() Set {
-	return Set{Detector: &Adaptive{}, Interval: &Listen{}}
+	return Set{Detector: &Adaptive{}, Interval: &Listen{ProbeGrowth: DefaultProbeGrowth}}
 }

@@ -10,24 +10,34 @@ import (
 	"github.com/heartbeat-go/heartbeat/policy"
 )
 
-// The adaptive detector learns how late heartbeats come: after a few
-// heartbeats 5 s apart, answered in about 100 ms, it suspects the peer
-// 5.25 s after the last evidence instead of the 6 s it starts with.
+// The adaptive detector learns how late heartbeats come: after 200
+// heartbeats 5 s apart (17 minutes), answered in 100 ms, it suspects the
+// peer 5.3 s after the last evidence (5 s + rto: a 100 ms round trip
+// that no longer varies, plus 200 ms for one retransmission) and convicts
+// at 6.4 s:
+// 14 times the worst lateness it has seen (100 ms) past the heartbeat. It
+// starts at 6 s and 7 s; its prior (a second of possible stall, fading
+// over about 20 heartbeats) keeps it patient while the link is new.
 func ExampleAdaptive() {
-	d := &policy.Adaptive{} // a heartbeat every 5 s, 2 probes 1 s apart
+	d := &policy.Adaptive{} // a heartbeat every 5 s
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	d.Start(now)
 	s, dead := d.Timeouts()
 	fmt.Println("before any sample:", s, dead)
-	for range 20 {
+	for i := range 200 {
 		now = now.Add(5*time.Second + 100*time.Millisecond) // ping after 5 s idle, pong 100 ms later
 		d.Observe(now, 100*time.Millisecond)
+		if i == 0 {
+			s, dead = d.Timeouts()
+			fmt.Println("after 1 heartbeat:", s.Round(time.Millisecond), dead.Round(time.Millisecond))
+		}
 	}
 	s, dead = d.Timeouts()
-	fmt.Println("after 20 heartbeats:", s.Round(time.Millisecond), dead.Round(time.Millisecond))
+	fmt.Println("after 200 heartbeats:", s.Round(time.Millisecond), dead.Round(time.Millisecond))
 	// Output:
-	// before any sample: 6s 9s
-	// after 20 heartbeats: 5.25s 7.5s
+	// before any sample: 6s 7s
+	// after 1 heartbeat: 5.5s 10.95s
+	// after 200 heartbeats: 5.3s 6.4s
 }
 
 // Akka's φ accrual detector with its cluster defaults: a seeded window of
@@ -111,7 +121,7 @@ func ExampleEqualCost() {
 	cs, cd := c.Detector.Timeouts()
 	fmt.Printf("%s: client %T suspect %v dead %v; server %T\n", eq.Name, c.Interval, cs, cd, s.Interval)
 	// Output:
-	// adaptive@socketio: client *policy.Listen suspect 26s dead 29s; server *policy.AdaptiveInterval
+	// adaptive@socketio: client *policy.Listen suspect 26s dead 27s; server *policy.AdaptiveInterval
 }
 
 // A detector states the worst case it promises for a network bound.

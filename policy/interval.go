@@ -7,6 +7,10 @@ const (
 	DefaultIntervalMin    = time.Second             // probe gap while suspect
 	DefaultIntervalMax    = DefaultAdaptiveInterval // idle gap while stable
 	DefaultIntervalGrowth = 2.0                     // relaxation factor per ping
+	// DefaultProbeGrowth is the probe backoff of the default and
+	// equal-cost presets: each unanswered probe doubles the gap to the
+	// next, as TCP doubles its retransmission timeout.
+	DefaultProbeGrowth = 2.0
 )
 
 // AdaptiveInterval pings when the line has been idle, faster while the peer
@@ -34,6 +38,9 @@ type AdaptiveInterval struct {
 	// means DefaultIntervalGrowth; at least 1 (1 keeps the gap at Min after
 	// a suspicion until the next connect).
 	Growth float64
+	// ProbeGrowth multiplies the probe gap after each unanswered probe
+	// while suspect (see probeGap), up to Max. Zero means 1: every Min.
+	ProbeGrowth float64
 
 	conn time.Time     // AliveSince of the connection the state belongs to
 	seen time.Time     // the last ping accounted for
@@ -49,7 +56,39 @@ func (a *AdaptiveInterval) Validate() error {
 	if g := orFloat(a.Growth, DefaultIntervalGrowth); !(g >= 1) {
 		return invalid("adaptive interval", "growth %v must be at least 1 (zero means %v)", a.Growth, DefaultIntervalGrowth)
 	}
+	return validProbeGrowth("adaptive interval", a.ProbeGrowth)
+}
+
+func validProbeGrowth(name string, g float64) error {
+	if g != 0 && !(g >= 1 && g <= MaxProbeGrowth) {
+		return invalid(name, "probe growth %v must be in [1, %v] (zero means 1)", g, float64(MaxProbeGrowth))
+	}
 	return nil
+}
+
+// MaxProbeGrowth bounds ProbeGrowth of AdaptiveInterval and Listen.
+const MaxProbeGrowth = 4
+
+// maxProbeDoublings caps how many times a probe gap grows: with growth 2
+// the gap stops at 16 times the first.
+const maxProbeDoublings = 4
+
+// probeGap is the gap before the next probe while suspect: lo after the
+// first unanswered ping, then lo·growth^(k−1) after k of them (at most
+// maxProbeDoublings growths). On a stream transport a probe sent behind an
+// unanswered one cannot be answered sooner than it, so spacing them out
+// as TCP spaces its own retransmissions saves heartbeats during a long
+// stall and costs nothing in detection time (the detector decides on time
+// since the last evidence, not on a count of probes).
+func probeGap(lo time.Duration, growth float64, unanswered int) time.Duration {
+	if !(growth > 1) || unanswered <= 1 {
+		return lo
+	}
+	f := 1.0
+	for range min(unanswered-1, maxProbeDoublings) {
+		f *= min(growth, MaxProbeGrowth)
+	}
+	return time.Duration(float64(lo) * f)
 }
 
 func (a *AdaptiveInterval) bounds() (lo, hi time.Duration, growth float64) {
@@ -72,7 +111,7 @@ func (a *AdaptiveInterval) NextPing(l Link) time.Time {
 	base := later(l.LastEvidence, l.LastPing)
 	if l.Suspect {
 		a.seen, a.gap = l.LastPing, lo
-		return base.Add(lo)
+		return base.Add(min(probeGap(lo, a.ProbeGrowth, l.Unanswered), hi))
 	}
 	if !l.LastPing.Equal(a.seen) {
 		a.seen = l.LastPing
@@ -92,6 +131,10 @@ func (a *AdaptiveInterval) Gap() time.Duration { return a.gap }
 // heartbeat.
 type Listen struct {
 	Probe time.Duration // zero means DefaultIntervalMin; at least MinPingGap
+	// ProbeGrowth multiplies the probe gap after each unanswered probe,
+	// as AdaptiveInterval's does (at most 16 times Probe with growth 2).
+	// Zero means 1: every Probe.
+	ProbeGrowth float64
 }
 
 // Validate reports a configuration the policy cannot honour.
@@ -99,14 +142,16 @@ func (l *Listen) Validate() error {
 	if l.Probe != 0 && l.Probe < MinPingGap {
 		return invalid("listen interval", "probe interval %v must be at least %v (zero means %v)", l.Probe, MinPingGap, DefaultIntervalMin)
 	}
-	return nil
+	return validProbeGrowth("listen interval", l.ProbeGrowth)
 }
 
-// NextPing returns the zero Time unless the peer is suspect; then Probe
-// after the later of the last evidence and the last ping.
+// NextPing returns the zero Time unless the peer is suspect; then the
+// probe gap (Probe, growing by ProbeGrowth per unanswered probe) after the
+// later of the last evidence and the last ping.
 func (l *Listen) NextPing(k Link) time.Time {
 	if !k.Suspect {
 		return time.Time{}
 	}
-	return later(k.LastEvidence, k.LastPing).Add(max(orDuration(l.Probe, DefaultIntervalMin), MinPingGap))
+	lo := max(orDuration(l.Probe, DefaultIntervalMin), MinPingGap)
+	return later(k.LastEvidence, k.LastPing).Add(probeGap(lo, l.ProbeGrowth, k.Unanswered))
 }

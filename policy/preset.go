@@ -73,11 +73,11 @@ func EqualCost(p Preset) (Preset, error) {
 	side := func(own time.Duration) (Detector, Interval) {
 		d := &Adaptive{Interval: hb, Probe: probe}
 		if own > 0 && own <= hb {
-			return d, &AdaptiveInterval{Min: probe, Max: own}
+			return d, &AdaptiveInterval{Min: probe, Max: own, ProbeGrowth: DefaultProbeGrowth}
 		}
 		// This side never pings in p, or the peer pings more often, so
 		// its own idle pings would never go out (gRPC's server).
-		return d, &Listen{Probe: probe}
+		return d, &Listen{Probe: probe, ProbeGrowth: DefaultProbeGrowth}
 	}
 	return Preset{
 		Name: "adaptive@" + p.Name,
