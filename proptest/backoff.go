@@ -33,6 +33,9 @@ func CheckBackoff(t testing.TB, newBackoff BackoffFunc, p BackoffPromise) {
 	if promiseFailed(t, p.validate()) {
 		return
 	}
+	if newNil(t, "CheckBackoff", newBackoff == nil) {
+		return
+	}
 	c := backoffCheck{newB: newBackoff, p: p}
 	runAll(t, p.Select, []property{
 		{[]string{B1, B3}, c.bounds},
@@ -55,6 +58,9 @@ func CheckBackoff(t testing.TB, newBackoff BackoffFunc, p BackoffPromise) {
 func CheckStorm(t testing.TB, newBackoff BackoffFunc, p StormPromise) {
 	t.Helper()
 	if promiseFailed(t, p.validate()) {
+		return
+	}
+	if newNil(t, "CheckStorm", newBackoff == nil) {
 		return
 	}
 	c := backoffCheck{newB: newBackoff, p: BackoffPromise{Storm: p}}

@@ -1,10 +1,8 @@
 package proptest
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -13,83 +11,22 @@ import (
 	"github.com/heartbeat-go/heartbeat/policy"
 )
 
-// recorder stands in for the *testing.T a user would pass: it records a
-// failure instead of failing the test, so that a test can require the
-// harness to fail a broken policy.
-type recorder struct {
-	testing.TB // Helper, Name and the rest come from the real test
-	mu         sync.Mutex
-	failed     bool
-	out        strings.Builder
-}
-
-func (r *recorder) record(s string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.out.WriteString(s + "\n")
-}
-
-func (r *recorder) Logf(format string, args ...any) { r.record(fmt.Sprintf(format, args...)) }
-func (r *recorder) Log(args ...any)                 { r.record(fmt.Sprint(args...)) }
-func (r *recorder) Errorf(format string, args ...any) {
-	r.Fail()
-	r.record(fmt.Sprintf(format, args...))
-}
-func (r *recorder) Error(args ...any) { r.Fail(); r.record(fmt.Sprint(args...)) }
-func (r *recorder) Fatalf(format string, args ...any) {
-	r.Errorf(format, args...)
-	r.FailNow()
-}
-func (r *recorder) Fatal(args ...any) { r.Error(args...); r.FailNow() }
-func (r *recorder) FailNow()          { r.Fail(); runtime.Goexit() }
-func (r *recorder) Fail() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.failed = true
-}
-func (r *recorder) Failed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.failed
-}
-func (r *recorder) Skipf(format string, args ...any) {
-	r.record("skip: " + fmt.Sprintf(format, args...))
-	runtime.Goexit()
-}
-func (r *recorder) Skip(args ...any) { r.record("skip: " + fmt.Sprint(args...)); runtime.Goexit() }
-func (r *recorder) SkipNow()         { r.record("skip"); runtime.Goexit() }
-
-// verdict runs check against a recorder and returns whether it failed and
-// what it printed.
-func verdict(t *testing.T, check func(testing.TB)) (bool, string) {
-	r := &recorder{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		check(r)
-	}()
-	<-done
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.failed, r.out.String()
-}
-
 // expectCaught passes only if the harness fails check with invariant id,
 // printing rapid's counter-example and the flag to replay it.
 func expectCaught(t *testing.T, id string, check func(testing.TB)) {
 	t.Helper()
-	failed, out := verdict(t, check)
-	if !failed {
-		t.Fatalf("the harness passed a broken policy; it should fail it with %s. Output:\n%s", id, out)
+	r := Verdict(t.Name(), check)
+	if !r.Failed {
+		t.Fatalf("the harness passed a broken policy; it should fail it with %s. Output:\n%s", id, r.Output)
 	}
-	if !strings.Contains(out, "["+id+" ") {
-		t.Errorf("the harness failed the broken policy, but not with %s:\n%s", id, out)
+	if r.Invariant != id {
+		t.Errorf("the harness failed the broken policy with %q, want %s:\n%s", r.Invariant, id, r.Output)
 	}
-	if !strings.Contains(out, "To reproduce, specify -run=") || !strings.Contains(out, "-rapid.") {
-		t.Errorf("the failure does not say how to replay it:\n%s", out)
+	if !strings.Contains(r.Output, "To reproduce, specify -run=") || !strings.Contains(r.Output, "-rapid.") {
+		t.Errorf("the failure does not say how to replay it:\n%s", r.Output)
 	}
-	if i := strings.Index(out, "["+id+" "); i >= 0 {
-		first, _, _ := strings.Cut(out[i:], "\n")
+	if i := strings.Index(r.Output, "["+id+" "); i >= 0 {
+		first, _, _ := strings.Cut(r.Output[i:], "\n")
 		t.Logf("caught: %s", first)
 	}
 }

@@ -53,3 +53,12 @@ func promiseFailed(tb testing.TB, err error) bool {
 	}
 	return false
 }
+
+// newNil reports a missing constructor.
+func newNil(tb testing.TB, check string, isNil bool) bool {
+	tb.Helper()
+	if isNil {
+		tb.Fatal(promiseErr(check, "the constructor is nil: pass a function that returns a fresh policy for one connection"))
+	}
+	return isNil
+}

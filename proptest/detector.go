@@ -27,6 +27,9 @@ func CheckDetector(t testing.TB, newDetector func(r *rand.Rand) policy.Detector,
 	if promiseFailed(t, p.validate()) {
 		return
 	}
+	if newNil(t, "CheckDetector", newDetector == nil) {
+		return
+	}
 	r := &machineRun{
 		newConfig: func(r *rand.Rand) fsm.Config {
 			return fsm.Config{Detector: newDetector(r), Backoff: &policy.Constant{Delay: time.Second}}

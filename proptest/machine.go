@@ -29,6 +29,9 @@ func CheckMachine(t testing.TB, newConfig func(r *rand.Rand) fsm.Config, p Machi
 	if promiseFailed(t, p.validate()) {
 		return
 	}
+	if newNil(t, "CheckMachine", newConfig == nil) {
+		return
+	}
 	r := &machineRun{
 		newConfig: newConfig,
 		peer:      p.Peer,
@@ -86,6 +89,9 @@ func withDefaults(cfg fsm.Config, r *rand.Rand) fsm.Config {
 func CheckInterval(t testing.TB, newInterval func(r *rand.Rand) policy.Interval, p IntervalPromise) {
 	t.Helper()
 	if promiseFailed(t, p.validate()) {
+		return
+	}
+	if newNil(t, "CheckInterval", newInterval == nil) {
 		return
 	}
 	suspect := 3 * p.Max

@@ -50,11 +50,12 @@ type model struct {
 	set   settings
 	ref   *lfsm.FSM
 	scale time.Duration
-	t     *rapid.T // the current action's
+	fatal func(format string, args ...any) // the current action's t.Fatalf
 
 	now     time.Duration
 	acts    []fsm.Action
 	log     []string
+	quiet   bool // keep no log (the exhaustive search prints its path instead)
 	started bool
 	dialing bool
 	dialAt  time.Duration // when the dial began
@@ -67,14 +68,14 @@ type model struct {
 }
 
 func (s *model) fail(format string, args ...any) {
-	s.t.Fatalf("[%s %s] at %v: %s\nsteps (time, input, actions, state after):\n%s", M3, invariantName(M3), s.now, fmt.Sprintf(format, args...), strings.Join(s.log, "\n"))
+	s.fatal("[%s %s] at %v: %s\nsteps (time, input, actions, state after):\n%s", M3, invariantName(M3), s.now, fmt.Sprintf(format, args...), strings.Join(s.log, "\n"))
 }
 
 // at draws when the next input happens: now, or later by up to twice the
 // dead timeout, which may well be past the deadline (an input racing the
 // timer).
 func (s *model) at(t *rapid.T) {
-	s.t = t
+	s.fatal = t.Fatalf
 	s.now += drawDur(t, "after", 0, 2*s.scale)
 }
 
@@ -122,7 +123,7 @@ func (s *model) Close(t *rapid.T) {
 
 // Wake wakes the machine exactly at its deadline.
 func (s *model) Wake(t *rapid.T) {
-	s.t = t
+	s.fatal = t.Fatalf
 	dl := s.m.Deadline()
 	if dl.IsZero() {
 		t.Skip("nothing pending")
@@ -133,7 +134,7 @@ func (s *model) Wake(t *rapid.T) {
 
 // WakeLate wakes the machine late, as after a local pause.
 func (s *model) WakeLate(t *rapid.T) {
-	s.t = t
+	s.fatal = t.Fatalf
 	dl := s.m.Deadline()
 	if dl.IsZero() {
 		t.Skip("nothing pending")
@@ -144,7 +145,7 @@ func (s *model) WakeLate(t *rapid.T) {
 
 // Check runs after every action: the machine is where the reference says.
 func (s *model) Check(t *rapid.T) {
-	s.t = t
+	s.fatal = t.Fatalf
 	if got, want := s.m.State().String(), s.ref.Current(); got != want {
 		s.fail("the machine is in %v, the reference in %v", got, want)
 	}
@@ -167,11 +168,13 @@ func (s *model) step(in fsm.Input) {
 		s.stall = s.now
 	}
 	s.acts = s.m.Step(now, in, s.acts[:0])
-	line := fmt.Sprintf("  %-12v %-16s", s.now, describeInput(in))
-	for _, a := range s.acts {
-		line += " " + describeAction(a)
+	if !s.quiet {
+		line := fmt.Sprintf("  %-12v %-16s", s.now, describeInput(in))
+		for _, a := range s.acts {
+			line += " " + describeAction(a)
+		}
+		s.log = append(s.log, line+" => "+s.m.State().String())
 	}
-	s.log = append(s.log, line+" => "+s.m.State().String())
 
 	if before == fsm.Closed {
 		if len(s.acts) > 0 {

@@ -43,10 +43,11 @@ type observer struct {
 	spacing    time.Duration // P1: least ping spacing
 	maxIdle    time.Duration // P2: 0 off
 	bo         *BackoffPromise
-	a2         bool   // A2 is promised
-	a1id       string // the invariant a false verdict on a healthy link breaks: A1, or L3 in pause runs
-	stopOnDead bool   // C1 runs end at the first verdict after the failure
-	flood      bool   // F1's premise holds in this run
+	a2         bool          // A2 is promised
+	a1id       string        // the invariant a false verdict on a healthy link breaks: A1, or L3 in pause runs
+	stopOnDead bool          // C1 runs end at the first verdict after the failure
+	detection  time.Duration // C1 runs end this long after the failure
+	flood      bool          // F1's premise holds in this run
 
 	// B8
 	attempt     int
@@ -93,6 +94,9 @@ func (o *observer) connected(c *conn) { o.conn = c }
 func (o *observer) failure(at time.Duration) {
 	if o.failAt < 0 {
 		o.failAt = at
+		if o.detection > 0 {
+			o.w.sc.end = min(o.w.sc.end, at+o.detection+time.Millisecond)
+		}
 	}
 }
 

@@ -34,6 +34,7 @@ type built struct {
 	set   settings
 	obs   *observer
 	scale time.Duration // the configuration's characteristic time: its dead timeout
+	long  time.Duration // how long a busy stretch may last: scale, at most 10 min
 }
 
 func (r *machineRun) build(t *rapid.T, sel Select) built {
@@ -72,7 +73,7 @@ func (r *machineRun) build(t *rapid.T, sel Select) built {
 		scale = max(scale, r.net.Gap())
 	}
 	scale = min(max(scale, 10*time.Millisecond), time.Hour)
-	return built{cfg: cfg, set: set, obs: obs, scale: scale}
+	return built{cfg: cfg, set: set, obs: obs, scale: scale, long: min(scale, 10*time.Minute)}
 }
 
 // start makes the world for sc and runs it.
@@ -148,7 +149,7 @@ func (r *machineRun) drawPrefix(t *rapid.T, b built, max int) ([]phase, time.Dur
 			p.healthy = false
 		}
 		ps = append(ps, p)
-		at += drawDur(t, fmt.Sprintf("phase %d length", i), 0, 3*b.scale)
+		at += drawDur(t, fmt.Sprintf("phase %d length", i), 0, 3*b.long)
 	}
 	return ps, at
 }
@@ -174,7 +175,7 @@ func (r *machineRun) safety(t *rapid.T, sel Select) {
 	if f := failure(rapid.IntRange(0, 3).Draw(t, "failure")); f != noFailure {
 		sc.fail, sc.failAt = f, drawDur(t, "failure at", 0, end)
 	}
-	sc.end = end + 4*b.scale
+	sc.end = end + 2*b.scale
 	if len(sc.pauses) > 0 {
 		b.obs.maxIdle = 0 // P2 is about a machine that is awake
 	}
@@ -203,8 +204,9 @@ func (r *machineRun) completeness(t *rapid.T, sel Select) {
 		fail:   failure(rapid.IntRange(1, 3).Draw(t, "failure")),
 		failAt: end + drawDur(t, "failure after the prefix", 0, 2*b.scale),
 	}
-	sc.end = sc.failAt + 20*b.scale + b.set.connectTimeout + time.Hour // time to reconnect first
+	sc.end = sc.failAt + 2*b.scale + b.set.connectTimeout + time.Hour // time to reconnect first
 	b.obs.stopOnDead = true
+	b.obs.detection = r.detection
 	w := r.start(t, b, sc, true)
 	if b.obs.failAt < 0 {
 		return // the machine never got a connection to lose (it gave up, or the run ended first)
@@ -232,7 +234,7 @@ func (r *machineRun) accuracy(t *rapid.T, sel Select) {
 	if h > 0 {
 		sc.closeAt = []time.Duration{h} // the peer drops the degraded connection
 	}
-	sc.end = h + drawDur(t, "healthy for", b.scale, 20*b.scale)
+	sc.end = h + b.scale + drawDur(t, "healthy for", 0, 19*b.long)
 	r.start(t, b, sc, true)
 }
 
@@ -243,8 +245,12 @@ func (r *machineRun) stall(t *rapid.T, sel Select) {
 	b := r.build(t, sel)
 	rr := *r
 	rr.net.MaxRTT = min(r.net.MaxRTT, b.set.stallGrace-time.Millisecond)
+	span := b.scale
 	if rapid.Bool().Draw(t, "peer pings as fast as allowed") {
 		rr.peer = func(*rand.Rand) policy.Interval { return &policy.Every{Period: b.set.minPing} }
+		// Every pause queues the peer's pings: keep their number sane, yet
+		// pauses well past the flood allowance (PingBurst x MinPingInterval).
+		span = min(b.long, 20*time.Second, max(time.Duration(b.set.pingBurst)*b.set.minPing, time.Second))
 	}
 	b.obs.a1id = L3
 	b.set.inflight = rr.net.MaxRTT
@@ -254,11 +260,11 @@ func (r *machineRun) stall(t *rapid.T, sel Select) {
 	}
 	at := time.Duration(0)
 	for i := range rapid.IntRange(1, 4).Draw(t, "pauses") {
-		at += drawDur(t, fmt.Sprintf("pause %d after", i), 0, 2*b.scale)
-		l := drawDur(t, fmt.Sprintf("pause %d length", i), 0, 5*b.scale)
+		at += drawDur(t, fmt.Sprintf("pause %d after", i), 0, 2*span)
+		l := drawDur(t, fmt.Sprintf("pause %d length", i), 0, 5*span)
 		sc.pauses = append(sc.pauses, [2]time.Duration{at, l})
 		at += l
 	}
-	sc.end = at + 2*b.scale
+	sc.end = at + 2*span
 	rr.start(t, b, sc, true)
 }

@@ -132,6 +132,7 @@ type conn struct {
 	last     [2]time.Duration // FIFO: the latest scheduled arrival, [toLocal, toPeer]
 	failed   failure
 	failedAt time.Duration
+	started  bool // the peer is up
 }
 
 // input is a local input tagged with the connection it belongs to (0: none).
@@ -216,6 +217,10 @@ func (s scenario) String() string {
 // unless the machine loops.
 const maxSteps = 200_000
 
+// maxSameInstant bounds the steps one instant may take: far more than a
+// burst of frames arriving together explains.
+const maxSameInstant = 10_000
+
 // world runs one scenario.
 type world struct {
 	fatalf func(format string, args ...any)
@@ -231,6 +236,9 @@ type world struct {
 	q     queue
 	seq   uint64
 	steps int
+
+	sameInstant int // steps taken at lastStepAt
+	lastStepAt  time.Duration
 
 	phase   phase
 	conn    *conn
@@ -314,6 +322,9 @@ func (w *world) run() {
 		if w.steps > maxSteps {
 			w.fail(L2, "more than %d steps: the machine loops", maxSteps)
 		}
+		if w.sameInstant > maxSameInstant {
+			w.fail(L2, "more than %d steps at one instant: the machine loops without letting time pass", maxSameInstant)
+		}
 		at, which := w.next()
 		if which == 0 || at > w.sc.end {
 			w.now = max(w.now, w.sc.end)
@@ -340,7 +351,7 @@ func (w *world) next() (time.Duration, int) {
 	if dl := w.m.Deadline(); !w.paused && !dl.IsZero() {
 		best, which = dl.Sub(t0), 1
 	}
-	if c := w.conn; c != nil && c.failed != crash {
+	if c := w.conn; c != nil && c.started && c.failed != crash {
 		if dl := c.peer.Deadline(); !dl.IsZero() && (which == 0 || dl.Sub(t0) < best) {
 			best, which = dl.Sub(t0), 2
 		}
@@ -458,23 +469,48 @@ func (w *world) feed(in input) {
 			continue
 		}
 		w.step(in.in)
+		if in.in.Kind == fsm.Connected && w.conn != nil && w.conn.id == in.conn {
+			w.startPeer(w.conn)
+		}
 	}
 }
 
 func (w *world) step(in fsm.Input) {
 	w.steps++
+	if w.now == w.lastStepAt {
+		w.sameInstant++
+		if w.sameInstant > maxSameInstant {
+			w.fail(L2, "more than %d steps at one instant: the machine loops without letting time pass", maxSameInstant)
+		}
+	} else {
+		w.lastStepAt, w.sameInstant = w.now, 0
+	}
 	before := w.m.State()
 	prevDeadline := w.m.Deadline()
 	now := t0.Add(w.now)
 	w.inStep = true
 	w.obs.begin(in, before)
-	w.acts = w.m.Step(now, in, w.acts[:0])
+	w.acts = w.safeStep(now, in)
 	w.record(in, w.acts)
 	w.obs.step(in, before, prevDeadline, w.acts)
 	for i := range w.acts {
 		w.do(&w.acts[i])
 	}
 	w.inStep = false
+}
+
+// safeStep steps the machine and reports a panic as a broken invariant,
+// with the run's history, rather than as a crash.
+func (w *world) safeStep(now time.Time, in fsm.Input) []fsm.Action {
+	defer func() {
+		if p := recover(); p != nil {
+			if s, ok := p.(string); !ok || !strings.HasPrefix(s, "heartbeat:") {
+				panic(p) // a failure of the check itself (rapid stops a test by panicking)
+			}
+			w.fail(M1, "Step(%v) panicked in %v: %v", describeInput(in), w.m.State(), p)
+		}
+	}()
+	return w.m.Step(now, in, w.acts[:0])
 }
 
 func (w *world) record(in fsm.Input, acts []fsm.Action) {
@@ -600,6 +636,16 @@ func (w *world) connect() {
 	c := &conn{id: w.connID, at: w.now, healthy: w.phase.healthy, peer: peer}
 	w.conn = c
 	w.obs.connected(c)
+}
+
+// startPeer brings the peer up once the machine has seen the connection:
+// a peer that pinged before that would look, to the machine, like one
+// that floods it the moment it connects.
+func (w *world) startPeer(c *conn) {
+	if c.started {
+		return
+	}
+	c.started = true
 	w.peerStep(c, fsm.Input{Kind: fsm.Start})
 	w.peerStep(c, fsm.Input{Kind: fsm.Connected})
 	w.scheduleData(c)
@@ -622,7 +668,7 @@ func (w *world) scheduleData(c *conn) {
 }
 
 func (w *world) peerStep(c *conn, in fsm.Input) {
-	if c == nil || c.failed == crash {
+	if c == nil || !c.started || c.failed == crash {
 		return
 	}
 	c.peerActs = c.peer.Step(t0.Add(w.now), in, c.peerActs[:0])
