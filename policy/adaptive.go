@@ -39,9 +39,15 @@ const (
 	// (TCP_RTO_MIN, 200 ms). rto leaves room for one retransmission.
 	DefaultRetransmit = 200 * time.Millisecond
 	// DefaultHeadroom is how far beyond the worst remembered lateness of
-	// a live peer the detector waits before convicting: ×2 is one more
-	// doubling of TCP's retransmission timeout than the silence it has
-	// already seen the link survive.
+	// a live peer the detector waits before convicting (but never more
+	// than one Interval beyond it). The worst lateness a link shows most
+	// of the time is one lost segment: a round trip plus a 200 ms
+	// retransmission. A stall on the same path (a Wi-Fi roam, a
+	// handover) holds a segment through several doublings of the
+	// retransmission timeout: 0.2 + 0.4 + 0.8 + 1.6 = 3 s for a 1.5 s
+	// stall, 11 to 14 times the one-loss lateness. 14 is measured: the
+	// smallest of 8, 10, 12, 14, 16 and 20 that made no false dead on
+	// hbsim's wan profile on seeds 1 to 4 (docs/results.md).
 	DefaultHeadroom = 14.0
 	// DefaultMemory is how many heartbeats the worst lateness takes to
 	// decay by a factor e (it shrinks by 1/Memory of itself per sample):

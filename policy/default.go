@@ -9,10 +9,13 @@ import (
 // client side uses them:
 //
 //   - Adaptive{}: expects a heartbeat every 5 s on an idle line; suspect
-//     after 5 s plus a learned margin (at least 250 ms), dead once two
-//     probes 1 s apart had a round trip's margin to be answered;
-//   - AdaptiveInterval{}: pings after 5 s of idle line, every 1 s while the
-//     peer is suspect, relaxing back from 1 s to 5 s after a suspicion;
+//     after 5 s plus a learned margin (at least a round trip with room for
+//     one TCP retransmission), dead once the last ping had that margin
+//     again to be answered and the silence exceeds 14 times the worst
+//     lateness the link has shown (at most that plus 5 s);
+//   - AdaptiveInterval{ProbeGrowth: 2}: pings after 5 s of idle line; while
+//     the peer is suspect probes 1 s after the last ping, then 2, 4, 8 s
+//     (capped at 5 s), relaxing back from 1 s to 5 s after a suspicion;
 //   - Advised{}: the first redial spread over the server's advised window,
 //     then full jitter from 1 s, capped at 30 s; without advice, full jitter.
 //
@@ -34,8 +37,9 @@ func DefaultSet(r *rand.Rand) Set {
 }
 
 // DefaultServerSet returns the server side of the default preset: the same
-// detector, expecting the client's heartbeat every 5 s, and Listen, which
-// pings only to probe a suspect client. Use it when the clients run this
+// detector, expecting the client's heartbeat every 5 s, and Listen with
+// ProbeGrowth 2, which pings only to probe a suspect client (at once, then
+// 1, 2, 4, 8, 16 s apart). Use it when the clients run this
 // library's defaults; a server whose clients do not ping should use Default,
 // which pings on its own.
 func DefaultServerSet() Set {

@@ -56,8 +56,11 @@ func (c Cadence) Heartbeat() time.Duration {
 // the same interval (AdaptiveInterval with Max at p's interval); a side that
 // only listens in p, or whose peer pings more often, listens (Listen).
 // Either side expects a heartbeat every p.Pings.Heartbeat() and probes a suspect
-// peer every min(1 s, heartbeat/2). The client keeps p's backoff, so only
-// detection differs. The result is not registered: build it on demand.
+// peer min(1 s, heartbeat/2) after the last ping, the gap doubling with
+// each unanswered probe (ProbeGrowth 2: on a stream, probes behind an
+// unanswered one are wasted, and they would cost more than p spends on a
+// link that stalls). The client keeps p's backoff, so only detection
+// differs. The result is not registered: build it on demand.
 func EqualCost(p Preset) (Preset, error) {
 	c := p.Pings
 	hb := c.Heartbeat()
@@ -81,7 +84,7 @@ func EqualCost(p Preset) (Preset, error) {
 	}
 	return Preset{
 		Name: "adaptive@" + p.Name,
-		Source: fmt.Sprintf("this library's Adaptive detector at %s's cadence (client pings every %v, server every %v; 0 = never), probing every %v while suspect; %s's reconnect backoff",
+		Source: fmt.Sprintf("this library's Adaptive detector at %s's cadence (client pings every %v, server every %v; 0 = never), probing %v after the last ping while suspect, then at doubling gaps; %s's reconnect backoff",
 			p.Name, c.Client, c.Server, probe, p.Name),
 		Pings: c,
 		Client: func(r *rand.Rand) Set {

@@ -182,11 +182,12 @@ func builtin() []Preset {
 		},
 		// This library's defaults (Default, DefaultServerSet): the client
 		// pings after 5 s of idle line and the server listens, each with the
-		// Adaptive detector; either probes a suspect peer every second; the
-		// client's first redial is spread over the server's advised window.
+		// Adaptive detector; either probes a suspect peer after 1 s, then
+		// at doubling gaps; the client's first redial is spread over the
+		// server's advised window.
 		{
 			Name:   "default",
-			Source: "this library: Adaptive detector, AdaptiveInterval (client, 5 s idle, 1 s probes), Listen (server), Advised backoff with full jitter 1 s → 30 s",
+			Source: "this library: Adaptive detector, AdaptiveInterval (client, 5 s idle, probes 1 s then doubling), Listen (server, probes doubling from 1 s), Advised backoff with full jitter 1 s → 30 s",
 			Pings:  Cadence{Client: DefaultAdaptiveInterval},
 			Client: DefaultSet,
 			Server: func(*rand.Rand) Set { return DefaultServerSet() },
