@@ -45,9 +45,9 @@ const (
 	// retransmission. A stall on the same path (a Wi-Fi roam, a
 	// handover) holds a segment through several doublings of the
 	// retransmission timeout: 0.2 + 0.4 + 0.8 + 1.6 = 3 s for a 1.5 s
-	// stall, 11 to 14 times the one-loss lateness. 14 is measured: the
-	// smallest of 8, 10, 12, 14, 16 and 20 that made no false dead on
-	// hbsim's wan profile on seeds 1 to 4 (docs/results.md).
+	// stall, 11 to 14 times the one-loss lateness. 14 is measured: with
+	// these formulas 10 and 12 each left a false dead on hbsim's wan
+	// profile on some of seeds 1 to 4, 14 none (docs/results.md).
 	DefaultHeadroom = 14.0
 	// DefaultMemory is how many heartbeats the worst lateness takes to
 	// decay by a factor e (it shrinks by 1/Memory of itself per sample):
