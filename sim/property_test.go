@@ -97,12 +97,12 @@ func TestConservation(t *testing.T) {
 			t.Fatalf("sent %d + duplicated %d != delivered %d + dropped %d + in flight %d", l.Sent, l.Duplicated, l.Delivered, l.Dropped, l.InFlight)
 		}
 		var queued int64
-		for _, e := range s.q.h {
+		s.q.each(func(e *event) {
 			switch e.kind {
 			case evFrame, evFin, evSyn, evAccept, evRefuse:
 				queued++
 			}
-		}
+		})
 		if queued != l.InFlight {
 			t.Fatalf("%d packets in flight by the counters, %d in the queue", l.InFlight, queued)
 		}

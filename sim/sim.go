@@ -229,7 +229,7 @@ func newSim(cfg Config) (*Sim, error) {
 		slots:   make([]slot, cfg.Conns),
 		acts:    make([]fsm.Action, 0, 16),
 	}
-	s.q.h = make([]event, 0, 4*cfg.Conns+16)
+	s.q.init(cfg.Conns)
 	if cfg.Trace != nil {
 		s.tr = bufio.NewWriter(cfg.Trace)
 	}
@@ -260,7 +260,10 @@ func (s *Sim) expo(mean time.Duration) int64 {
 }
 
 func (s *Sim) run() error {
-	for s.q.len() > 0 && !s.stop && s.err == nil && s.q.h[0].at <= s.horizon {
+	for !s.stop && s.err == nil {
+		if e := s.q.peek(); e == nil || e.at > s.horizon {
+			break
+		}
 		s.cur = s.q.pop() // a field, not a local: &e would escape to the heap
 		s.now = s.cur.at
 		s.handle(&s.cur)
