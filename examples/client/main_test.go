@@ -65,7 +65,7 @@ func TestClient(t *testing.T) {
 			return
 		}
 		c, _ := gorillaws.Wrap(ws, gorillaws.Options{})
-		d, err := c.Watch(ctx, fsm.DriverConfig{}, gorillaws.Presence{})
+		d, err := c.Watch(ctx, fsm.DriverConfig{}, fsm.Presence{})
 		if err != nil {
 			return
 		}

@@ -74,7 +74,7 @@ func serve(ctx context.Context, ln net.Listener, out io.Writer) error {
 			// Clients that lose this server spread their first redial
 			// over this window (it rides in every ping).
 			Advice: func() time.Duration { return 2 * time.Second },
-		}, gorillaws.Presence{
+		}, fsm.Presence{
 			Online:  func() { fmt.Fprintf(out, "%s online (%s)\n", id, r.RemoteAddr) },
 			Offline: func(ch fsm.Change) { fmt.Fprintf(out, "%s offline: %v\n", id, ch) },
 		})

@@ -14,7 +14,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/internal/wsconn"
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
 
@@ -22,13 +24,13 @@ import (
 const (
 	// DefaultQueue is how many inbound application messages may wait for
 	// Read before the read loop pauses (and with it the reading of pings).
-	DefaultQueue = 16
+	DefaultQueue = wsconn.DefaultQueue
 	// DefaultPingTimeout bounds how long a ping waits for its pong inside
 	// coder's Conn.Ping; the heartbeat's own detector decides long before.
 	DefaultPingTimeout = 30 * time.Second
 	// DefaultWriteTimeout bounds an application-level heartbeat write whose
 	// context has no deadline.
-	DefaultWriteTimeout = 10 * time.Second
+	DefaultWriteTimeout = wsconn.DefaultWriteTimeout
 	// MaxInFlight bounds the pings waiting for their pong, each in its own
 	// goroutine inside coder's Conn.Ping. A wait is never cut short: coder
 	// closes the connection when a write's context ends mid-write.
@@ -80,35 +82,6 @@ type Options struct {
 	// *wire.Error of a heartbeat message that could not be decoded. The
 	// message is dropped; the connection stays up.
 	OnMalformed func(error)
-}
-
-func (o *Options) withDefaults(ws *websocket.Conn) (Options, error) {
-	c := *o
-	if c.Format == wire.Control {
-		c.Format = wire.FormatOf(ws.Subprotocol())
-	}
-	if c.Format > wire.Binary {
-		return c, fmt.Errorf("coderws: format %v is not control, json or binary", c.Format)
-	}
-	if c.Queue < 0 {
-		return c, fmt.Errorf("coderws: queue %d must not be negative (zero means %d)", c.Queue, DefaultQueue)
-	}
-	if c.Queue == 0 {
-		c.Queue = DefaultQueue
-	}
-	if c.PingTimeout < 0 {
-		return c, fmt.Errorf("coderws: ping timeout %v must be positive (zero means %v)", c.PingTimeout, DefaultPingTimeout)
-	}
-	if c.PingTimeout == 0 {
-		c.PingTimeout = DefaultPingTimeout
-	}
-	if c.ReadLimit < 0 {
-		return c, fmt.Errorf("coderws: read limit %d must be positive (zero keeps coder's default)", c.ReadLimit)
-	}
-	if len(c.ConnID) > wire.MaxConnIDLen {
-		return c, fmt.Errorf("coderws: connection ID of %d bytes is longer than %d", len(c.ConnID), wire.MaxConnIDLen)
-	}
-	return c, nil
 }
 
 // Hooks carries ping and pong frames from coder's reader to a Conn. coder
@@ -183,35 +156,17 @@ func (h *Hooks) onPong(prev func(context.Context, []byte)) func(context.Context,
 // websocket.Conn itself (coder allows concurrent writers).
 type Conn struct {
 	ws   *websocket.Conn
-	opts Options
+	core *wsconn.Core[websocket.MessageType]
 
-	ev      transport.Events
-	msgs    chan message
-	ctx     context.Context // cancelled by Close: ends reads and pings
-	cancel  context.CancelFunc
-	closing chan struct{}
-	done    chan struct{} // closed when the read loop has exited (or would never start)
-	pings   sync.WaitGroup
-	once    sync.Once
+	pingTimeout time.Duration
+	ctx         context.Context // cancelled by Close: ends reads and pings
+	cancel      context.CancelFunc
+	pings       sync.WaitGroup
 
 	mu       sync.Mutex
-	started  bool
-	closed   bool
-	reason   error
-	readErr  error
-	sendErr  error
 	counter  int64             // mirrors coder's ping counter: the payload of our next Conn.Ping
 	inFlight map[string]uint64 // ping payload → Seq, for the pongs
 	waiting  int               // pings waiting for their pong
-
-	peerID  atomic.Pointer[string]
-	scratch [transport.MaxControlPayload]byte // owned by the read goroutine
-	echo    [wire.EchoSize]byte               // owned by the read goroutine
-}
-
-type message struct {
-	typ  websocket.MessageType
-	data []byte
 }
 
 // Wrap wraps an established coder connection whose Accept or Dial options
@@ -224,21 +179,34 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 	if h == nil || !h.used.CompareAndSwap(false, true) {
 		return nil, ErrNoHooks
 	}
-	o, err := opts.withDefaults(ws)
+	c := &Conn{ws: ws, pingTimeout: opts.PingTimeout, inFlight: make(map[string]uint64)}
+	core, err := wsconn.New(wsconn.Config[websocket.MessageType]{
+		Name: "coderws", Subprotocol: ws.Subprotocol(),
+		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue,
+		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed,
+		Text: websocket.MessageText, Binary: websocket.MessageBinary,
+		Read:  func() (websocket.MessageType, []byte, error) { return ws.Read(c.ctx) },
+		Write: ws.Write,
+		// KeepReading stays false: coder's Close reads the peer's close
+		// frame itself once the loop has stopped.
+		ErrBound: ErrBound, ErrFrameKind: ErrFrameKind, ErrReservedPrefix: ErrReservedPrefix,
+	})
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{
-		ws:       ws,
-		opts:     o,
-		msgs:     make(chan message, o.Queue),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
-		inFlight: make(map[string]uint64),
+	c.core = core
+	if c.pingTimeout < 0 {
+		return nil, fmt.Errorf("coderws: ping timeout %v must be positive (zero means %v)", c.pingTimeout, DefaultPingTimeout)
+	}
+	if c.pingTimeout == 0 {
+		c.pingTimeout = DefaultPingTimeout
+	}
+	if opts.ReadLimit < 0 {
+		return nil, fmt.Errorf("coderws: read limit %d must be positive (zero keeps coder's default)", opts.ReadLimit)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if o.ReadLimit > 0 {
-		ws.SetReadLimit(o.ReadLimit)
+	if opts.ReadLimit > 0 {
+		ws.SetReadLimit(opts.ReadLimit)
 	}
 	h.conn.Store(c)
 	return c, nil
@@ -267,159 +235,62 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOption
 func (c *Conn) WebSocket() *websocket.Conn { return c.ws }
 
 // Format returns how heartbeats travel on this connection.
-func (c *Conn) Format() wire.Format { return c.opts.Format }
+func (c *Conn) Format() wire.Format { return c.core.Format() }
 
 // PeerID returns the connection ID the server sent in its application-level
 // heartbeats, on the client side; "" if none (and always on the server).
-func (c *Conn) PeerID() string {
-	if p := c.peerID.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
+func (c *Conn) PeerID() string { return c.core.PeerID() }
 
 // Accepted returns the transport.Dialer through which the heartbeat
 // driver's server role binds this (accepted) connection.
-func (c *Conn) Accepted() transport.Dialer {
-	return transport.Accepted(func(ev transport.Events) (transport.Conn, error) {
-		if err := c.Bind(ev); err != nil {
-			return nil, err
-		}
-		return c, nil
-	})
+func (c *Conn) Accepted() transport.Dialer { return wsconn.Accepted(c) }
+
+// Watch runs the heartbeat's server role on c, an accepted connection,
+// and reports presence through p. cfg's Role and Dialer are set for you;
+// cfg.OnChange still sees every change, before the presence callbacks. The
+// driver ends when the peer is dead or the connection is closed; c is
+// closed then.
+//
+// Flood protection comes with the driver: a peer that pings faster than
+// cfg.MinPingInterval (default fsm.DefaultMinPingInterval, 100 ms) beyond a
+// burst of cfg.PingBurst (default fsm.DefaultPingBurst, 50) is closed with
+// fsm.ErrPingFlood, which the peer receives as close code 1008 with that
+// text.
+func (c *Conn) Watch(ctx context.Context, cfg fsm.DriverConfig, p fsm.Presence) (*fsm.Driver, error) {
+	return wsconn.Watch(ctx, c, cfg, p)
 }
 
 // Bind starts the read loop, which reports every inbound frame to ev until
 // the connection ends. It fails with ErrBound on a second call and with
 // transport.ErrClosed after Close.
-func (c *Conn) Bind(ev transport.Events) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return transport.ErrClosed
-	case c.started:
-		return ErrBound
-	}
-	c.started = true
-	c.ev = ev
-	go c.readLoop()
-	return nil
-}
+func (c *Conn) Bind(ev transport.Events) error { return c.core.Bind(ev, nil) }
 
 // pingIn runs on the read goroutine, inside coder's reader.
-func (c *Conn) pingIn(p []byte) {
-	if c.ev == nil {
-		return
-	}
-	n := copy(c.scratch[:], p)
-	f := transport.Frame{Kind: transport.Ping, Payload: c.scratch[:n]}
-	if seq, window, err := wire.ParseControl(f.Payload); err == nil {
-		f.Seq, f.ReconnectWindow = seq, window
-	}
-	c.ev.Frame(f)
-}
+func (c *Conn) pingIn(p []byte) { wsconn.PingIn(c.core, p) }
 
 // pongIn runs on the read goroutine, inside coder's reader.
 func (c *Conn) pongIn(p []byte) {
-	if c.ev == nil {
-		return
-	}
 	c.mu.Lock()
 	seq, ok := c.inFlight[string(p)]
 	delete(c.inFlight, string(p))
 	c.mu.Unlock()
 	if !ok {
 		// Not one of ours (or its entry was dropped): a peer's own payload.
-		seq, _, _ = wire.ParseControl(p)
+		seq = wsconn.PongSeq(p)
 	}
-	c.ev.Frame(transport.Frame{Kind: transport.Pong, Seq: seq})
-}
-
-func (c *Conn) readLoop() {
-	defer close(c.done)
-	for {
-		typ, data, err := c.ws.Read(c.ctx)
-		if err != nil {
-			c.end(err)
-			return
-		}
-		if c.opts.Format != wire.Control && wire.IsHeartbeat(data) {
-			c.heartbeat(data)
-			continue
-		}
-		c.ev.Frame(transport.Frame{Kind: transport.Data})
-		select {
-		case c.msgs <- message{typ, data}:
-		case <-c.closing:
-			c.end(nil)
-			return
-		}
-	}
-}
-
-func (c *Conn) heartbeat(data []byte) {
-	m, err := wire.Decode(data)
-	if err != nil {
-		c.ev.Frame(transport.Frame{Kind: transport.Data}) // malformed, but it arrived
-		if c.opts.OnMalformed != nil {
-			c.opts.OnMalformed(err)
-		}
-		return
-	}
-	if c.opts.ConnID == "" && m.ConnID != "" && c.PeerID() != m.ConnID {
-		id := m.ConnID
-		c.peerID.Store(&id)
-	}
-	c.ev.Frame(m.Frame(c.echo[:0]))
-	if (m.Type == wire.Drain || m.Type == wire.Close) && c.opts.OnMessage != nil {
-		c.opts.OnMessage(m)
-	}
-}
-
-func (c *Conn) end(err error) {
-	c.mu.Lock()
-	switch {
-	case c.closed:
-		err = fmt.Errorf("%w: %v", transport.ErrClosed, c.reason)
-	case c.sendErr != nil:
-		err = c.sendErr
-	}
-	c.readErr = err
-	c.mu.Unlock()
-	c.ev.Closed(err)
+	c.core.PongIn(seq)
 }
 
 // Read returns the next application message, which the caller owns. After
 // the connection ends, Read returns the queued messages and then the error
 // that ended it.
 func (c *Conn) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
-	select {
-	case m := <-c.msgs:
-		return m.typ, m.data, nil
-	case <-ctx.Done():
-		return 0, nil, ctx.Err()
-	case <-c.done:
-	}
-	select {
-	case m := <-c.msgs:
-		return m.typ, m.data, nil
-	default:
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.readErr != nil {
-		return 0, nil, c.readErr
-	}
-	return 0, nil, transport.ErrClosed
+	return c.core.Read(ctx)
 }
 
 // Write writes one application message (coder bounds it by ctx).
 func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
-	if c.opts.Format != wire.Control && wire.IsHeartbeat(p) {
-		return ErrReservedPrefix
-	}
-	return c.ws.Write(ctx, typ, p)
+	return c.core.Write(ctx, typ, p)
 }
 
 // Send writes one heartbeat frame.
@@ -432,30 +303,11 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, p []byte) e
 // that. A Pong is a no-op: coder has already answered the ping from its
 // reader (and cannot send a pong on request).
 func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
-	if len(f.Payload) > transport.MaxControlPayload {
-		return transport.ErrPayloadTooLarge
-	}
-	if f.Kind != transport.Ping && f.Kind != transport.Pong {
-		return ErrFrameKind
-	}
-	select {
-	case <-c.closing:
-		return transport.ErrClosed
-	default:
-	}
-	if err := ctx.Err(); err != nil {
+	if err := c.core.CheckSend(ctx, f); err != nil {
 		return err
 	}
-	if c.opts.Format != wire.Control {
-		if err := c.sendMessage(ctx, f); err != nil {
-			select {
-			case <-c.closing:
-				return fmt.Errorf("coderws: send %v: %w", f.Kind, transport.ErrClosed)
-			default:
-			}
-			return fmt.Errorf("coderws: send %v: %w", f.Kind, err)
-		}
-		return nil
+	if c.core.Format() != wire.Control {
+		return c.core.SendFrame(ctx, f)
 	}
 	if f.Kind == transport.Pong {
 		return nil
@@ -476,7 +328,7 @@ func (c *Conn) startPing(seq uint64) error {
 	c.inFlight[key] = seq
 	c.pings.Add(1)
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.PingTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.pingTimeout)
 	go func() {
 		defer c.pings.Done()
 		defer cancel()
@@ -484,54 +336,20 @@ func (c *Conn) startPing(seq uint64) error {
 		c.mu.Lock()
 		c.waiting--
 		delete(c.inFlight, key) // answered (pongIn took it) or given up
-		if err != nil && ctx.Err() == nil && c.sendErr == nil && !c.closed {
-			// The ping could not be written: the connection is broken.
-			c.sendErr = fmt.Errorf("coderws: send ping: %w", err)
-			c.mu.Unlock()
-			_ = c.ws.CloseNow()
-			return
-		}
 		c.mu.Unlock()
+		// A ping that could not be written means a broken connection.
+		if err != nil && ctx.Err() == nil && c.core.Fail(fmt.Errorf("coderws: send ping: %w", err)) {
+			_ = c.ws.CloseNow()
+		}
 	}()
 	return nil
-}
-
-func (c *Conn) sendMessage(ctx context.Context, f transport.Frame) error {
-	m := wire.PongFor(f.Payload)
-	if f.Kind == transport.Ping {
-		m = wire.Message{Type: wire.Ping, Seq: f.Seq, SentAt: time.Now().UnixMilli(),
-			ConnID: c.opts.ConnID, Window: min(f.ReconnectWindow, wire.MaxWindow).Truncate(time.Millisecond)}
-	}
-	return c.SendMessage(ctx, &m)
 }
 
 // SendMessage writes one application-level heartbeat message, such as a
 // server's Drain or Close request, in the connection's format. It fails on
 // a connection that uses control frames.
 func (c *Conn) SendMessage(ctx context.Context, m *wire.Message) error {
-	if c.opts.Format == wire.Control {
-		return errors.New("coderws: SendMessage needs an application-level format (json or binary)")
-	}
-	if c.opts.ConnID != "" && m.ConnID == "" {
-		cp := *m
-		cp.ConnID = c.opts.ConnID
-		m = &cp
-	}
-	var buf [256]byte
-	b, err := wire.Append(buf[:0], c.opts.Format, m)
-	if err != nil {
-		return err
-	}
-	typ := websocket.MessageBinary
-	if c.opts.Format == wire.JSON {
-		typ = websocket.MessageText
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultWriteTimeout)
-		defer cancel()
-	}
-	return c.ws.Write(ctx, typ, b)
+	return c.core.SendMessage(ctx, m)
 }
 
 // Close closes the connection and waits for the read loop and the pings to
@@ -541,13 +359,7 @@ func (c *Conn) SendMessage(ctx context.Context, m *wire.Message) error {
 // idempotent and must not be called from the Events callbacks or from
 // Options' callbacks.
 func (c *Conn) Close(reason error) error {
-	c.once.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		c.reason = reason
-		started := c.started
-		c.mu.Unlock()
-		close(c.closing)
+	c.core.Close(reason, func(bool) {
 		if wire.Handshake(reason) {
 			code, text := wire.CloseStatus(reason)
 			_ = c.ws.Close(websocket.StatusCode(code), text)
@@ -555,14 +367,10 @@ func (c *Conn) Close(reason error) error {
 			_ = c.ws.CloseNow()
 		}
 		c.cancel()
-		if !started {
-			close(c.done)
-		}
 	})
-	<-c.done
 	c.pings.Wait()
 	return nil
 }
 
 // Done is closed once the connection has ended and its read loop exited.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.core.Done() }

@@ -24,7 +24,7 @@ func Example() {
 		if err != nil {
 			return
 		}
-		d, err := c.Watch(context.Background(), fsm.DriverConfig{}, coderws.Presence{
+		d, err := c.Watch(context.Background(), fsm.DriverConfig{}, fsm.Presence{
 			Online: func() { online <- "peer online" }, // once per connection
 		})
 		if err != nil {

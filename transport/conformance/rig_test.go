@@ -238,8 +238,8 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	live := s.hs // the instance that accepted this connection
 	s.mu.Unlock()
-	presence := func(read, write func(context.Context) error, abort func()) (gorillaws.Presence, func(*fsm.Driver)) {
-		p := gorillaws.Presence{
+	presence := func(read, write func(context.Context) error, abort func()) (fsm.Presence, func(*fsm.Driver)) {
+		p := fsm.Presence{
 			Online:  func() { s.online.Add(1) },
 			Offline: func(c fsm.Change) { s.gone <- c },
 		}
@@ -298,7 +298,7 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 		p, keep := presence(func(ctx context.Context) error { _, _, err := c.Read(ctx); return err },
 			func(ctx context.Context) error { return c.Write(ctx, coder.MessageBinary, payload[:]) },
 			func() { _ = c.WebSocket().CloseNow() })
-		d, err := c.Watch(context.Background(), cfg, coderws.Presence(p))
+		d, err := c.Watch(context.Background(), cfg, p)
 		if err != nil {
 			s.t.Error(err)
 			return

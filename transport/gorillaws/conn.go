@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/internal/wsconn"
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
 
@@ -19,7 +19,7 @@ import (
 const (
 	// DefaultQueue is how many inbound application messages may wait for
 	// Read before the read loop pauses (and with it the reading of pings).
-	DefaultQueue = 16
+	DefaultQueue = wsconn.DefaultQueue
 	// DefaultReadLimit bounds one inbound message; gorilla itself has no
 	// limit, so a peer could make the read loop allocate without end.
 	DefaultReadLimit = 1 << 20
@@ -27,7 +27,7 @@ const (
 	DefaultCloseTimeout = time.Second
 	// DefaultWriteTimeout bounds a heartbeat write whose context has no
 	// deadline.
-	DefaultWriteTimeout = 10 * time.Second
+	DefaultWriteTimeout = wsconn.DefaultWriteTimeout
 )
 
 // Errors of this package; the transport's ErrClosed and ErrPayloadTooLarge
@@ -75,35 +75,6 @@ type Options struct {
 	OnMalformed func(error)
 }
 
-func (o *Options) withDefaults(ws *websocket.Conn) (Options, error) {
-	c := *o
-	if c.Format == wire.Control {
-		c.Format = wire.FormatOf(ws.Subprotocol())
-	}
-	if c.Format > wire.Binary {
-		return c, fmt.Errorf("gorillaws: format %v is not control, json or binary", c.Format)
-	}
-	if c.Queue < 0 {
-		return c, fmt.Errorf("gorillaws: queue %d must not be negative (zero means %d)", c.Queue, DefaultQueue)
-	}
-	if c.Queue == 0 {
-		c.Queue = DefaultQueue
-	}
-	if c.ReadLimit == 0 {
-		c.ReadLimit = DefaultReadLimit
-	}
-	if c.CloseTimeout < 0 {
-		return c, fmt.Errorf("gorillaws: close timeout %v must be positive (zero means %v)", c.CloseTimeout, DefaultCloseTimeout)
-	}
-	if c.CloseTimeout == 0 {
-		c.CloseTimeout = DefaultCloseTimeout
-	}
-	if len(c.ConnID) > wire.MaxConnIDLen {
-		return c, fmt.Errorf("gorillaws: connection ID of %d bytes is longer than %d", len(c.ConnID), wire.MaxConnIDLen)
-	}
-	return c, nil
-}
-
 // Conn is a gorilla/websocket connection watched by the heartbeat. It owns
 // the connection's read side: a goroutine, started by Bind, reads every
 // frame, so ping and pong handlers run even while the application is busy,
@@ -116,28 +87,11 @@ func (o *Options) withDefaults(ws *websocket.Conn) (Options, error) {
 // messages, so the application must write only through Write.
 type Conn struct {
 	ws   *websocket.Conn
-	opts Options
+	core *wsconn.Core[int]
 
-	ev      transport.Events
-	msgs    chan message
-	wmu     chan struct{} // the data-writer lock, held by Write and application-level heartbeats
-	closing chan struct{} // closed by Close
-	done    chan struct{} // closed when the read loop has exited (or would never start)
-	once    sync.Once
-
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	reason  error
-	readErr error
-	peerID  atomic.Pointer[string]
-	scratch [transport.MaxControlPayload]byte // owned by the read goroutine
-	echo    [wire.EchoSize]byte               // owned by the read goroutine
-}
-
-type message struct {
-	typ  int
-	data []byte
+	readLimit    int64
+	closeTimeout time.Duration
+	wmu          chan struct{} // the data-writer lock, held by Write and application-level heartbeats
 }
 
 // Wrap wraps an established gorilla connection, client or server side.
@@ -147,20 +101,31 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 	if ws == nil {
 		return nil, errors.New("gorillaws: Wrap needs a *websocket.Conn")
 	}
-	o, err := opts.withDefaults(ws)
+	c := &Conn{ws: ws, readLimit: opts.ReadLimit, closeTimeout: opts.CloseTimeout, wmu: make(chan struct{}, 1)}
+	core, err := wsconn.New(wsconn.Config[int]{
+		Name: "gorillaws", Subprotocol: ws.Subprotocol(),
+		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue,
+		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed,
+		Text: websocket.TextMessage, Binary: websocket.BinaryMessage,
+		Read: c.read, Write: c.writeData,
+		KeepReading: true, // the peer's close frame reaches Close only through the loop's reads
+		ErrBound:    ErrBound, ErrFrameKind: ErrFrameKind, ErrReservedPrefix: ErrReservedPrefix,
+	})
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{
-		ws:      ws,
-		opts:    o,
-		msgs:    make(chan message, o.Queue),
-		wmu:     make(chan struct{}, 1),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+	c.core = core
+	if c.closeTimeout < 0 {
+		return nil, fmt.Errorf("gorillaws: close timeout %v must be positive (zero means %v)", c.closeTimeout, DefaultCloseTimeout)
 	}
-	if o.ReadLimit > 0 {
-		ws.SetReadLimit(o.ReadLimit)
+	if c.closeTimeout == 0 {
+		c.closeTimeout = DefaultCloseTimeout
+	}
+	if c.readLimit == 0 {
+		c.readLimit = DefaultReadLimit
+	}
+	if c.readLimit > 0 {
+		ws.SetReadLimit(c.readLimit)
 	}
 	return c, nil
 }
@@ -171,126 +136,60 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 func (c *Conn) WebSocket() *websocket.Conn { return c.ws }
 
 // Format returns how heartbeats travel on this connection.
-func (c *Conn) Format() wire.Format { return c.opts.Format }
+func (c *Conn) Format() wire.Format { return c.core.Format() }
 
 // PeerID returns the connection ID the server sent in its application-level
 // heartbeats, on the client side; "" if none (and always on the server).
-func (c *Conn) PeerID() string {
-	if p := c.peerID.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
+func (c *Conn) PeerID() string { return c.core.PeerID() }
 
 // Accepted returns the transport.Dialer through which the heartbeat
 // driver's server role binds this (accepted) connection.
-func (c *Conn) Accepted() transport.Dialer {
-	return transport.Accepted(func(ev transport.Events) (transport.Conn, error) {
-		if err := c.Bind(ev); err != nil {
-			return nil, err
-		}
-		return c, nil
-	})
+func (c *Conn) Accepted() transport.Dialer { return wsconn.Accepted(c) }
+
+// Watch runs the heartbeat's server role on c, an accepted connection,
+// and reports presence through p. cfg's Role and Dialer are set for you;
+// cfg.OnChange still sees every change, before the presence callbacks. The
+// driver ends when the peer is dead or the connection is closed; c is
+// closed then.
+//
+// Flood protection comes with the driver: a peer that pings faster than
+// cfg.MinPingInterval (default fsm.DefaultMinPingInterval, 100 ms) beyond a
+// burst of cfg.PingBurst (default fsm.DefaultPingBurst, 50) is closed with
+// fsm.ErrPingFlood, which the peer receives as close code 1008 with that
+// text.
+func (c *Conn) Watch(ctx context.Context, cfg fsm.DriverConfig, p fsm.Presence) (*fsm.Driver, error) {
+	return wsconn.Watch(ctx, c, cfg, p)
 }
 
 // Bind installs the ping and pong handlers and starts the read loop, which
 // reports every inbound frame to ev until the connection ends. It fails
 // with ErrBound on a second call and with transport.ErrClosed after Close.
 func (c *Conn) Bind(ev transport.Events) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return transport.ErrClosed
-	case c.started:
-		return ErrBound
-	}
-	c.started = true
-	c.ev = ev
-	// Replace gorilla's default ping handler, which writes the pong itself
-	// inside the reader with a 1 s deadline and drops it when the writer is
-	// busy: the heartbeat answers through Send, off the read goroutine.
-	c.ws.SetPingHandler(func(data string) error {
-		n := copy(c.scratch[:], data)
-		f := transport.Frame{Kind: transport.Ping, Payload: c.scratch[:n]}
-		if seq, window, err := wire.ParseControl(f.Payload); err == nil {
-			f.Seq, f.ReconnectWindow = seq, window
-		}
-		c.ev.Frame(f)
-		return nil
+	return c.core.Bind(ev, func() {
+		// Replace gorilla's default ping handler, which writes the pong
+		// itself inside the reader with a 1 s deadline and drops it when
+		// the writer is busy: the heartbeat answers through Send, off the
+		// read goroutine.
+		c.ws.SetPingHandler(func(data string) error {
+			wsconn.PingIn(c.core, data)
+			return nil
+		})
+		c.ws.SetPongHandler(func(data string) error {
+			c.core.PongIn(wsconn.PongSeq(data))
+			return nil
+		})
 	})
-	c.ws.SetPongHandler(func(data string) error {
-		n := copy(c.scratch[:], data)
-		// The window in an echoed payload is our own advice: ignore it.
-		seq, _, _ := wire.ParseControl(c.scratch[:n])
-		c.ev.Frame(transport.Frame{Kind: transport.Pong, Seq: seq})
-		return nil
-	})
-	go c.readLoop()
-	return nil
 }
 
-func (c *Conn) readLoop() {
-	defer close(c.done)
-	for {
-		typ, r, err := c.ws.NextReader()
-		if err != nil {
-			c.end(err)
-			return
-		}
-		data, err := io.ReadAll(r)
-		if err != nil {
-			c.end(err)
-			return
-		}
-		if c.opts.Format != wire.Control && wire.IsHeartbeat(data) {
-			c.heartbeat(data)
-			continue
-		}
-		// Reported before it is queued: the message is evidence of life
-		// even while the application has not read it yet.
-		c.ev.Frame(transport.Frame{Kind: transport.Data})
-		select {
-		case c.msgs <- message{typ, data}:
-		case <-c.closing:
-			// Closing: keep reading (and dropping) until the peer's close
-			// frame ends the loop.
-		}
-	}
-}
-
-// heartbeat handles one application-level heartbeat message.
-func (c *Conn) heartbeat(data []byte) {
-	m, err := wire.Decode(data)
+// read reads the next data message; gorilla runs the ping and pong
+// handlers inside it.
+func (c *Conn) read() (int, []byte, error) {
+	typ, r, err := c.ws.NextReader()
 	if err != nil {
-		// A malformed heartbeat is dropped, but it arrived: evidence still.
-		c.ev.Frame(transport.Frame{Kind: transport.Data})
-		if c.opts.OnMalformed != nil {
-			c.opts.OnMalformed(err)
-		}
-		return
+		return 0, nil, err
 	}
-	if c.opts.ConnID == "" && m.ConnID != "" && c.PeerID() != m.ConnID {
-		id := m.ConnID
-		c.peerID.Store(&id)
-	}
-	c.ev.Frame(m.Frame(c.echo[:0]))
-	if (m.Type == wire.Drain || m.Type == wire.Close) && c.opts.OnMessage != nil {
-		c.opts.OnMessage(m)
-	}
-}
-
-// end records why the read loop stopped and reports it, unless Close
-// stopped it; a local Close is reported as transport.ErrClosed so that a
-// driver whose application closed the connection learns of it.
-func (c *Conn) end(err error) {
-	c.mu.Lock()
-	if c.closed {
-		err = fmt.Errorf("%w: %v", transport.ErrClosed, c.reason)
-	}
-	c.readErr = err
-	c.mu.Unlock()
-	c.ev.Closed(err)
+	data, err := io.ReadAll(r)
+	return typ, data, err
 }
 
 // Read returns the next application message: its gorilla message type
@@ -298,24 +197,7 @@ func (c *Conn) end(err error) {
 // owns. After the connection ends, Read returns the queued messages and
 // then the error that ended it.
 func (c *Conn) Read(ctx context.Context) (messageType int, p []byte, err error) {
-	select {
-	case m := <-c.msgs:
-		return m.typ, m.data, nil
-	case <-ctx.Done():
-		return 0, nil, ctx.Err()
-	case <-c.done:
-	}
-	select {
-	case m := <-c.msgs:
-		return m.typ, m.data, nil
-	default:
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.readErr != nil {
-		return 0, nil, c.readErr
-	}
-	return 0, nil, transport.ErrClosed
+	return c.core.Read(ctx)
 }
 
 // Write writes one application message within ctx's deadline (if any).
@@ -323,10 +205,7 @@ func (c *Conn) Read(ctx context.Context) (messageType int, p []byte, err error) 
 // heartbeats; the deadline is cleared afterwards, so it never bleeds into
 // a later write.
 func (c *Conn) Write(ctx context.Context, messageType int, p []byte) error {
-	if c.opts.Format != wire.Control && wire.IsHeartbeat(p) {
-		return ErrReservedPrefix
-	}
-	return c.writeData(ctx, messageType, p)
+	return c.core.Write(ctx, messageType, p)
 }
 
 func (c *Conn) writeData(ctx context.Context, messageType int, p []byte) error {
@@ -334,7 +213,7 @@ func (c *Conn) writeData(ctx context.Context, messageType int, p []byte) error {
 	case c.wmu <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.closing:
+	case <-c.core.Closing():
 		return transport.ErrClosed
 	}
 	defer func() { <-c.wmu }()
@@ -354,35 +233,13 @@ func (c *Conn) writeData(ctx context.Context, messageType int, p []byte) error {
 // own deadline (ctx's, or DefaultWriteTimeout from now), so no deadline
 // is left on the connection for the application's next write.
 func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
-	if len(f.Payload) > transport.MaxControlPayload {
-		return transport.ErrPayloadTooLarge
-	}
-	if f.Kind != transport.Ping && f.Kind != transport.Pong {
-		return ErrFrameKind
-	}
-	select {
-	case <-c.closing:
-		return transport.ErrClosed
-	default:
-	}
-	if err := ctx.Err(); err != nil {
+	if err := c.core.CheckSend(ctx, f); err != nil {
 		return err
 	}
-	var err error
-	if c.opts.Format == wire.Control {
-		err = c.sendControl(ctx, f)
-	} else {
-		err = c.sendMessage(ctx, f)
+	if c.core.Format() != wire.Control {
+		return c.core.SendFrame(ctx, f)
 	}
-	if err != nil {
-		select {
-		case <-c.closing:
-			return fmt.Errorf("gorillaws: send %v: %w", f.Kind, transport.ErrClosed)
-		default:
-		}
-		return fmt.Errorf("gorillaws: send %v: %w", f.Kind, err)
-	}
-	return nil
+	return c.core.SendError(f.Kind, c.sendControl(ctx, f))
 }
 
 func (c *Conn) sendControl(ctx context.Context, f transport.Frame) error {
@@ -397,42 +254,11 @@ func (c *Conn) sendControl(ctx context.Context, f transport.Frame) error {
 	return c.ws.WriteControl(websocket.PongMessage, f.Payload, deadline)
 }
 
-func (c *Conn) sendMessage(ctx context.Context, f transport.Frame) error {
-	m := wire.PongFor(f.Payload)
-	if f.Kind == transport.Ping {
-		m = wire.Message{Type: wire.Ping, Seq: f.Seq, SentAt: time.Now().UnixMilli(),
-			ConnID: c.opts.ConnID, Window: min(f.ReconnectWindow, wire.MaxWindow).Truncate(time.Millisecond)}
-	}
-	return c.SendMessage(ctx, &m)
-}
-
 // SendMessage writes one application-level heartbeat message, such as a
 // server's Drain or Close request, in the connection's format. It fails on
 // a connection that uses control frames.
 func (c *Conn) SendMessage(ctx context.Context, m *wire.Message) error {
-	if c.opts.Format == wire.Control {
-		return errors.New("gorillaws: SendMessage needs an application-level format (json or binary)")
-	}
-	if c.opts.ConnID != "" && m.ConnID == "" {
-		cp := *m
-		cp.ConnID = c.opts.ConnID
-		m = &cp
-	}
-	var buf [256]byte
-	b, err := wire.Append(buf[:0], c.opts.Format, m)
-	if err != nil {
-		return err
-	}
-	typ := websocket.BinaryMessage
-	if c.opts.Format == wire.JSON {
-		typ = websocket.TextMessage
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultWriteTimeout)
-		defer cancel()
-	}
-	return c.writeData(ctx, typ, b)
+	return c.core.SendMessage(ctx, m)
 }
 
 // Close sends a close frame saying why (see wire.CloseStatus), closes the
@@ -442,31 +268,21 @@ func (c *Conn) SendMessage(ctx context.Context, m *wire.Message) error {
 // idempotent. It must not be called from the Events callbacks or from
 // Options' callbacks.
 func (c *Conn) Close(reason error) error {
-	c.once.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		c.reason = reason
-		started := c.started
-		c.mu.Unlock()
-		close(c.closing)
+	c.core.Close(reason, func(started bool) {
 		code, text := wire.CloseStatus(reason)
-		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), text), time.Now().Add(c.opts.CloseTimeout))
+		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), text), time.Now().Add(c.closeTimeout))
 		if err == nil && started && wire.Handshake(reason) {
-			t := time.NewTimer(c.opts.CloseTimeout)
+			t := time.NewTimer(c.closeTimeout)
 			select {
-			case <-c.done: // the peer answered (or went)
+			case <-c.core.Done(): // the peer answered (or went)
 			case <-t.C:
 			}
 			t.Stop()
 		}
 		_ = c.ws.Close()
-		if !started {
-			close(c.done)
-		}
 	})
-	<-c.done
 	return nil
 }
 
 // Done is closed once the connection has ended and its read loop exited.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.core.Done() }

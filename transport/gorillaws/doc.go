@@ -20,7 +20,7 @@
 //	if err != nil {
 //		return
 //	}
-//	d, err := c.Watch(ctx, fsm.DriverConfig{}, gorillaws.Presence{
+//	d, err := c.Watch(ctx, fsm.DriverConfig{}, fsm.Presence{
 //		Online:  func() { hub.join(id) },
 //		Offline: func(ch fsm.Change) { hub.leave(id, ch.Reason) },
 //	})

@@ -23,7 +23,7 @@ func Example() {
 			return
 		}
 		c, _ := gorillaws.Wrap(ws, gorillaws.Options{})
-		d, err := c.Watch(context.Background(), fsm.DriverConfig{}, gorillaws.Presence{
+		d, err := c.Watch(context.Background(), fsm.DriverConfig{}, fsm.Presence{
 			Online:  func() { online <- "peer online" }, // once per connection
 			Offline: func(ch fsm.Change) {},
 		})

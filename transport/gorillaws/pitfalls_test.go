@@ -423,7 +423,7 @@ func TestPingFloodClosedWithReason(t *testing.T) {
 		Detector: &policy.Fixed{SuspectAfter: time.Minute, DeadAfter: time.Minute},
 		Interval: policy.Never{},
 	}}
-	d, err := s.Watch(context.Background(), cfg, Presence{Offline: func(c fsm.Change) { offline <- c }})
+	d, err := s.Watch(context.Background(), cfg, fsm.Presence{Offline: func(c fsm.Change) { offline <- c }})
 	if err != nil {
 		t.Fatal(err)
 	}
