@@ -51,10 +51,6 @@ func (s Select) on(id string) bool {
 	return !slices.Contains(s.Skip, id)
 }
 
-func (s Select) any(ids ...string) bool {
-	return slices.ContainsFunc(ids, s.on)
-}
-
 func (s Select) validate(field string) error {
 	for _, id := range append(slices.Clone(s.Only), s.Skip...) {
 		if invariantName(id) == "unknown" {

@@ -143,15 +143,14 @@ type input struct {
 
 // settings are the resolved Config values the checks need.
 type settings struct {
-	role            fsm.Role
-	minPing         time.Duration
-	stallThreshold  time.Duration // < 0: off
-	stallGrace      time.Duration
-	pingBurst       int // < 0: off
-	stableAfter     time.Duration
-	connectTimeout  time.Duration
-	inflight        time.Duration // how long frames sent before a failure may still arrive
-	suspectDeadline time.Duration // for L1: the detector's timeouts at the last step
+	role           fsm.Role
+	minPing        time.Duration
+	stallThreshold time.Duration // < 0: off
+	stallGrace     time.Duration
+	pingBurst      int // < 0: off
+	stableAfter    time.Duration
+	connectTimeout time.Duration
+	inflight       time.Duration // how long frames sent before a failure may still arrive
 }
 
 func resolve(c fsm.Config) settings {
