@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -13,46 +12,12 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/heartbeat-go/heartbeat/examples/internal/outputtest"
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// output is an io.Writer that tells when it contains a string.
-type output struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	wake chan struct{}
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-	return o.buf.Write(p)
-}
-
-func (o *output) waitFor(t *testing.T, s string) {
-	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		o.mu.Lock()
-		ok := strings.Contains(o.buf.String(), s)
-		o.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-o.wake:
-		case <-deadline:
-			t.Fatalf("no %q in output:\n%s", s, o.buf.String())
-		}
-	}
-}
 
 // TestClient runs the client against a gorilla echo server on loopback:
 // it comes alive and its messages are echoed.
@@ -79,11 +44,11 @@ func TestClient(t *testing.T) {
 			}
 		})
 	}))
-	out := &output{wake: make(chan struct{}, 1)}
+	out := outputtest.New()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", 20*time.Millisecond, out) }()
-	out.waitFor(t, "connecting → alive (connected)")
-	out.waitFor(t, "echo: hello 2")
+	out.WaitFor(t, "connecting → alive (connected)")
+	out.WaitFor(t, "echo: hello 2")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ package coderws
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -20,21 +18,13 @@ import (
 // wrapped.
 func pair(t *testing.T, subprotocols []string, so, co Options) (server, client *Conn) {
 	t.Helper()
-	accepted := make(chan *Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, &websocket.AcceptOptions{Subprotocols: subprotocols}, so)
-		if err != nil {
-			t.Errorf("accept: %v", err)
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}))
-	t.Cleanup(srv.Close)
+	url, accepted := conformance.Serve(t, func(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+		return Accept(w, r, &websocket.AcceptOptions{Subprotocols: subprotocols}, so)
+	})
 	h := NewHooks()
 	ctx, cancel := context.WithTimeout(context.Background(), conformance.Wait)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), h.DialOptions(&websocket.DialOptions{Subprotocols: subprotocols}))
+	ws, resp, err := websocket.Dial(ctx, url, h.DialOptions(&websocket.DialOptions{Subprotocols: subprotocols}))
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -45,10 +35,7 @@ func pair(t *testing.T, subprotocols []string, so, co Options) (server, client *
 	if err != nil {
 		t.Fatal(err)
 	}
-	server = <-accepted
-	if server == nil {
-		t.FailNow()
-	}
+	server = accepted()
 	t.Cleanup(func() {
 		_ = client.Close(nil)
 		_ = server.Close(nil)
@@ -74,22 +61,13 @@ func end(c *Conn) conformance.End {
 }
 
 func TestConformance(t *testing.T) {
-	for _, f := range []wire.Format{wire.Control, wire.JSON, wire.Binary} {
-		conformance.Run(t, conformance.Harness{
-			Name: "coder-" + f.String(),
-			NewPair: func(t *testing.T) (a, b conformance.End) {
-				var subs []string
-				if f != wire.Control {
-					subs = []string{f.Subprotocol()}
-				}
-				s, c := pair(t, subs, Options{ConnID: "c-1"}, Options{})
-				if s.Format() != f || c.Format() != f {
-					t.Fatalf("negotiated %v/%v, want %v", s.Format(), c.Format(), f)
-				}
-				return end(s), end(c)
-			},
-		})
-	}
+	conformance.RunFormats(t, "coder", func(t *testing.T, f wire.Format, subs []string) (a, b conformance.End) {
+		s, c := pair(t, subs, Options{ConnID: "c-1"}, Options{})
+		if s.Format() != f || c.Format() != f {
+			t.Fatalf("negotiated %v/%v, want %v", s.Format(), c.Format(), f)
+		}
+		return end(s), end(c)
+	})
 }
 
 var _ transport.Conn = (*Conn)(nil)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,26 +35,14 @@ func TestMain(m *testing.M) {
 // TestCrossConformance runs the suite on mixed pairs: a gorilla server with
 // a coder client and the reverse, in each heartbeat format.
 func TestCrossConformance(t *testing.T) {
-	for _, f := range []wire.Format{wire.Control, wire.JSON, wire.Binary} {
-		var subs []string
-		if f != wire.Control {
-			subs = []string{f.Subprotocol()}
-		}
-		conformance.Run(t, conformance.Harness{
-			Name: "gorilla-server+coder-client-" + f.String(),
-			NewPair: func(t *testing.T) (a, b conformance.End) {
-				s, c := gorillaServerCoderClient(t, subs)
-				return gorillaEnd(s), coderEnd(c)
-			},
-		})
-		conformance.Run(t, conformance.Harness{
-			Name: "coder-server+gorilla-client-" + f.String(),
-			NewPair: func(t *testing.T) (a, b conformance.End) {
-				s, c := coderServerGorillaClient(t, subs)
-				return coderEnd(s), gorillaEnd(c)
-			},
-		})
-	}
+	conformance.RunFormats(t, "gorilla-server+coder-client", func(t *testing.T, _ wire.Format, subs []string) (a, b conformance.End) {
+		s, c := gorillaServerCoderClient(t, subs)
+		return gorillaEnd(s), coderEnd(c)
+	})
+	conformance.RunFormats(t, "coder-server+gorilla-client", func(t *testing.T, _ wire.Format, subs []string) (a, b conformance.End) {
+		s, c := coderServerGorillaClient(t, subs)
+		return coderEnd(s), gorillaEnd(c)
+	})
 }
 
 func gorillaEnd(c *gorillaws.Conn) conformance.End {
@@ -86,21 +72,17 @@ func coderEnd(c *coderws.Conn) conformance.End {
 
 func gorillaServerCoderClient(t *testing.T, subs []string) (*gorillaws.Conn, *coderws.Conn) {
 	t.Helper()
-	accepted := make(chan *gorillaws.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url, accepted := conformance.Serve(t, func(w http.ResponseWriter, r *http.Request) (*gorillaws.Conn, error) {
 		ws, err := (&websocket.Upgrader{Subprotocols: subs}).Upgrade(w, r, nil)
 		if err != nil {
-			close(accepted)
-			return
+			return nil, err
 		}
-		c, _ := gorillaws.Wrap(ws, gorillaws.Options{ConnID: "g-1"})
-		accepted <- c
-	}))
-	t.Cleanup(srv.Close)
+		return gorillaws.Wrap(ws, gorillaws.Options{ConnID: "g-1"})
+	})
 	h := coderws.NewHooks()
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	ws, _, err := coder.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), h.DialOptions(&coder.DialOptions{Subprotocols: subs}))
+	ws, _, err := coder.Dial(ctx, url, h.DialOptions(&coder.DialOptions{Subprotocols: subs}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,27 +90,17 @@ func gorillaServerCoderClient(t *testing.T, subs []string) (*gorillaws.Conn, *co
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := <-accepted
-	if s == nil {
-		t.FailNow()
-	}
+	s := accepted()
 	t.Cleanup(func() { _ = c.Close(nil); _ = s.Close(nil) })
 	return s, c
 }
 
 func coderServerGorillaClient(t *testing.T, subs []string) (*coderws.Conn, *gorillaws.Conn) {
 	t.Helper()
-	accepted := make(chan *coderws.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := coderws.Accept(w, r, &coder.AcceptOptions{Subprotocols: subs}, coderws.Options{ConnID: "k-1"})
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}))
-	t.Cleanup(srv.Close)
-	ws, resp, err := (&websocket.Dialer{Subprotocols: subs}).Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	url, accepted := conformance.Serve(t, func(w http.ResponseWriter, r *http.Request) (*coderws.Conn, error) {
+		return coderws.Accept(w, r, &coder.AcceptOptions{Subprotocols: subs}, coderws.Options{ConnID: "k-1"})
+	})
+	ws, resp, err := (&websocket.Dialer{Subprotocols: subs}).Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +109,7 @@ func coderServerGorillaClient(t *testing.T, subs []string) (*coderws.Conn, *gori
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := <-accepted
-	if s == nil {
-		t.FailNow()
-	}
+	s := accepted()
 	t.Cleanup(func() { _ = c.Close(nil); _ = s.Close(nil) })
 	return s, c
 }

@@ -27,30 +27,21 @@ func end(t *testing.T, c *Conn) conformance.End {
 }
 
 func TestConformance(t *testing.T) {
-	for _, f := range []wire.Format{wire.Control, wire.JSON, wire.Binary} {
-		conformance.Run(t, conformance.Harness{
-			Name: "gorilla-" + f.String(),
-			NewPair: func(t *testing.T) (a, b conformance.End) {
-				var subs []string
-				if f != wire.Control {
-					subs = []string{f.Subprotocol()}
-				}
-				sws, cws := wsPair(t, subs, nil)
-				s, err := Wrap(sws, Options{ConnID: "c-1"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				c, err := Wrap(cws, Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if s.Format() != f || c.Format() != f {
-					t.Fatalf("negotiated %v/%v, want %v", s.Format(), c.Format(), f)
-				}
-				return end(t, s), end(t, c)
-			},
-		})
-	}
+	conformance.RunFormats(t, "gorilla", func(t *testing.T, f wire.Format, subs []string) (a, b conformance.End) {
+		sws, cws := wsPair(t, subs, nil)
+		s, err := Wrap(sws, Options{ConnID: "c-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Wrap(cws, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Format() != f || c.Format() != f {
+			t.Fatalf("negotiated %v/%v, want %v", s.Format(), c.Format(), f)
+		}
+		return end(t, s), end(t, c)
+	})
 }
 
 var _ transport.Conn = (*Conn)(nil)

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/internal/wsconn"
 )
 
 // Dialer is the client role's transport.Dialer: each Dial opens a new
@@ -52,12 +53,5 @@ func (d *Dialer) Dial(ctx context.Context, ev transport.Events) (transport.Conn,
 		_ = ws.Close()
 		return nil, err
 	}
-	if err := c.Bind(ev); err != nil {
-		_ = c.Close(err)
-		return nil, err
-	}
-	if d.OnConnect != nil {
-		d.OnConnect(c)
-	}
-	return c, nil
+	return wsconn.Dialed(c, ev, d.OnConnect)
 }

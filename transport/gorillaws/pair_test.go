@@ -4,11 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
 )
 
 // wsPair connects a gorilla client to a gorilla server over loopback and
@@ -17,17 +17,9 @@ import (
 func wsPair(t *testing.T, subprotocols []string, dial func(net.Conn) net.Conn) (server, client *websocket.Conn) {
 	t.Helper()
 	up := websocket.Upgrader{Subprotocols: subprotocols}
-	accepted := make(chan *websocket.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			t.Errorf("upgrade: %v", err)
-			close(accepted)
-			return
-		}
-		accepted <- ws
-	}))
-	t.Cleanup(srv.Close)
+	url, accepted := conformance.Serve(t, func(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+		return up.Upgrade(w, r, nil)
+	})
 	d := websocket.Dialer{Subprotocols: subprotocols}
 	if dial != nil {
 		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -38,15 +30,12 @@ func wsPair(t *testing.T, subprotocols []string, dial func(net.Conn) net.Conn) (
 			return dial(c), nil
 		}
 	}
-	client, resp, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	client, resp, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	_ = resp.Body.Close()
-	server = <-accepted
-	if server == nil {
-		t.FailNow()
-	}
+	server = accepted()
 	t.Cleanup(func() {
 		_ = client.Close()
 		_ = server.Close()
