@@ -40,7 +40,7 @@ const (
 	DefaultRetransmit = 200 * time.Millisecond
 	// DefaultHeadroom is how far beyond the worst remembered lateness of
 	// a live peer the detector waits before convicting (but never more
-	// than one Interval beyond it). The worst lateness a link shows most
+	// than Slack beyond it). The worst lateness a link shows most
 	// of the time is one lost segment: a round trip plus a 200 ms
 	// retransmission. A stall on the same path (a Wi-Fi roam, a
 	// handover) holds a segment through several doublings of the
@@ -53,6 +53,13 @@ const (
 	// decay by a factor e (it shrinks by 1/Memory of itself per sample):
 	// 720 samples is an hour at the default interval.
 	DefaultMemory = 720
+	// DefaultSlack caps how far beyond the worst remembered lateness the
+	// tolerance reaches: a link that has already stalled for 10 s is
+	// allowed 15 s of lateness, not 140 s. How much worse the next stall
+	// can be is a property of the network, not of the heartbeat interval,
+	// so it is a duration (at the default interval it equals one
+	// interval).
+	DefaultSlack = 5 * time.Second
 	// DefaultWarmup is how many heartbeats the prior on the worst lateness
 	// (Initial) takes to decay by a factor e: 60 samples are 5 minutes at
 	// the default interval. Until a link has shown what it does, the
@@ -93,10 +100,13 @@ const (
 // 200 ms minimum retransmission timeout), so suspicion is not raised by a
 // single retransmission, and α is never below it. Before any sample α = rto
 // = Initial. The detector also remembers the worst lateness of evidence
-// that did arrive — a slowly decaying maximum, kept across reconnects:
+// that did arrive — a slowly decaying maximum, kept across reconnects —
+// and, until it has history, assumes a prior of Initial that fades:
 //
 //	worst = max(min(g − Interval, MaxTolerance), worst·(1 − 1/Memory))
-//	tol   = min(Headroom·worst, MaxTolerance)
+//	prior = prior·(1 − 1/Warmup)        (Initial at the first sample)
+//	w     = max(worst, prior)
+//	tol   = min(Headroom·w, w + Slack, MaxTolerance)
 //
 // Then, measured from the last evidence,
 //
@@ -110,7 +120,8 @@ const (
 // is not a verdict. On a quiet, lossless link that is a few round trips
 // past the heartbeat; a link that has shown long silences (a handover
 // stall stretched by TCP's doubling retransmission timeout) is never
-// convicted within Headroom times the longest one it survived. Any evidence
+// convicted within Headroom times the longest one it survived (at most
+// Slack more). Any evidence
 // ends the suspicion. Set Interval and Probe to match the interval policies
 // in use: its own when this side pings, the peer's when this side only
 // listens.
@@ -151,6 +162,9 @@ type Adaptive struct {
 	// Memory is the worst lateness's decay time in samples. Zero means
 	// DefaultMemory; at least 1.
 	Memory float64
+	// Slack is the most the tolerance exceeds the worst remembered
+	// lateness. Zero means DefaultSlack; not negative.
+	Slack time.Duration
 	// Warmup is the decay time in samples of the prior on the worst
 	// lateness, Initial, that a detector without history starts from.
 	// Zero means DefaultWarmup; at least 1.
@@ -189,7 +203,7 @@ type adaptiveParams struct {
 	interval, probe, minM, maxM, initial float64
 	probes, gain, beta, phi              float64
 	retransmit, headroom, forget, maxTol float64
-	warm                                 float64
+	warm, slack                          float64
 }
 
 // NewAdaptive returns a validated Adaptive detector expecting a heartbeat
@@ -245,6 +259,9 @@ func (a *Adaptive) params() (adaptiveParams, error) {
 		return adaptiveParams{}, invalid(name, "initial margin %v must not be negative (zero means %v)", a.Initial, DefaultInitialMargin)
 	}
 	initial := min(max(orDuration(a.Initial, DefaultInitialMargin), minM), maxM)
+	if a.Slack < 0 {
+		return adaptiveParams{}, invalid(name, "slack %v must not be negative (zero means %v)", a.Slack, DefaultSlack)
+	}
 	if a.Retransmit < 0 || a.MaxTolerance < 0 {
 		return adaptiveParams{}, invalid(name, "retransmit %v and max tolerance %v must not be negative (zero means %v and %d × the interval)", a.Retransmit, a.MaxTolerance, DefaultRetransmit, DefaultMaxToleranceFactor)
 	}
@@ -266,6 +283,7 @@ func (a *Adaptive) params() (adaptiveParams, error) {
 		probes: float64(probes), gain: gain, beta: beta, phi: phi,
 		retransmit: float64(orDuration(a.Retransmit, DefaultRetransmit)), headroom: headroom,
 		forget: 1 - 1/memory, maxTol: float64(maxTol), warm: 1 - 1/warmup,
+		slack: float64(orDuration(a.Slack, DefaultSlack)),
 	}, nil
 }
 
@@ -309,7 +327,7 @@ func (a *Adaptive) Timeouts() (suspect, dead time.Duration) {
 
 func (a *Adaptive) margins(p adaptiveParams) (alpha, rto, tol float64) {
 	w := max(a.worst, a.prior)
-	tol = min(p.headroom*w, w+p.interval, p.maxTol)
+	tol = min(p.headroom*w, w+p.slack, p.maxTol)
 	var r float64
 	switch {
 	case a.rtt.n > 0:

@@ -26,7 +26,7 @@ type evidence struct{ gap, rtt time.Duration }
 // TestAdaptiveFormula checks the estimator against values computed by hand
 // from the documented formulas (γ = 0.1, β = 1, φ = 4, Retransmit 200 ms,
 // margins clamped to [250 ms, Interval], rto = clamp(r + 200 ms), α =
-// max(lateness margin, rto), tol = min(14·w, w + Interval, 30 s) with w
+// max(lateness margin, rto), tol = min(14·w, w + 5 s, 30 s) with w
 // the larger of the worst lateness and the prior, dead = Interval +
 // max(α + (Probes−1)·Probe + rto, tol)). Most cases set Warmup 1, which
 // clears the prior at the first sample, to look at the estimator alone.
@@ -85,6 +85,13 @@ func TestAdaptiveFormula(t *testing.T) {
 			// MaxTolerance = 10 s → tol = min(140, 15, 10) = 10 s.
 			name: "max clamp", det: policy.Adaptive{MaxMargin: 2 * sec, MaxTolerance: 10 * sec, Warmup: 1}, seq: []evidence{{30 * sec, 0}},
 			suspect: 7 * sec, dead: 15 * sec,
+		},
+		{
+			// Slack 1 s: L = 2 s, the estimator's sample capped at
+			// MaxMargin = 1 s (delay 1, dev 0.5 → r = 3 s, rto = α = 1 s);
+			// worst 2 s → tol = min(28, 2 + 1, 30) = 3 s > α + rto = 2 s.
+			name: "slack", det: policy.Adaptive{Slack: sec, MaxMargin: sec, Warmup: 1}, seq: []evidence{{7 * sec, 0}},
+			suspect: 6 * sec, dead: 8 * sec,
 		},
 		{
 			// Memory 2 halves the worst per sample; Headroom 20. L = 400
@@ -158,6 +165,7 @@ func TestAdaptiveValidation(t *testing.T) {
 		{policy.Adaptive{Headroom: -1}, "headroom"},
 		{policy.Adaptive{Memory: 0.5}, "memory"},
 		{policy.Adaptive{Warmup: 0.5}, "warmup"},
+		{policy.Adaptive{Slack: -sec}, "slack"},
 	}
 	for _, tc := range bad {
 		err := tc.det.Validate()
