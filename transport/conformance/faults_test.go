@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
 )
 
 // proxy is a toxiproxy, run in-process on 127.0.0.1, in front of a server.
@@ -55,8 +56,8 @@ func (p *proxy) add(kind string, attrs string) func() {
 type faultRig struct {
 	srv     *server
 	px      *proxy
-	w       *watcher
-	d       *countingDialer
+	w       *conformance.Changes
+	d       *conformance.Counter
 	drv     *fsm.Driver
 	readers sync.WaitGroup
 }
@@ -68,13 +69,13 @@ func newFaultRig(t *testing.T, serverKind, clientKind string, pump bool) *faultR
 	// is the client's own detector, not a close the server sent.
 	r.srv.serverDead = 10 * time.Second
 	r.px = newProxy(t, r.srv.addr)
-	r.d = newCountingDialer(clientDialer(t, clientKind, r.px.url(), &r.readers))
+	r.d = conformance.NewCounter(clientDialer(t, clientKind, r.px.url(), &r.readers))
 	r.drv, r.w = runClient(t, r.d)
 	t.Cleanup(func() {
 		_ = r.drv.Close()
 		r.readers.Wait()
 	})
-	r.w.waitFor(t, 0, "alive", to(fsm.Alive))
+	r.w.WaitFor(t, 0, "alive", conformance.To(fsm.Alive))
 	return r
 }
 
@@ -87,10 +88,10 @@ func TestLatencyAndJitter(t *testing.T) {
 	for _, p := range faultPairings {
 		t.Run(p.server+"-server/"+p.client+"-client", func(t *testing.T) {
 			r := newFaultRig(t, p.server, p.client, false)
-			mark := r.w.len()
+			mark := r.w.Len()
 			r.px.add("latency", `"latency":60,"jitter":30`)
-			r.d.waitPongs(t, 8)
-			if bad := r.w.verdicts(mark); len(bad) > 0 {
+			r.d.WaitPongs(t, 8, patience(8))
+			if bad := r.w.Verdicts(mark); len(bad) > 0 {
 				t.Errorf("false verdicts under latency below the bound: %v", bad)
 			}
 		})
@@ -104,11 +105,10 @@ func TestHalfOpen(t *testing.T) {
 	for _, p := range faultPairings {
 		t.Run(p.server+"-server/"+p.client+"-client", func(t *testing.T) {
 			r := newFaultRig(t, p.server, p.client, false)
-			mark := r.w.len()
+			mark := r.w.Len()
 			heal := r.px.add("timeout", `"timeout":0`)
 			cut := time.Now()
-			i := r.w.waitFor(t, mark, "dead", to(fsm.Dead))
-			c := r.w.list()[i]
+			i, c := r.w.WaitFor(t, mark, "dead", conformance.To(fsm.Dead))
 			if c.Reason != fsm.ReasonUnanswered {
 				t.Errorf("dead for %v, want %v (the socket never closed)", c.Reason, fsm.ReasonUnanswered)
 			}
@@ -117,7 +117,7 @@ func TestHalfOpen(t *testing.T) {
 				t.Errorf("dead %v after the link went half-open, bound %v", took, deadAfter+pingEvery)
 			}
 			heal()
-			r.w.waitFor(t, i, "alive again", to(fsm.Alive))
+			r.w.WaitFor(t, i, "alive again", conformance.To(fsm.Alive))
 		})
 	}
 }
@@ -128,11 +128,10 @@ func TestResetPeer(t *testing.T) {
 	for _, p := range faultPairings {
 		t.Run(p.server+"-server/"+p.client+"-client", func(t *testing.T) {
 			r := newFaultRig(t, p.server, p.client, false)
-			mark := r.w.len()
+			mark := r.w.Len()
 			stop := r.px.add("reset_peer", `"timeout":0`)
 			start := time.Now()
-			i := r.w.waitFor(t, mark, "dead", to(fsm.Dead))
-			c := r.w.list()[i]
+			i, c := r.w.WaitFor(t, mark, "dead", conformance.To(fsm.Dead))
 			if c.Reason != fsm.ReasonPeerClosed && c.Reason != fsm.ReasonSendFailed {
 				t.Errorf("dead for %v, want peer closed or send failed", c.Reason)
 			}
@@ -142,7 +141,7 @@ func TestResetPeer(t *testing.T) {
 				t.Errorf("dead %v after the reset, want before the suspect timeout %v", took, suspectAfter)
 			}
 			stop()
-			r.w.waitFor(t, i, "alive again", to(fsm.Alive))
+			r.w.WaitFor(t, i, "alive again", conformance.To(fsm.Alive))
 		})
 	}
 }
@@ -160,12 +159,12 @@ func TestSlowLinks(t *testing.T) {
 		for _, tx := range toxics {
 			t.Run(p.server+"-server/"+p.client+"-client/"+tx.kind, func(t *testing.T) {
 				r := newFaultRig(t, p.server, p.client, true)
-				mark := r.w.len()
+				mark := r.w.Len()
 				r.px.add(tx.kind, tx.attrs)
 				// 24 messages at one per 50 ms: twice the dead timeout. The
 				// client does not ping meanwhile: the data is its evidence.
-				r.d.waitData(t, 24)
-				if bad := r.w.verdicts(mark); len(bad) > 0 {
+				r.d.WaitData(t, 24, patience(24))
+				if bad := r.w.Verdicts(mark); len(bad) > 0 {
 					t.Errorf("false verdicts on a slow link: %v", bad)
 				}
 			})

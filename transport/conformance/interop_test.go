@@ -129,11 +129,11 @@ func TestHealthyStaysAlive(t *testing.T) {
 			t.Parallel()
 			srv := newServer(t, p.server)
 			var readers sync.WaitGroup
-			d := newCountingDialer(clientDialer(t, p.client, srv.url(), &readers))
+			d := conformance.NewCounter(clientDialer(t, p.client, srv.url(), &readers))
 			drv, w := runClient(t, d)
-			w.waitFor(t, 0, "alive", to(fsm.Alive))
-			d.waitPongs(t, 12)
-			if bad := w.verdicts(0); len(bad) > 0 {
+			w.WaitFor(t, 0, "alive", conformance.To(fsm.Alive))
+			d.WaitPongs(t, 12, patience(12))
+			if bad := w.Verdicts(0); len(bad) > 0 {
 				t.Errorf("false verdicts on a healthy link: %v", bad)
 			}
 			if n := srv.online.Load(); n != 1 {
@@ -158,19 +158,19 @@ func TestServerKilledAndRestarted(t *testing.T) {
 			srv := newServer(t, p.server)
 			var readers sync.WaitGroup
 			drv, w := runClient(t, clientDialer(t, p.client, srv.url(), &readers))
-			w.waitFor(t, 0, "alive", to(fsm.Alive))
+			w.WaitFor(t, 0, "alive", conformance.To(fsm.Alive))
 			srv.waitRegistered(t, 1)
-			mark := w.len()
+			mark := w.Len()
 			killed := time.Now()
 			srv.kill()
-			i := w.waitFor(t, mark, "dead", to(fsm.Dead))
-			if took := w.list()[i].At.Sub(killed); took > deadAfter {
+			i, c := w.WaitFor(t, mark, "dead", conformance.To(fsm.Dead))
+			if took := c.At.Sub(killed); took > deadAfter {
 				t.Errorf("dead %v after the kill, bound %v", took, deadAfter)
 			}
 			// While it is down the client keeps trying and failing.
-			w.waitFor(t, i, "a failed redial", func(c fsm.Change) bool { return c.Reason == fsm.ReasonDialFailed })
+			w.WaitFor(t, i, "a failed redial", func(c fsm.Change) bool { return c.Reason == fsm.ReasonDialFailed })
 			srv.start()
-			w.waitFor(t, i, "alive again", to(fsm.Alive))
+			w.WaitFor(t, i, "alive again", conformance.To(fsm.Alive))
 			_ = drv.Close()
 			readers.Wait()
 		})

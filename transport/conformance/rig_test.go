@@ -16,6 +16,7 @@ import (
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/transport"
 	"github.com/heartbeat-go/heartbeat/transport/coderws"
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
 	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
 )
 
@@ -44,131 +45,9 @@ func policyConfig(role fsm.Role) fsm.Config {
 	}
 }
 
-// watcher collects a driver's state changes.
-type watcher struct {
-	mu      sync.Mutex
-	changes []fsm.Change
-	wake    chan struct{}
-}
-
-func newWatcher() *watcher { return &watcher{wake: make(chan struct{})} }
-
-func (w *watcher) OnChange(c fsm.Change) {
-	w.mu.Lock()
-	w.changes = append(w.changes, c)
-	close(w.wake)
-	w.wake = make(chan struct{})
-	w.mu.Unlock()
-}
-
-// waitFor waits until a change after index from matches, and returns its
-// index.
-func (w *watcher) waitFor(t *testing.T, from int, what string, match func(fsm.Change) bool) int {
-	t.Helper()
-	deadline := time.After(bound)
-	for {
-		w.mu.Lock()
-		for i := from; i < len(w.changes); i++ {
-			if match(w.changes[i]) {
-				w.mu.Unlock()
-				return i
-			}
-		}
-		wake := w.wake
-		w.mu.Unlock()
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatalf("no %s within %v; changes: %v", what, bound, w.list())
-		}
-	}
-}
-
-func (w *watcher) list() []fsm.Change {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]fsm.Change(nil), w.changes...)
-}
-
-func (w *watcher) len() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.changes)
-}
-
-// verdicts returns the changes since from that say the peer is in trouble.
-func (w *watcher) verdicts(from int) []fsm.Change {
-	var bad []fsm.Change
-	for _, c := range w.list()[from:] {
-		if c.To == fsm.Suspect || c.To == fsm.Dead {
-			bad = append(bad, c)
-		}
-	}
-	return bad
-}
-
-func to(s fsm.State) func(fsm.Change) bool { return func(c fsm.Change) bool { return c.To == s } }
-
-// counter counts the pongs a connection reports: a test's run is measured
-// in heartbeats answered, not in wall time.
-type counter struct {
-	transport.Events
-	pongs, data *atomic.Int64
-	wake        chan struct{}
-}
-
-func (c counter) Frame(f transport.Frame) {
-	switch f.Kind {
-	case transport.Pong:
-		c.pongs.Add(1)
-	case transport.Data:
-		c.data.Add(1)
-	}
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-	c.Events.Frame(f)
-}
-
-type countingDialer struct {
-	transport.Dialer
-	pongs, data atomic.Int64
-	wake        chan struct{}
-}
-
-func newCountingDialer(d transport.Dialer) *countingDialer {
-	return &countingDialer{Dialer: d, wake: make(chan struct{}, 1)}
-}
-
-func (d *countingDialer) Dial(ctx context.Context, ev transport.Events) (transport.Conn, error) {
-	return d.Dialer.Dial(ctx, counter{ev, &d.pongs, &d.data, d.wake})
-}
-
-// waitPongs waits until n more pongs than now have arrived.
-func (d *countingDialer) waitPongs(t *testing.T, n int64) {
-	t.Helper()
-	d.wait(t, &d.pongs, "pongs", n)
-}
-
-// waitData waits until n more application messages than now have arrived.
-func (d *countingDialer) waitData(t *testing.T, n int64) {
-	t.Helper()
-	d.wait(t, &d.data, "data messages", n)
-}
-
-func (d *countingDialer) wait(t *testing.T, count *atomic.Int64, what string, n int64) {
-	t.Helper()
-	target := count.Load() + n
-	deadline := time.After(time.Duration(n)*pingEvery*4 + bound)
-	for count.Load() < target {
-		select {
-		case <-d.wake:
-		case <-deadline:
-			t.Fatalf("only %d of %d %s", count.Load()-(target-n), n, what)
-		}
-	}
-}
+// patience is how long a test waits for n heartbeats or messages the
+// policy promises.
+func patience(n int64) time.Duration { return time.Duration(n)*pingEvery*4 + bound }
 
 // server is a restartable WebSocket server on 127.0.0.1 whose every
 // connection is watched by a server-role driver, gorilla or coder.
@@ -346,9 +225,9 @@ func (s *server) kill() {
 }
 
 // client runs a client-role driver through the given dialer.
-func runClient(t *testing.T, d transport.Dialer) (*fsm.Driver, *watcher) {
-	w := newWatcher()
-	drv, err := fsm.Run(context.Background(), fsm.DriverConfig{Config: policyConfig(fsm.Client), Dialer: d, OnChange: w.OnChange})
+func runClient(t *testing.T, d transport.Dialer) (*fsm.Driver, *conformance.Changes) {
+	w := conformance.NewChanges()
+	drv, err := fsm.Run(context.Background(), fsm.DriverConfig{Config: policyConfig(fsm.Client), Dialer: d, OnChange: w.Add})
 	if err != nil {
 		t.Fatal(err)
 	}

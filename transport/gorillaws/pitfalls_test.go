@@ -34,90 +34,22 @@ func testConfig(role fsm.Role) fsm.Config {
 	}
 }
 
-// changes collects a driver's state changes.
-type changes struct {
-	mu   sync.Mutex
-	list []fsm.Change
-	wake chan struct{}
-}
-
-func newChanges() *changes { return &changes{wake: make(chan struct{})} }
-
-func (c *changes) add(ch fsm.Change) {
-	c.mu.Lock()
-	c.list = append(c.list, ch)
-	close(c.wake)
-	c.wake = make(chan struct{})
-	c.mu.Unlock()
-}
-
-func (c *changes) waitFor(t *testing.T, what string, match func(fsm.Change) bool) fsm.Change {
-	t.Helper()
-	deadline := time.After(bound)
-	for {
-		c.mu.Lock()
-		for _, ch := range c.list {
-			if match(ch) {
-				c.mu.Unlock()
-				return ch
-			}
-		}
-		wake := c.wake
-		c.mu.Unlock()
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatalf("no %s within %v: %v", what, bound, c.all())
-		}
-	}
-}
-
-func (c *changes) all() []fsm.Change {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]fsm.Change(nil), c.list...)
-}
-
-// pongCounter counts the pongs a connection reports.
-type pongCounter struct {
-	transport.Events
-	n    *atomic.Int64
-	wake chan struct{}
-}
-
-func (p pongCounter) Frame(f transport.Frame) {
-	if f.Kind == transport.Pong {
-		p.n.Add(1)
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
-	}
-	p.Events.Frame(f)
-}
-
 // watchCounting runs the server role on c, counting the pongs it gets.
-func watchCounting(t *testing.T, c *Conn) (*fsm.Driver, *changes, *atomic.Int64, chan struct{}) {
+func watchCounting(t *testing.T, c *Conn) (*conformance.Changes, *conformance.Counter) {
 	t.Helper()
-	ch := newChanges()
-	var n atomic.Int64
-	wake := make(chan struct{}, 1)
-	accepted := c.Accepted()
+	ch := conformance.NewChanges()
+	counter := conformance.NewCounter(c.Accepted())
 	d, err := fsm.Run(context.Background(), fsm.DriverConfig{
 		Config:   testConfig(fsm.Server),
-		OnChange: ch.add,
-		Dialer: transport.DialerFunc(func(ctx context.Context, ev transport.Events) (transport.Conn, error) {
-			return accepted.Dial(ctx, pongCounter{ev, &n, wake})
-		}),
+		OnChange: ch.Add,
+		Dialer:   counter,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
-	return d, ch, &n, wake
+	return ch, counter
 }
-
-func isVerdict(c fsm.Change) bool { return c.To == fsm.Suspect || c.To == fsm.Dead }
 
 // TestPitfallHandlersNeedAReader (gorilla/websocket#783, #724, #866):
 // gorilla runs ping handlers only inside NextReader. An application busy
@@ -127,9 +59,9 @@ func TestPitfallHandlersNeedAReader(t *testing.T) {
 	t.Run("naive", func(t *testing.T) {
 		sws, cws := wsPair(t, nil, nil)
 		s, _ := Wrap(sws, Options{})
-		_, ch, _, _ := watchCounting(t, s)
+		ch, _ := watchCounting(t, s)
 		_ = cws // the application never calls NextReader
-		c := ch.waitFor(t, "dead", func(c fsm.Change) bool { return c.To == fsm.Dead })
+		_, c := ch.WaitFor(t, 0, "dead", conformance.To(fsm.Dead))
 		if c.Reason != fsm.ReasonUnanswered {
 			t.Errorf("dead for %v, want unanswered", c.Reason)
 		}
@@ -137,7 +69,7 @@ func TestPitfallHandlersNeedAReader(t *testing.T) {
 	t.Run("adapter", func(t *testing.T) {
 		sws, cws := wsPair(t, nil, nil)
 		s, _ := Wrap(sws, Options{})
-		_, ch, pongs, wake := watchCounting(t, s)
+		ch, pongs := watchCounting(t, s)
 		c, _ := Wrap(cws, Options{})
 		cd, err := fsm.Run(context.Background(), fsm.DriverConfig{Config: testConfig(fsm.Client), Dialer: c.Accepted()})
 		if err != nil {
@@ -146,25 +78,11 @@ func TestPitfallHandlersNeedAReader(t *testing.T) {
 		defer cd.Close()
 		// The application never calls Read. 12 answered pings take twice
 		// the dead timeout.
-		waitCount(t, pongs, wake, 12)
-		for _, c := range ch.all() {
-			if isVerdict(c) {
-				t.Errorf("server's verdict on a peer whose application is busy: %v", c)
-			}
+		pongs.WaitPongs(t, 12, bound)
+		for _, c := range ch.Verdicts(0) {
+			t.Errorf("server's verdict on a peer whose application is busy: %v", c)
 		}
 	})
-}
-
-func waitCount(t *testing.T, n *atomic.Int64, wake chan struct{}, want int64) {
-	t.Helper()
-	deadline := time.After(bound)
-	for n.Load() < want {
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatalf("%d of %d pongs", n.Load(), want)
-		}
-	}
 }
 
 // gate is a net.Conn whose writes block while the gate is shut: a writer
