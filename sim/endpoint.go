@@ -170,18 +170,25 @@ func (s *Sim) changed(i int32, idx side, gen uint32, a *fsm.Action) (finished bo
 // most one live timer event per endpoint sits in the queue: a deadline that
 // moves later is handled when the earlier event fires.
 func (s *Sim) arm(i int32, idx side) {
-	sl := &s.slots[i]
-	ep := &sl.ep[idx]
-	dl := ep.m.Deadline()
+	dl := s.slots[i].ep[idx].m.Deadline()
 	if dl.IsZero() {
-		ep.want = never
+		ep := &s.slots[i].ep[idx]
+		ep.want, ep.late = never, false
 		return
 	}
-	d := int64(dl.Sub(epoch))
+	s.armAt(i, idx, sinceEpoch(dl))
+}
+
+// armAt is arm for a machine whose deadline is d.
+func (s *Sim) armAt(i int32, idx side, d int64) {
+	sl := &s.slots[i]
+	ep := &sl.ep[idx]
+	ep.late = false
 	if idx == client {
 		// A paused client's wake-ups come late: the stall guard's case.
 		if from, until := s.pause(sl); d >= from && d < until {
 			d = until
+			ep.late = true
 		}
 	}
 	ep.want = d
@@ -191,6 +198,12 @@ func (s *Sim) arm(i int32, idx side) {
 	ep.tgen++
 	ep.armed = d
 	s.q.push(event{at: d, kind: evTimer, slot: i, side: idx, gen: ep.tgen})
+}
+
+// sinceEpoch is t.Sub(epoch) in nanoseconds for a t of the run (t.Sub
+// checks for overflow by adding the difference back, which costs more).
+func sinceEpoch(t time.Time) int64 {
+	return (t.Unix()-epochUnix)*int64(time.Second) + int64(t.Nanosecond())
 }
 
 func (s *Sim) timer(e *event) {
@@ -204,12 +217,21 @@ func (s *Sim) timer(e *event) {
 	s.meter.events++
 	s.trace(e)
 	if ep.want > s.now {
-		s.arm(e.slot, e.side)
+		// The deadline moved later since this timer was set; the machine
+		// has not stepped since, so want is still its deadline unless a
+		// pause delayed it.
+		switch {
+		case ep.late:
+			s.arm(e.slot, e.side)
+		case ep.want != never:
+			s.armAt(e.slot, e.side, ep.want)
+		}
 		return
 	}
 	if e.side == client {
 		if from, until := s.pause(sl); s.now >= from && s.now < until {
 			ep.want = until
+			ep.late = true
 			ep.tgen++
 			ep.armed = until
 			s.q.push(event{at: until, kind: evTimer, slot: e.slot, side: client, gen: ep.tgen})

@@ -37,7 +37,10 @@ const (
 const never int64 = math.MaxInt64
 
 // epoch is the virtual time 0 handed to the machines.
-var epoch = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+var (
+	epoch     = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+	epochUnix = epoch.Unix()
+)
 
 // Config configures one run.
 type Config struct {
@@ -150,6 +153,7 @@ type endpoint struct {
 	gen       uint32 // the connection it is on; 0 for none
 	tgen      uint32 // timer generation: older timer events are stale
 	up        bool   // alive or suspect
+	late      bool   // want is a pause's end, not the machine's deadline
 }
 
 // failure is the state of a slot's latest fault.
