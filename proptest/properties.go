@@ -137,8 +137,8 @@ func (r *machineRun) drawPhase(t *rapid.T, b built, name string, at time.Duratio
 	return p
 }
 
-func (r *machineRun) drawPrefix(t *rapid.T, b built, max int) ([]phase, time.Duration) {
-	n := rapid.IntRange(1, max).Draw(t, "phases")
+func (r *machineRun) drawPrefix(t *rapid.T, b built, most int) ([]phase, time.Duration) {
+	n := rapid.IntRange(1, most).Draw(t, "phases")
 	var ps []phase
 	at := time.Duration(0)
 	for i := range n {
