@@ -193,16 +193,37 @@ func (d *Driver) run() {
 		case <-d.ctx.Done():
 			d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
 		case ev := <-d.events:
-			if ev.gen == d.gen && d.conn != nil {
-				ev.in.Frame.Payload = ev.payload[:ev.n]
-				d.step(ev.in)
-			}
+			d.handle(ev)
 		case <-timer.C:
+			// select picks at random among ready cases; evidence already
+			// queued must be heard before the timer that would convict.
+			d.drainEvents()
 			d.step(Input{Kind: DeadlineReached})
 		}
 		timer.Stop()
 	}
 	d.dropConn(nil)
+}
+
+// handle steps a transport event, unless it comes from a connection the
+// driver has already dropped.
+func (d *Driver) handle(ev event) {
+	if ev.gen == d.gen && d.conn != nil {
+		ev.in.Frame.Payload = ev.payload[:ev.n]
+		d.step(ev.in)
+	}
+}
+
+// drainEvents handles every transport event already queued.
+func (d *Driver) drainEvents() {
+	for {
+		select {
+		case ev := <-d.events:
+			d.handle(ev)
+		default:
+			return
+		}
+	}
 }
 
 func (d *Driver) closeCause() error {

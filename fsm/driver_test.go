@@ -3,7 +3,6 @@ package fsm
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -413,23 +412,27 @@ func (f *failingDialer) Dial(context.Context, transport.Events) (transport.Conn,
 	return nil, errors.New("refused")
 }
 
-// A backoff of zero against a dialer that fails at once keeps the driver
-// dialling without a pause; Close must still stop it.
+// A backoff of zero against a dialer that fails at once: the machine keeps
+// dials 10 ms apart, and Close stops the driver.
 func TestDriverZeroBackoffInstantFailureStillCloses(t *testing.T) {
-	dialer := &failingDialer{}
-	cfg := DriverConfig{Config: testConfig(), Dialer: dialer}
-	cfg.Backoff = &policy.Constant{}
-	d, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for dialer.dials.Load() < 1000 {
-		runtime.Gosched()
-	}
-	d.Close()
-	if d.State() != Closed {
-		t.Fatalf("state %v", d.State())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dialer := &failingDialer{}
+		cfg := DriverConfig{Config: testConfig(), Dialer: dialer}
+		cfg.Backoff = &policy.Constant{}
+		d, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-time.After(time.Second)
+		synctest.Wait()
+		if n := dialer.dials.Load(); n < 90 || n > 101 {
+			t.Fatalf("%d dials in one second, want about 100 (10 ms apart)", n)
+		}
+		d.Close()
+		if d.State() != Closed {
+			t.Fatalf("state %v", d.State())
+		}
+	})
 }
 
 func TestDriverPongEchoesPingSeq(t *testing.T) {

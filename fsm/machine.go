@@ -117,6 +117,20 @@ const (
 	unset tick = math.MinInt64 // no such moment yet
 )
 
+// plus returns t+d, saturating at never: a duration of math.MaxInt64 is a
+// common way to say "never" and must not wrap into the past.
+func (t tick) plus(d tick) tick {
+	if d > 0 && t > never-d {
+		return never
+	}
+	return t + d
+}
+
+// minRedialGap is the least time between the starts of two dials: a zero
+// backoff against a dialer that fails at once would otherwise redial at
+// one instant for ever.
+const minRedialGap = tick(10 * time.Millisecond)
+
 // maxChain bounds the transitions one Step can chain (alive → suspect → dead
 // → reconnecting → connecting is the longest); more is a bug.
 const maxChain = 8
@@ -150,7 +164,10 @@ type Machine struct {
 	streakStart  tick // when the current backoff streak began
 	pingAt       tick // when the next ping is due (set by maybePing)
 	pingTAT      tick // GCRA theoretical arrival time of the peer's next ping
-	advice       time.Duration
+	// pingCreditUntil: until then, pings queued during our own stall may
+	// use the stalled time (pingTAT behind now).
+	pingCreditUntil tick
+	advice          time.Duration
 
 	seq        uint64
 	attempt    int32
@@ -188,6 +205,7 @@ func NewMachine(cfg Config) (*Machine, error) {
 		lastPing:        unset,
 		probeBy:         unset,
 		dialAt:          unset,
+		pingCreditUntil: unset,
 		streakStart:     unset,
 	}
 	if c.PingBurst < 0 {
@@ -244,15 +262,21 @@ func (m *Machine) Step(now time.Time, in Input, out []Action) []Action {
 	if t < m.now {
 		t = m.now
 	}
-	m.now = t
 	// The stall guard: the driver was due to wake us at m.deadline. Waking
 	// much later means our own process stood still (suspended, throttled),
 	// so the silence we now see was not measured by us.
-	m.stalled = m.stallThreshold >= 0 && m.deadline != never && t > m.deadline+m.stallThreshold
+	m.stalled = m.stallThreshold >= 0 && m.deadline != never && t > m.deadline.plus(m.stallThreshold)
+	if m.stalled {
+		// Pings the peer sent at the allowed rate since our last step
+		// arrive together now: the flood meter owes them that time.
+		m.pingTAT = min(m.pingTAT, m.now)
+		m.pingCreditUntil = t.plus(m.stallThreshold)
+	}
+	m.now = t
 	// One grace per silence: a driver that is late at every wake (a
 	// throttled tab) must not postpone the verdict for ever.
 	if m.stalled && (m.state == Alive || m.state == Suspect) && m.probeBy == unset {
-		m.probeBy = t + m.graceAfterStall()
+		m.probeBy = t.plus(m.graceAfterStall())
 	}
 	out = m.apply(in, out)
 	out = m.advance(out)
@@ -338,8 +362,12 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	if f.Kind == transport.Ping && m.pingBurst >= 0 {
 		// GCRA: each ping advances the theoretical arrival time by the
 		// minimum interval; running more than a burst ahead of now is a flood.
-		m.pingTAT = max(m.pingTAT, m.now) + m.minPingInterval
-		if m.pingTAT-m.now > tick(m.pingBurst)*m.minPingInterval {
+		tat := m.pingTAT
+		if m.now > m.pingCreditUntil {
+			tat = max(tat, m.now) // no credit for idle time
+		}
+		m.pingTAT = tat.plus(m.minPingInterval)
+		if m.pingTAT-m.now > m.burstWindow() {
 			return m.lose(out, EvLost, ReasonPingFlood, ErrPingFlood)
 		}
 	}
@@ -368,12 +396,12 @@ func (m *Machine) advance(out []Action) []Action {
 	for range maxChain {
 		switch m.state {
 		case Connecting:
-			if m.dialing && m.now >= m.stateSince+m.connectTimeout {
+			if m.dialing && m.now >= m.stateSince.plus(m.connectTimeout) {
 				out = m.dialFailed(out, ReasonConnectTimeout, ErrConnectTimeout)
 				continue
 			}
 		case Alive:
-			if s, _ := m.timeouts(); m.now >= m.lastEvidence+s {
+			if s, _ := m.timeouts(); m.now >= m.lastEvidence.plus(s) {
 				reason := ReasonSilence
 				if m.stalled {
 					reason = ReasonLocalStall
@@ -408,7 +436,7 @@ func (m *Machine) timeouts() (suspect, dead tick) {
 
 func (m *Machine) convictAt() tick {
 	_, d := m.timeouts()
-	at := m.lastEvidence + d
+	at := m.lastEvidence.plus(d)
 	if m.probeBy != unset {
 		at = max(at, m.probeBy)
 	}
@@ -435,9 +463,17 @@ func (m *Machine) nextPing() tick {
 	}
 	at := tick(next.Sub(m.epoch))
 	if m.lastPing != unset {
-		at = max(at, m.lastPing+m.minPingInterval)
+		at = max(at, m.lastPing.plus(m.minPingInterval))
 	}
 	return at
+}
+
+// burstWindow is how far ahead of now the peer's ping allowance may run.
+func (m *Machine) burstWindow() tick {
+	if m.minPingInterval > never/tick(max(m.pingBurst, 1)) {
+		return never
+	}
+	return tick(m.pingBurst) * m.minPingInterval
 }
 
 // maybePing sends the ping that is due, if any, and caches when the next
@@ -501,7 +537,10 @@ func (m *Machine) retry(out []Action, ev Event, reason Reason, err error) []Acti
 		return m.transition(out, EvGiveUp, ReasonGaveUp, gerr)
 	}
 	delay = max(delay, 0)
-	m.dialAt = m.now + tick(delay)
+	m.dialAt = m.now.plus(tick(delay))
+	if m.state == Connecting { // the dial that failed began at stateSince
+		m.dialAt = max(m.dialAt, m.stateSince.plus(minRedialGap))
+	}
 	out = m.transition(out, ev, reason, err)
 	out[len(out)-1].Delay = delay
 	return out
@@ -527,10 +566,10 @@ func (m *Machine) nextDeadline() tick {
 		if !m.dialing {
 			return never // waiting for Start
 		}
-		return m.stateSince + m.connectTimeout
+		return m.stateSince.plus(m.connectTimeout)
 	case Alive: // advance ended in maybePing, which set pingAt
 		s, _ := m.timeouts()
-		return min(m.lastEvidence+s, m.pingAt)
+		return min(m.lastEvidence.plus(s), m.pingAt)
 	case Suspect:
 		return min(m.convictAt(), m.pingAt)
 	case Reconnecting:

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -558,4 +559,63 @@ func (badDetector) Start(time.Time)                  {}
 func (badDetector) Observe(time.Time, time.Duration) {}
 func (badDetector) Timeouts() (time.Duration, time.Duration) {
 	return 0, time.Second
+}
+
+func TestHugeDurationsSaturate(t *testing.T) {
+	const forever = time.Duration(math.MaxInt64)
+	cfg := testConfig()
+	cfg.Detector = &policy.Fixed{SuspectAfter: 10 * time.Second, DeadAfter: forever}
+	cfg.Backoff = &policy.Constant{Delay: forever}
+	cfg.ConnectTimeout = forever
+	cfg.MinPingInterval = forever
+	r := newRig(t, cfg).connected()
+	r.at(time.Hour).step(Input{Kind: DeadlineReached})
+	if r.m.State() != Suspect {
+		t.Fatalf("an hour into a ~292-year dead timeout: %v, want suspect", r.m.State())
+	}
+	r.at(2*time.Hour).frame(transport.Ping, 0)
+	r.step(Input{Kind: PeerClosed})
+	if r.m.State() != Reconnecting || !r.m.Deadline().IsZero() {
+		t.Fatalf("a ~292-year backoff: %v, deadline %v", r.m.State(), r.m.Deadline())
+	}
+}
+
+func TestRedialsAreAtLeastTenMillisecondsApart(t *testing.T) {
+	cfg := testConfig()
+	cfg.Backoff = &policy.Constant{}
+	r := newRig(t, cfg)
+	r.step(Input{Kind: Start})
+	for range 5 {
+		r.step(Input{Kind: DialFailed})
+		if r.m.State() != Reconnecting {
+			t.Fatalf("a zero backoff redialled at the same instant: %v", r.m.State())
+		}
+		r.wake()
+		if got := r.now.Sub(t0); got%(10*time.Millisecond) != 0 || r.m.State() != Connecting {
+			t.Fatalf("redial at %v in %v", got, r.m.State())
+		}
+	}
+	if got := r.now.Sub(t0); got != 50*time.Millisecond {
+		t.Fatalf("fifth redial at %v, want 50ms", got)
+	}
+}
+
+// Pings the peer sent at the allowed rate while our own process stood
+// still arrive together when we wake; they are not a flood.
+func TestPingsQueuedDuringOurStallAreNotAFlood(t *testing.T) {
+	r := newRig(t, testConfig()).connected()
+	r.at(20 * time.Second).step(Input{Kind: DeadlineReached}) // due at 5 s: a stall
+	for range 200 {                                           // 20 s of pings every 100 ms
+		r.frame(transport.Ping, 0)
+	}
+	if r.m.State() == Reconnecting {
+		t.Fatal("queued pings taken for a flood")
+	}
+	// The credit is for the stall only: a real flood right after is caught.
+	for i := range 1000 {
+		r.at(22*time.Second+time.Duration(i)*time.Millisecond).frame(transport.Ping, 0)
+	}
+	if a, ok := change(r.all, Dead); !ok || a.Reason != ReasonPingFlood {
+		t.Fatalf("flood after the stall not caught: %+v", a)
+	}
 }
