@@ -117,72 +117,72 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	live := s.hs // the instance that accepted this connection
 	s.mu.Unlock()
-	presence := func(read, write func(context.Context) error, abort func()) (fsm.Presence, func(*fsm.Driver)) {
-		p := fsm.Presence{
-			Online:  func() { s.online.Add(1) },
-			Offline: func(c fsm.Change) { s.gone <- c },
+	var (
+		c interface {
+			Watch(context.Context, fsm.DriverConfig, fsm.Presence) (*fsm.Driver, error)
 		}
-		return p, func(d *fsm.Driver) {
-			s.mu.Lock()
-			if s.hs != live || live == nil { // killed while this connection was being set up
-				s.mu.Unlock()
-				abort()
-				_ = d.Close()
-				return
-			}
-			s.drivers = append(s.drivers, d)
-			s.aborts = append(s.aborts, abort)
-			s.readers.Add(1)
-			s.mu.Unlock()
-			go func() {
-				defer s.readers.Done()
-				for read(context.Background()) == nil {
-				}
-			}()
-			if s.pump.Load() {
-				s.readers.Go(func() { pumpData(write) })
-			}
-			s.registered.Add(1)
-			select {
-			case s.regWake <- struct{}{}:
-			default:
-			}
-		}
-	}
+		read, write func(context.Context) error
+		abort       func()
+	)
 	switch s.kind {
 	case "gorilla":
 		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		c, err := gorillaws.Wrap(ws, gorillaws.Options{})
+		gc, err := gorillaws.Wrap(ws, gorillaws.Options{})
 		if err != nil {
 			s.t.Error(err)
 			return
 		}
-		p, keep := presence(func(ctx context.Context) error { _, _, err := c.Read(ctx); return err },
-			func(ctx context.Context) error { return c.Write(ctx, websocket.BinaryMessage, payload[:]) },
-			func() { _ = ws.UnderlyingConn().Close() })
-		d, err := c.Watch(context.Background(), cfg, p)
-		if err != nil {
-			s.t.Error(err)
-			return
-		}
-		keep(d)
+		c = gc
+		read = func(ctx context.Context) error { _, _, err := gc.Read(ctx); return err }
+		write = func(ctx context.Context) error { return gc.Write(ctx, websocket.BinaryMessage, payload[:]) }
+		abort = func() { _ = ws.UnderlyingConn().Close() }
 	case "coder":
-		c, err := coderws.Accept(w, r, nil, coderws.Options{})
+		cc, err := coderws.Accept(w, r, nil, coderws.Options{})
 		if err != nil {
 			return
 		}
-		p, keep := presence(func(ctx context.Context) error { _, _, err := c.Read(ctx); return err },
-			func(ctx context.Context) error { return c.Write(ctx, coder.MessageBinary, payload[:]) },
-			func() { _ = c.WebSocket().CloseNow() })
-		d, err := c.Watch(context.Background(), cfg, p)
-		if err != nil {
-			s.t.Error(err)
-			return
+		c = cc
+		read = func(ctx context.Context) error { _, _, err := cc.Read(ctx); return err }
+		write = func(ctx context.Context) error { return cc.Write(ctx, coder.MessageBinary, payload[:]) }
+		abort = func() { _ = cc.WebSocket().CloseNow() }
+	default:
+		s.t.Errorf("unknown kind %q", s.kind)
+		return
+	}
+	d, err := c.Watch(context.Background(), cfg, fsm.Presence{
+		Online:  func() { s.online.Add(1) },
+		Offline: func(c fsm.Change) { s.gone <- c },
+	})
+	if err != nil {
+		s.t.Error(err)
+		return
+	}
+	s.mu.Lock()
+	if s.hs != live || live == nil { // killed while this connection was being set up
+		s.mu.Unlock()
+		abort()
+		_ = d.Close()
+		return
+	}
+	s.drivers = append(s.drivers, d)
+	s.aborts = append(s.aborts, abort)
+	s.readers.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.readers.Done()
+		for read(context.Background()) == nil {
 		}
-		keep(d)
+	}()
+	if s.pump.Load() {
+		s.readers.Go(func() { pumpData(write) })
+	}
+	s.registered.Add(1)
+	select {
+	case s.regWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -240,26 +240,21 @@ func runClient(t *testing.T, d transport.Dialer) (*fsm.Driver, *conformance.Chan
 func clientDialer(t *testing.T, kind, url string, readers *sync.WaitGroup) transport.Dialer {
 	switch kind {
 	case "gorilla":
-		return &gorillaws.Dialer{URL: url, OnConnect: func(c *gorillaws.Conn) {
-			readers.Go(func() {
-				for {
-					if _, _, err := c.Read(context.Background()); err != nil {
-						return
-					}
-				}
-			})
-		}}
+		return &gorillaws.Dialer{URL: url, OnConnect: func(c *gorillaws.Conn) { drain(readers, c.Read) }}
 	case "coder":
-		return &coderws.Dialer{URL: url, OnConnect: func(c *coderws.Conn) {
-			readers.Go(func() {
-				for {
-					if _, _, err := c.Read(context.Background()); err != nil {
-						return
-					}
-				}
-			})
-		}}
+		return &coderws.Dialer{URL: url, OnConnect: func(c *coderws.Conn) { drain(readers, c.Read) }}
 	}
 	t.Fatalf("unknown kind %q", kind)
 	return nil
+}
+
+// drain reads, on a goroutine of readers, until read fails.
+func drain[T any](readers *sync.WaitGroup, read func(context.Context) (T, []byte, error)) {
+	readers.Go(func() {
+		for {
+			if _, _, err := read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
 }
