@@ -22,14 +22,15 @@ import (
 
 // Defaults used where an Options field is zero.
 const (
-	// DefaultQueue is how many inbound application messages may wait for
-	// Read before the read loop pauses (and with it the reading of pings).
+	// DefaultQueue (16) is how many inbound application messages may wait
+	// for Read before the read loop pauses (and with it the reading of
+	// pings).
 	DefaultQueue = wsconn.DefaultQueue
 	// DefaultPingTimeout bounds how long a ping waits for its pong inside
 	// coder's Conn.Ping; the heartbeat's own detector decides long before.
 	DefaultPingTimeout = 30 * time.Second
 	// DefaultWriteTimeout bounds an application-level heartbeat write whose
-	// context has no deadline.
+	// context has no deadline: 10 s.
 	DefaultWriteTimeout = wsconn.DefaultWriteTimeout
 	// MaxInFlight bounds the pings waiting for their pong, each in its own
 	// goroutine inside coder's Conn.Ping. A wait is never cut short: coder

@@ -17,8 +17,9 @@ import (
 
 // Defaults used where an Options field is zero.
 const (
-	// DefaultQueue is how many inbound application messages may wait for
-	// Read before the read loop pauses (and with it the reading of pings).
+	// DefaultQueue (16) is how many inbound application messages may wait
+	// for Read before the read loop pauses (and with it the reading of
+	// pings).
 	DefaultQueue = wsconn.DefaultQueue
 	// DefaultReadLimit bounds one inbound message; gorilla itself has no
 	// limit, so a peer could make the read loop allocate without end.
@@ -26,7 +27,7 @@ const (
 	// DefaultCloseTimeout bounds writing the close frame.
 	DefaultCloseTimeout = time.Second
 	// DefaultWriteTimeout bounds a heartbeat write whose context has no
-	// deadline.
+	// deadline: 10 s.
 	DefaultWriteTimeout = wsconn.DefaultWriteTimeout
 )
 
