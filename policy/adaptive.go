@@ -117,8 +117,8 @@ const (
 // Probe set) or the regular ping just before it (AdaptiveInterval, whose
 // ping goes out α before the suspicion); each further probe follows Probe
 // later, and the last one has at least rto to be answered, so one late pong
-// is not a verdict. On a quiet, lossless link that is a few round trips
-// past the heartbeat; a link that has shown long silences (a handover
+// is not a verdict. On a quiet, lossless link that is twice MinMargin past
+// the heartbeat (rto is a round trip plus one retransmission); a link that has shown long silences (a handover
 // stall stretched by TCP's doubling retransmission timeout) is never
 // convicted within Headroom times the longest one it survived (at most
 // Slack more). Any evidence
