@@ -84,13 +84,13 @@ func (w *Changes) Verdicts(from int) []fsm.Change {
 // To matches a change to s.
 func To(s fsm.State) func(fsm.Change) bool { return func(c fsm.Change) bool { return c.To == s } }
 
-// Counter is a transport.Dialer that counts the pongs and data messages
-// its connections report to the driver: a test's run is measured in
-// heartbeats answered, not in wall time.
+// Counter is a transport.Dialer that counts the heartbeats and data
+// messages its connections report to the driver: a test's run is measured
+// in heartbeats, not in wall time.
 type Counter struct {
 	transport.Dialer
-	pongs, data atomic.Int64
-	wake        chan struct{}
+	pongs, heartbeats, data atomic.Int64
+	wake                    chan struct{}
 }
 
 // NewCounter returns a Counter that dials through d.
@@ -107,6 +107,15 @@ func (d *Counter) Dial(ctx context.Context, ev transport.Events) (transport.Conn
 func (d *Counter) WaitPongs(t testing.TB, n int64, within time.Duration) {
 	t.Helper()
 	d.wait(t, &d.pongs, "pongs", n, within)
+}
+
+// WaitHeartbeats waits up to within until n more heartbeats (pings or
+// pongs, whichever side pinged) than now have arrived. When both sides ping
+// on idle, which side's timer fires first is a race; heartbeats in either
+// direction measure the healthy run the same.
+func (d *Counter) WaitHeartbeats(t testing.TB, n int64, within time.Duration) {
+	t.Helper()
+	d.wait(t, &d.heartbeats, "heartbeats", n, within)
 }
 
 // WaitData waits up to within until n more data messages than now have
@@ -139,6 +148,9 @@ func (c counting) Frame(f transport.Frame) {
 	switch f.Kind {
 	case transport.Pong:
 		c.d.pongs.Add(1)
+		c.d.heartbeats.Add(1)
+	case transport.Ping:
+		c.d.heartbeats.Add(1)
 	case transport.Data:
 		c.d.data.Add(1)
 	}

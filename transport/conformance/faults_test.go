@@ -90,7 +90,7 @@ func TestLatencyAndJitter(t *testing.T) {
 			r := newFaultRig(t, p.server, p.client, false)
 			mark := r.w.Len()
 			r.px.add("latency", `"latency":60,"jitter":30`)
-			r.d.WaitPongs(t, 8, patience(8))
+			r.d.WaitHeartbeats(t, 8, patience(8))
 			if bad := r.w.Verdicts(mark); len(bad) > 0 {
 				t.Errorf("false verdicts under latency below the bound: %v", bad)
 			}

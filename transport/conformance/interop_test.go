@@ -132,7 +132,7 @@ func TestHealthyStaysAlive(t *testing.T) {
 			d := conformance.NewCounter(clientDialer(t, p.client, srv.url(), &readers))
 			drv, w := runClient(t, d)
 			w.WaitFor(t, 0, "alive", conformance.To(fsm.Alive))
-			d.WaitPongs(t, 12, patience(12))
+			d.WaitHeartbeats(t, 12, patience(12))
 			if bad := w.Verdicts(0); len(bad) > 0 {
 				t.Errorf("false verdicts on a healthy link: %v", bad)
 			}
