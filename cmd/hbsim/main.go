@@ -30,11 +30,19 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
+// helpRequested carries the usage text asked for with -h.
+type helpRequested string
+
+func (h helpRequested) Error() string { return string(h) }
+
 func main() {
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
 	var ue usageError
+	var help helpRequested
 	switch {
 	case err == nil:
+	case errors.As(err, &help):
+		fmt.Fprint(os.Stdout, string(help))
 	case errors.As(err, &ue):
 		fmt.Fprintln(os.Stderr, "hbsim:", err)
 		os.Exit(2)
@@ -102,7 +110,11 @@ func parse(args []string) (*options, error) {
 	list := fs.Bool("list", false, "list policies and profiles and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, usagef("flags: -profile -policy -scenario -conns -duration -seed -json -plot -trace -workers -clients -accept -link -latency -jitter -loss -burst -list")
+			var b strings.Builder
+			b.WriteString("usage: hbsim [flags]\n\nWith no flags, compares every policy preset on every network profile and runs the reconnect storm.\n\n")
+			fs.SetOutput(&b)
+			fs.PrintDefaults()
+			return nil, helpRequested(b.String())
 		}
 		return nil, usagef("%v", err)
 	}
