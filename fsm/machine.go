@@ -179,6 +179,8 @@ type Machine struct {
 	started bool
 	dialing bool // Connecting with a dial in progress
 	stalled bool // this step began with a late wake-up
+	// wallEpoch: epoch carries no monotonic clock reading (see since).
+	wallEpoch bool
 }
 
 // NewMachine returns a Machine in Connecting, ready for a Start input.
@@ -238,6 +240,20 @@ func (m *Machine) Deadline() time.Time {
 	return m.at(m.deadline)
 }
 
+// since is t.Sub(m.epoch) as a tick. When the epoch has no monotonic
+// clock reading Sub works on the wall clock, and within ±272 years of the
+// epoch cannot overflow, so the difference is taken directly; Sub itself
+// verifies every result by adding it back, which costs more than the rest
+// of a step's arithmetic.
+func (m *Machine) since(t time.Time) tick {
+	if m.wallEpoch {
+		if ds := t.Unix() - m.epoch.Unix(); ds > -1<<33 && ds < 1<<33 {
+			return tick(ds*int64(time.Second) + int64(t.Nanosecond()-m.epoch.Nanosecond()))
+		}
+	}
+	return tick(t.Sub(m.epoch))
+}
+
 func (m *Machine) at(t tick) time.Time {
 	if t == unset {
 		return time.Time{}
@@ -257,8 +273,9 @@ func (m *Machine) Step(now time.Time, in Input, out []Action) []Action {
 	if !m.started {
 		m.started = true
 		m.epoch = now
+		m.wallEpoch = now == now.Round(0)
 	}
-	t := tick(now.Sub(m.epoch))
+	t := m.since(now)
 	if t < m.now {
 		t = m.now
 	}
@@ -461,7 +478,7 @@ func (m *Machine) nextPing() tick {
 	if next.IsZero() {
 		return never
 	}
-	at := tick(next.Sub(m.epoch))
+	at := m.since(next)
 	if m.lastPing != unset {
 		at = max(at, m.lastPing.plus(m.minPingInterval))
 	}
