@@ -178,6 +178,10 @@ type Adaptive struct {
 	late, rtt ewma
 	worst     float64 // decaying maximum lateness, in nanoseconds
 	prior     float64 // the decaying prior on worst, in nanoseconds
+
+	// timeouts caches Timeouts until the next Start or Observe: the
+	// Machine asks several times per step. Zero means not computed.
+	timeouts [2]time.Duration
 }
 
 // ewma is a Jacobson/Karels mean and mean deviation, in nanoseconds.
@@ -288,10 +292,11 @@ func (a *Adaptive) params() (adaptiveParams, error) {
 }
 
 // Start records the connect as the last evidence; estimates are kept.
-func (a *Adaptive) Start(now time.Time) { a.last = now }
+func (a *Adaptive) Start(now time.Time) { a.last = now; a.timeouts = [2]time.Duration{} }
 
 // Observe learns from the gap since the last evidence and from rtt.
 func (a *Adaptive) Observe(now time.Time, rtt time.Duration) {
+	a.timeouts = [2]time.Duration{}
 	p, err := a.params()
 	if err != nil {
 		return
@@ -317,12 +322,17 @@ func (a *Adaptive) Observe(now time.Time, rtt time.Duration) {
 // (Probes−1)·Probe + rto, tol). An invalid configuration returns zeros,
 // which the Machine rejects.
 func (a *Adaptive) Timeouts() (suspect, dead time.Duration) {
+	if a.timeouts[1] > 0 {
+		return a.timeouts[0], a.timeouts[1]
+	}
 	p, err := a.params()
 	if err != nil {
 		return 0, 0
 	}
 	alpha, rto, tol := a.margins(p)
-	return time.Duration(p.interval + alpha), time.Duration(p.interval + max(alpha+(p.probes-1)*p.probe+rto, tol))
+	suspect, dead = time.Duration(p.interval+alpha), time.Duration(p.interval+max(alpha+(p.probes-1)*p.probe+rto, tol))
+	a.timeouts = [2]time.Duration{suspect, dead}
+	return suspect, dead
 }
 
 func (a *Adaptive) margins(p adaptiveParams) (alpha, rto, tol float64) {
