@@ -156,9 +156,7 @@ func driverProperty(t *rapid.T) {
 		Config: fsm.Config{
 			Detector: &policy.Fixed{SuspectAfter: drvSuspect, DeadAfter: drvDead},
 			Interval: &policy.Idle{Every: drvEvery, Probe: drvProbe},
-			// At least 10 ms: a zero delay against a listener that refuses at
-			// once spins inside the driver (see the regression tests).
-			Backoff: &policy.Constant{Delay: drawDur(t, "redial delay", 10*time.Millisecond, 2*time.Second)},
+			Backoff:  &policy.Constant{Delay: drawDur(t, "redial delay", 0, 2*time.Second)},
 		},
 		Dialer:   srv.l,
 		Clock:    clk,
