@@ -14,9 +14,9 @@ import (
 	"github.com/heartbeat-go/heartbeat/policy"
 )
 
-// BackoffFunc returns a fresh backoff for one connection, drawing all its
+// backoffFunc returns a fresh backoff for one connection, drawing all its
 // randomness from r.
-type BackoffFunc func(r *rand.Rand) policy.Backoff
+type backoffFunc = func(r *rand.Rand) policy.Backoff
 
 // CheckBackoff checks a reconnect backoff against what it promises: delay
 // bounds (B1), an envelope that never shrinks before a reset (B2), attempt
@@ -28,7 +28,7 @@ type BackoffFunc func(r *rand.Rand) policy.Backoff
 //
 // A failure reports the invariant, rapid's minimal counter-example and the
 // flag that replays it.
-func CheckBackoff(t testing.TB, newBackoff BackoffFunc, p BackoffPromise) {
+func CheckBackoff(t testing.TB, newBackoff func(r *rand.Rand) policy.Backoff, p BackoffPromise) {
 	t.Helper()
 	if promiseFailed(t, p.validate()) {
 		return
@@ -55,7 +55,7 @@ func CheckBackoff(t testing.TB, newBackoff BackoffFunc, p BackoffPromise) {
 // p.MaxRatio times what a uniform spread over twice that mean would put in
 // it. A backoff without jitter puts every client in the same window and
 // fails.
-func CheckStorm(t testing.TB, newBackoff BackoffFunc, p StormPromise) {
+func CheckStorm(t testing.TB, newBackoff func(r *rand.Rand) policy.Backoff, p StormPromise) {
 	t.Helper()
 	if promiseFailed(t, p.validate()) {
 		return
@@ -68,7 +68,7 @@ func CheckStorm(t testing.TB, newBackoff BackoffFunc, p StormPromise) {
 }
 
 type backoffCheck struct {
-	newB BackoffFunc
+	newB backoffFunc
 	p    BackoffPromise
 }
 
@@ -292,7 +292,7 @@ func (c backoffCheck) storm(t *rapid.T, _ Select) {
 
 // stormVerdict returns why the attempts of sp.Clients clients built from
 // seed, seed+1, ... are not spread, or "".
-func stormVerdict(newB BackoffFunc, sp StormPromise, seed uint64) string {
+func stormVerdict(newB backoffFunc, sp StormPromise, seed uint64) string {
 	n := sp.Clients
 	rounds := make([][]time.Duration, sp.Rounds)
 	for i := range n {
