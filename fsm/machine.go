@@ -164,10 +164,8 @@ type Machine struct {
 	streakStart  tick // when the current backoff streak began
 	pingAt       tick // when the next ping is due (set by maybePing)
 	pingTAT      tick // GCRA theoretical arrival time of the peer's next ping
-	// pingCreditUntil: until then, pings queued during our own stall may
-	// use the stalled time (pingTAT behind now).
-	pingCreditUntil tick
-	advice          time.Duration
+	pingFloor    tick // the previous step's time: pings may have queued since
+	advice       time.Duration
 
 	seq        uint64
 	attempt    int32
@@ -207,7 +205,6 @@ func NewMachine(cfg Config) (*Machine, error) {
 		lastPing:        unset,
 		probeBy:         unset,
 		dialAt:          unset,
-		pingCreditUntil: unset,
 		streakStart:     unset,
 	}
 	if c.PingBurst < 0 {
@@ -283,11 +280,11 @@ func (m *Machine) Step(now time.Time, in Input, out []Action) []Action {
 	// much later means our own process stood still (suspended, throttled),
 	// so the silence we now see was not measured by us.
 	m.stalled = m.stallThreshold >= 0 && m.deadline != never && t > m.deadline.plus(m.stallThreshold)
-	if m.stalled {
-		// Pings the peer sent at the allowed rate since our last step
-		// arrive together now: the flood meter owes them that time.
-		m.pingTAT = min(m.pingTAT, m.now)
-		m.pingCreditUntil = t.plus(m.stallThreshold)
+	if t > m.now {
+		// Pings the peer sent at the allowed rate since our last step may
+		// arrive together now (we were busy, paused or stalled, noticed or
+		// not): the flood meter counts from then, for every input at t.
+		m.pingFloor = m.now
 	}
 	m.now = t
 	// One grace per silence: a driver that is late at every wake (a
@@ -379,11 +376,7 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	if f.Kind == transport.Ping && m.pingBurst >= 0 {
 		// GCRA: each ping advances the theoretical arrival time by the
 		// minimum interval; running more than a burst ahead of now is a flood.
-		tat := m.pingTAT
-		if m.now > m.pingCreditUntil {
-			tat = max(tat, m.now) // no credit for idle time
-		}
-		m.pingTAT = tat.plus(m.minPingInterval)
+		m.pingTAT = max(m.pingTAT, m.pingFloor).plus(m.minPingInterval)
 		if m.pingTAT-m.now > m.burstWindow() {
 			return m.lose(out, EvLost, ReasonPingFlood, ErrPingFlood)
 		}

@@ -619,3 +619,16 @@ func TestPingsQueuedDuringOurStallAreNotAFlood(t *testing.T) {
 		t.Fatalf("flood after the stall not caught: %+v", a)
 	}
 }
+
+// A pause too short to be noticed as a stall still queues the peer's pings;
+// the flood meter counts from the previous step, so they are not a flood.
+func TestPingsQueuedDuringAnUnnoticedPauseAreNotAFlood(t *testing.T) {
+	r := newRig(t, testConfig()).connected()
+	r.at(4500 * time.Millisecond) // before the 5 s deadline: no stall
+	for range 90 {                // 4.5 s of pings every 100 ms, plus the burst
+		r.frame(transport.Ping, 0)
+	}
+	if r.m.State() != Alive {
+		t.Fatalf("queued pings taken for a flood: %v", r.m.State())
+	}
+}
