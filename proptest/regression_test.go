@@ -17,8 +17,8 @@ import (
 )
 
 // Regression tests for bugs the harness found in fsm.Machine and
-// fsm.Driver (fixed in fsm by commits 4c3b8f7 and ef9d15b). Each states the
-// behaviour the catalogue promises.
+// fsm.Driver (fixed in fsm by commits 4c3b8f7, ef9d15b and 4adfea7). Each
+// states the behaviour the catalogue promises.
 
 // startedAlive returns a machine that connected at t0 + at.
 func startedAlive(t *testing.T, cfg fsm.Config, at time.Duration) *fsm.Machine {
@@ -243,7 +243,6 @@ func TestRegressionZeroBackoffDoesNotRedialForEverAtOneInstant(t *testing.T) {
 // 5.5 s the 54 queued pings arrive before the timer is handled. Found by
 // the L3/F1 pause property after the stall case was fixed.
 func TestRegressionPingsQueuedDuringAnUnnoticedPauseAreNotAFlood(t *testing.T) {
-	t.Skip("bug: fsm.Machine credits queued pings only after a pause it notices (a wake-up later than deadline + StallThreshold); pings queued during a shorter pause still break PingBurst; see the proptest report")
 	m := startedAlive(t, fsm.Config{
 		Detector: &policy.Fixed{SuspectAfter: 6 * time.Second, DeadAfter: 10 * time.Second},
 		Interval: &policy.Idle{Every: 5 * time.Second, Probe: time.Second},
