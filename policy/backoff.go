@@ -71,12 +71,21 @@ type Exponential struct {
 	Rand       *rand.Rand    // required when Jitter > 0
 }
 
+// checkBaseCap reports a base and cap (zero meaning the defaults) that are
+// negative or out of order; capName is what the policy calls its cap.
+func checkBaseCap(name, capName string, base, capd time.Duration) error {
+	b, c := orDuration(base, DefaultBackoffBase), orDuration(capd, DefaultBackoffCap)
+	if base < 0 || capd < 0 || c < b {
+		return invalid(name, "need 0 < base %v <= %s %v (zero means %v and %v)", b, capName, c, DefaultBackoffBase, DefaultBackoffCap)
+	}
+	return nil
+}
+
 // Validate reports a configuration the policy cannot honour.
 func (e *Exponential) Validate() error {
 	const name = "exponential backoff"
-	base, capd := orDuration(e.Base, DefaultBackoffBase), orDuration(e.Max, DefaultBackoffCap)
-	if e.Base < 0 || e.Max < 0 || capd < base {
-		return invalid(name, "need 0 < base %v <= max %v (zero means %v and %v)", base, capd, DefaultBackoffBase, DefaultBackoffCap)
+	if err := checkBaseCap(name, "max", e.Base, e.Max); err != nil {
+		return err
 	}
 	if !(e.Multiplier >= 1) || math.IsInf(e.Multiplier, 0) {
 		return invalid(name, "multiplier %v must be finite and at least 1 (2 doubles each delay, 1 keeps it constant)", e.Multiplier)
@@ -144,9 +153,8 @@ type EqualJitter struct {
 // Validate reports a configuration the policy cannot honour.
 func (e *EqualJitter) Validate() error {
 	const name = "equal jitter backoff"
-	base, capd := orDuration(e.Base, DefaultBackoffBase), orDuration(e.Cap, DefaultBackoffCap)
-	if e.Base < 0 || e.Cap < 0 || capd < base {
-		return invalid(name, "need 0 < base %v <= cap %v (zero means %v and %v)", base, capd, DefaultBackoffBase, DefaultBackoffCap)
+	if err := checkBaseCap(name, "cap", e.Base, e.Cap); err != nil {
+		return err
 	}
 	return needRand(name, e.Rand)
 }
@@ -174,9 +182,8 @@ type Decorrelated struct {
 // Validate reports a configuration the policy cannot honour.
 func (d *Decorrelated) Validate() error {
 	const name = "decorrelated jitter backoff"
-	base, capd := orDuration(d.Base, DefaultBackoffBase), orDuration(d.Cap, DefaultBackoffCap)
-	if d.Base < 0 || d.Cap < 0 || capd < base {
-		return invalid(name, "need 0 < base %v <= cap %v (zero means %v and %v)", base, capd, DefaultBackoffBase, DefaultBackoffCap)
+	if err := checkBaseCap(name, "cap", d.Base, d.Cap); err != nil {
+		return err
 	}
 	return needRand(name, d.Rand)
 }
