@@ -100,23 +100,33 @@ func (r *recorder) first(to State) (Change, bool) {
 	return Change{}, false
 }
 
-// Inside a synctest bubble, the mock clock's Add processes each timer at its
-// exact time and lets the bubble settle after each (its 1 ms pause returns
-// only when every goroutine is blocked), so timings are exact.
+// mockRun starts, inside a synctest bubble, a client driver with cfg on a
+// mock clock against an in-memory server that answers pings, recording
+// every change; both are closed when the test ends. Inside the bubble the
+// mock clock's Add processes each timer at its exact time and lets the
+// bubble settle after each (its 1 ms pause returns only when every
+// goroutine is blocked), so timings are exact.
+func mockRun(t *testing.T, cfg Config) (clk *clock.Mock, srv *server, rec *recorder, d *Driver) {
+	t.Helper()
+	clk = clock.NewMock()
+	srv = newServer(clk)
+	rec = &recorder{}
+	d, err := Run(context.Background(), DriverConfig{Config: cfg, Dialer: srv.l, Clock: clk, OnChange: rec.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Close()
+		srv.closeAll()
+	})
+	synctest.Wait()
+	return clk, srv, rec, d
+}
+
 func TestDriverSilentPeerIsDeadAtExactTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewMock()
-		start := clk.Now()
-		srv := newServer(clk)
-		rec := &recorder{}
-		cfg := DriverConfig{Config: testConfig(), Dialer: srv.l, Clock: clk, OnChange: rec.record}
-		d, err := Run(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.closeAll()
-		defer d.Close()
-		synctest.Wait()
+		clk, srv, rec, d := mockRun(t, testConfig())
+		start := time.Unix(0, 0)
 		srv.last().silent.Store(true)
 		clk.Add(15*time.Second + 500*time.Millisecond)
 		synctest.Wait()
@@ -138,16 +148,7 @@ func TestDriverSilentPeerIsDeadAtExactTime(t *testing.T) {
 
 func TestDriverAnsweredPeerStaysAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewMock()
-		srv := newServer(clk)
-		rec := &recorder{}
-		d, err := Run(context.Background(), DriverConfig{Config: testConfig(), Dialer: srv.l, Clock: clk, OnChange: rec.record})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.closeAll()
-		defer d.Close()
-		synctest.Wait()
+		clk, srv, rec, d := mockRun(t, testConfig())
 		clk.Add(time.Hour)
 		synctest.Wait()
 		if got := rec.all(); len(got) != 1 || got[0].To != Alive {
@@ -166,19 +167,10 @@ func TestDriverAnsweredPeerStaysAlive(t *testing.T) {
 
 func TestDriverReconnectsAfterServerRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewMock()
-		start := clk.Now()
-		srv := newServer(clk)
-		rec := &recorder{}
-		cfg := DriverConfig{Config: testConfig(), Dialer: srv.l, Clock: clk, OnChange: rec.record}
+		cfg := testConfig()
 		cfg.Backoff = &tableBackoff{delays: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}}
-		d, err := Run(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.closeAll()
-		defer d.Close()
-		synctest.Wait()
+		clk, srv, rec, _ := mockRun(t, cfg)
+		start := time.Unix(0, 0)
 		clk.Add(10 * time.Second)
 		srv.l.Crash(errors.New("restart"))
 		synctest.Wait()
