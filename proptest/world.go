@@ -255,8 +255,7 @@ type world struct {
 	inStep      bool
 
 	failed   failure
-	failedAt time.Duration // when the failure hit a live connection; 0: not yet
-	failWait bool          // the failure waits for the next connection
+	failWait bool // the failure waits for the next connection
 	stopped  bool
 
 	trace []string // the last local steps, for failure messages
@@ -320,9 +319,6 @@ func (w *world) run() {
 	for !w.stopped {
 		if w.steps > maxSteps {
 			w.fail(L2, "more than %d steps: the machine loops", maxSteps)
-		}
-		if w.sameInstant > maxSameInstant {
-			w.fail(L2, "more than %d steps at one instant: the machine loops without letting time pass", maxSameInstant)
 		}
 		at, which := w.next()
 		if which == 0 || at > w.sc.end {
@@ -415,7 +411,6 @@ func (w *world) handle(e *event) {
 // breakConn makes the current connection fail as drawn.
 func (w *world) breakConn() {
 	c := w.conn
-	w.failedAt = w.now
 	w.failWait = false
 	w.down = true
 	w.hang = w.failed == partition
