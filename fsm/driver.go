@@ -28,7 +28,7 @@ type Change struct {
 	Event    Event         // the declared edge taken
 	Reason   Reason        // why it was taken
 	Err      error         // the cause, if any
-	Delay    time.Duration // the backoff delay, when To is Reconnecting
+	Delay    time.Duration // the wait before the next dial, when To is Reconnecting
 }
 
 func (c Change) String() string {

@@ -105,7 +105,8 @@ type Action struct {
 	Reason   Reason
 	// Err is the cause of a StateChanged or the reason of a CloseTransport.
 	Err error
-	// Delay is the backoff delay chosen when To is Reconnecting.
+	// Delay is the wait before the next dial when To is Reconnecting: the
+	// backoff's delay, raised to keep dials MinRedialGap apart.
 	Delay time.Duration
 }
 
@@ -126,10 +127,10 @@ func (t tick) plus(d tick) tick {
 	return t + d
 }
 
-// minRedialGap is the least time between the starts of two dials: a zero
-// backoff against a dialer that fails at once would otherwise redial at
-// one instant for ever.
-const minRedialGap = tick(10 * time.Millisecond)
+// MinRedialGap is the least time between the starts of two dials, whatever
+// the backoff says: a zero backoff against a dialer that fails at once
+// would otherwise redial at one instant for ever.
+const MinRedialGap = 10 * time.Millisecond
 
 // maxChain bounds the transitions one Step can chain (alive → suspect → dead
 // → reconnecting → connecting is the longest); more is a bug.
@@ -549,9 +550,12 @@ func (m *Machine) retry(out []Action, ev Event, reason Reason, err error) []Acti
 	delay = max(delay, 0)
 	m.dialAt = m.now.plus(tick(delay))
 	if m.state == Connecting { // the dial that failed began at stateSince
-		m.dialAt = max(m.dialAt, m.stateSince.plus(minRedialGap))
+		m.dialAt = max(m.dialAt, m.stateSince.plus(tick(MinRedialGap)))
 	}
 	out = m.transition(out, ev, reason, err)
+	if m.dialAt != never {
+		delay = time.Duration(m.dialAt - m.now) // the wait in effect
+	}
 	out[len(out)-1].Delay = delay
 	return out
 }

@@ -43,11 +43,6 @@ func modelCheck(newConfig func(r *rand.Rand) fsm.Config) func(*rapid.T, Select) 
 	}
 }
 
-// minRedialGap mirrors fsm's least time between the starts of two dials,
-// which keeps a zero backoff against a dialer that fails at once from
-// redialling at one instant for ever.
-const minRedialGap = 10 * time.Millisecond
-
 // model is the reference the Machine is compared with.
 type model struct {
 	m     *fsm.Machine
@@ -295,8 +290,8 @@ func (s *model) transition(a fsm.Action, in fsm.Input, stalled bool, su, d time.
 		}
 	case a.To == fsm.Reconnecting:
 		s.redial = s.now + a.Delay
-		if a.From == fsm.Connecting { // fsm starts dials at least minRedialGap apart
-			s.redial = max(s.redial, s.dialAt+minRedialGap)
+		if a.From == fsm.Connecting { // fsm starts dials at least MinRedialGap apart
+			s.redial = max(s.redial, s.dialAt+fsm.MinRedialGap)
 		}
 		if a.Delay < 0 {
 			s.fail("negative backoff delay %v", a.Delay)
