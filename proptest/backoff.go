@@ -104,10 +104,13 @@ func (c backoffCheck) giveUpErr(t *rapid.T, sel Select, r policy.Retry, err erro
 	}
 }
 
-// bounds is B1: every delay within [Min, Max], Max raised to the advice.
-func (c backoffCheck) bounds(t *rapid.T, sel Select) {
+// walk asks a fresh backoff for the delays of a drawn streak of up to
+// maxAttempts dials, keeping Elapsed as the Machine would (each delay plus
+// the dial's own time), and hands each delay to visit; a give-up ends the
+// walk and is checked for B3.
+func (c backoffCheck) walk(t *rapid.T, sel Select, maxAttempts int, visit func(r policy.Retry, d time.Duration)) {
 	b := c.make(rapid.Uint64().Draw(t, "seed"))
-	s := drawStreak(t, rapid.IntRange(1, 80).Draw(t, "attempts"))
+	s := drawStreak(t, rapid.IntRange(1, maxAttempts).Draw(t, "attempts"))
 	elapsed := time.Duration(0)
 	for i, took := range s.dial {
 		r := policy.Retry{Attempt: i + 1, Elapsed: elapsed, Advice: s.advice}
@@ -116,15 +119,22 @@ func (c backoffCheck) bounds(t *rapid.T, sel Select) {
 			c.giveUpErr(t, sel, r, err)
 			return
 		}
-		hi := c.p.Max
-		if hi > 0 {
-			hi = max(hi, s.advice)
-		}
-		if sel.on(B1) && (d < 0 || d < c.p.Min || (hi > 0 && d > hi)) {
-			c.fail(t, B1, "attempt %d (elapsed %v, advice %v): delay %v outside the promised [%v, %v]", r.Attempt, elapsed, s.advice, d, c.p.Min, hi)
-		}
+		visit(r, d)
 		elapsed += d + took
 	}
+}
+
+// bounds is B1: every delay within [Min, Max], Max raised to the advice.
+func (c backoffCheck) bounds(t *rapid.T, sel Select) {
+	c.walk(t, sel, 80, func(r policy.Retry, d time.Duration) {
+		hi := c.p.Max
+		if hi > 0 {
+			hi = max(hi, r.Advice)
+		}
+		if sel.on(B1) && (d < 0 || d < c.p.Min || (hi > 0 && d > hi)) {
+			c.fail(t, B1, "attempt %d (elapsed %v, advice %v): delay %v outside the promised [%v, %v]", r.Attempt, r.Elapsed, r.Advice, d, c.p.Min, hi)
+		}
+	})
 }
 
 // envelope is B2: the largest delay over 32 seeds, attempt by attempt,
@@ -199,24 +209,14 @@ func (c backoffCheck) elapsed(t *rapid.T, sel Select) {
 	if limit == 0 {
 		return
 	}
-	b := c.make(rapid.Uint64().Draw(t, "seed"))
-	s := drawStreak(t, rapid.IntRange(1, 80).Draw(t, "attempts"))
-	elapsed := time.Duration(0)
-	for i, took := range s.dial {
-		r := policy.Retry{Attempt: i + 1, Elapsed: elapsed, Advice: s.advice}
-		d, err := b.Next(r)
-		if err != nil {
-			c.giveUpErr(t, sel, r, err)
-			return
+	c.walk(t, sel, 80, func(r policy.Retry, d time.Duration) {
+		if r.Elapsed >= limit {
+			c.fail(t, B4, "attempt %d at %v elapsed got a delay %v, past the promised limit %v", r.Attempt, r.Elapsed, d, limit)
 		}
-		if elapsed >= limit {
-			c.fail(t, B4, "attempt %d at %v elapsed got a delay %v, past the promised limit %v", r.Attempt, elapsed, d, limit)
+		if r.Elapsed+d > limit {
+			c.fail(t, B4, "attempt %d at %v elapsed: the delay %v schedules the dial at %v, past the promised limit %v", r.Attempt, r.Elapsed, d, r.Elapsed+d, limit)
 		}
-		if elapsed+d > limit {
-			c.fail(t, B4, "attempt %d at %v elapsed: the delay %v schedules the dial at %v, past the promised limit %v", r.Attempt, elapsed, d, elapsed+d, limit)
-		}
-		elapsed += d + took
-	}
+	})
 }
 
 // first is the promised bound of attempt 1's delay, or twice the largest
