@@ -528,14 +528,21 @@ func (s *Sim) stall(sl *slot) (from, until int64) {
 	if w.Every == 0 {
 		return never, never
 	}
-	for s.now >= sl.stallUntil {
-		sl.stallFrom = max(sl.stallUntil, 0) + s.expo(w.Every)
-		sl.stallUntil = sl.stallFrom + w.Length.sample(s.r)
-		if sl.stallUntil == sl.stallFrom {
-			sl.stallUntil++
+	s.advanceWindow(w, &sl.stallFrom, &sl.stallUntil)
+	return sl.stallFrom, sl.stallUntil
+}
+
+// advanceWindow draws windows of weather w until the one in *from..*until
+// is current or ahead: the gap before each is exponential with mean
+// w.Every, its length w.Length, and it is never empty.
+func (s *Sim) advanceWindow(w *Weather, from, until *int64) {
+	for s.now >= *until {
+		*from = max(*until, 0) + s.expo(w.Every)
+		*until = *from + w.Length.sample(s.r)
+		if *until == *from {
+			*until++
 		}
 	}
-	return sl.stallFrom, sl.stallUntil
 }
 
 // pause returns the client's current or next pause window.
@@ -547,12 +554,6 @@ func (s *Sim) pause(sl *slot) (from, until int64) {
 		}
 		return never, never
 	}
-	for s.now >= sl.pauseUntil {
-		sl.pauseFrom = max(sl.pauseUntil, 0) + s.expo(w.Every)
-		sl.pauseUntil = sl.pauseFrom + w.Length.sample(s.r)
-		if sl.pauseUntil == sl.pauseFrom {
-			sl.pauseUntil++
-		}
-	}
+	s.advanceWindow(w, &sl.pauseFrom, &sl.pauseUntil)
 	return sl.pauseFrom, sl.pauseUntil
 }
