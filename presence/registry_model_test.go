@@ -102,7 +102,7 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 	var history []Input
 	nextConn := 0
 	lastSeq := uint64(0)
-	userOn := map[string]bool{}    // from the events
+	userOn := map[string]bool{}     // from the events
 	sessOn := map[sessionKey]bool{} // from the events
 	replay := reg.Snapshot()        // R6: kept current from the events alone
 	steps := rapid.IntRange(1, 120).Draw(t, "steps")
