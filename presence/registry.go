@@ -68,6 +68,10 @@ type Input struct {
 	// Meta is the session's metadata (ConnAlive, ConnUpdate). The registry
 	// keeps its own copy.
 	Meta Meta
+	// Window, for ConnLost, is how long the session waits for a reconnect
+	// if this was its last connection. Zero means the registry's
+	// ResumeWindow; at most MaxResumeWindow.
+	Window time.Duration
 }
 
 // Meta is small per-session metadata: device, app version, ...
@@ -277,7 +281,11 @@ func (r *Registry) Step(now time.Time, in Input, out []Event) []Event {
 		if in.Kind == ConnClosed {
 			return r.leave(now, s, LeaveClosed, out)
 		}
-		s.expireAt = now.Add(r.window)
+		w := r.window
+		if in.Window > 0 {
+			w = min(in.Window, MaxResumeWindow)
+		}
+		s.expireAt = now.Add(w)
 		heap.Push(&r.expiry, s)
 	}
 	return out

@@ -77,7 +77,11 @@ func (m *model) apply(now time.Time, in Input) {
 		}
 		delete(m.live, k)
 		if in.Kind == ConnLost {
-			m.lingerTo[k] = now.Add(m.window)
+			w := m.window
+			if in.Window > 0 {
+				w = in.Window
+			}
+			m.lingerTo[k] = now.Add(w)
 		}
 	}
 }
@@ -122,6 +126,8 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 			in = Input{Kind: ConnLost, Conn: rapid.SampledFrom(ids).Draw(t, "conn")}
 			if rapid.IntRange(0, 3).Draw(t, "closed") == 0 {
 				in.Kind = ConnClosed
+			} else if rapid.Bool().Draw(t, "own window") {
+				in.Window = time.Duration(rapid.Int64Range(0, int64(2*w)).Draw(t, "loss window"))
 			}
 		case op == 6 && len(history) > 0: // a duplicate of an earlier report
 			in = rapid.SampledFrom(history).Draw(t, "dup")

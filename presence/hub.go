@@ -1,0 +1,508 @@
+package presence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
+)
+
+// Defaults of HubConfig, used where a field is zero.
+const (
+	// DefaultAcceptRate is how many connections per second a server is
+	// assumed to accept after a restart; the advised reconnect window is
+	// the number of connections divided by it.
+	DefaultAcceptRate = 1000
+	// DefaultDialAllowance is what the derived resume window adds to the
+	// advised reconnect window: time for the client's dial and handshake.
+	DefaultDialAllowance = 5 * time.Second
+	// MinResumeWindow is the least derived resume window, so a small server
+	// (an advice near zero) still bridges a reconnect.
+	MinResumeWindow = 10 * time.Second
+	// DefaultSlot is the width of a timer-wheel slot: a deadline fires at
+	// most this late, plus the scheduler's own latency.
+	DefaultSlot = 4 * time.Millisecond
+	// DefaultWriters is how many goroutines per shard write heartbeats, so
+	// one peer whose socket buffer is full delays no other connection.
+	DefaultWriters = 4
+	// DefaultWriteQueue is how many heartbeat writes per shard may wait for
+	// a writer; a write that finds the queue full is dropped (as a lost
+	// packet would be) and counted in HubStats.WriteDrops.
+	DefaultWriteQueue = 1024
+)
+
+// Errors of the hub.
+var (
+	// ErrHubClosed: the hub is shutting down or shut down.
+	ErrHubClosed = errors.New("presence: hub closed")
+	// ErrShutdown is the reason a connection is closed with when the hub
+	// shuts down: a WebSocket adapter sends close code 1001 (going away).
+	ErrShutdown = errors.New("presence: server shutting down")
+	// ErrKicked is the reason of Watched.Close: close code 1000.
+	ErrKicked = fmt.Errorf("presence: closed by the server: %w", fsm.ErrClosed)
+)
+
+// HubConfig configures a Hub. The zero value is usable.
+type HubConfig struct {
+	// Policies returns the server-side policies of a new connection (fresh
+	// instances: policies keep per-connection state). Nil means
+	// policy.DefaultServerSet, which suits clients running this library's
+	// defaults.
+	Policies func() policy.Set
+	// Machine tunes every connection's Machine; its Role and policies are
+	// set by the hub.
+	Machine fsm.Config
+	// Shards is how many goroutines run the connections' timers. Zero
+	// means GOMAXPROCS.
+	Shards int
+	// Slot is the timer wheel's resolution. Zero means DefaultSlot.
+	Slot time.Duration
+	// Writers and WriteQueue size each shard's heartbeat writers. Zero
+	// means DefaultWriters and DefaultWriteQueue.
+	Writers, WriteQueue int
+	// WriteTimeout bounds one heartbeat write. Zero means
+	// fsm.DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// AcceptRate is how many connections per second this server accepts
+	// after a restart; it turns the number of connections into the
+	// reconnect window advertised in every heartbeat. Zero means
+	// DefaultAcceptRate.
+	AcceptRate float64
+	// ResumeWindow is how long a session outlives a lost connection. Zero
+	// means derived: the advised reconnect window at the time of the loss
+	// plus DefaultDialAllowance, at least MinResumeWindow.
+	ResumeWindow time.Duration
+	// OnEvent, if set, is called with every presence event, in order, none
+	// dropped, on the hub's event goroutine; it must return promptly (the
+	// events queue up behind it). Subscribe adds more consumers.
+	OnEvent func(Event)
+	// Logger receives state changes (connection, user, session, reason):
+	// online and offline at Info, the rest at Debug. Nil means no logging.
+	Logger *slog.Logger
+}
+
+// Identity says whose connection it is, as the application's
+// authentication established at the upgrade.
+type Identity struct {
+	User, Session string
+	Meta          Meta
+}
+
+// Conn is a connection the hub can watch: the Conn of transport/gorillaws
+// or transport/coderws satisfies it. Bind must start the connection's
+// reader, which reports every frame to ev, and must not call ev itself.
+type Conn interface {
+	transport.Conn
+	Bind(ev transport.Events) error
+}
+
+// Hub runs the heartbeat of many server-side connections on a few shards,
+// each with one timer wheel and a few writers, and keeps a Registry of who
+// is online. Nothing runs per connection but its Machine and policies: no
+// goroutine, channel, context or timer. Its methods are safe for
+// concurrent use.
+type Hub struct {
+	cfg      HubConfig
+	shards   []*shard
+	next     atomic.Uint32 // round-robin shard choice
+	conns    atomic.Int64
+	idPrefix string
+	ids      atomic.Uint64
+	log      *slog.Logger
+
+	regMu    sync.Mutex
+	reg      *Registry
+	regEvs   []Event
+	queue    []Event // events waiting for the event goroutine
+	subs     map[uint64]subscriber
+	subSeq   uint64
+	regKick  chan struct{}
+	regTimer time.Time // the registry deadline the event goroutine waits for
+
+	closing  atomic.Bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closeWG  sync.WaitGroup // connection closes in progress
+	eventsWG sync.WaitGroup
+	idle     *sync.Cond // on regMu: the event queue is empty
+	busy     bool       // the event goroutine is delivering
+}
+
+// NewHub validates cfg and starts the hub's goroutines: one per shard, its
+// writers, and one that delivers events. Shutdown stops them.
+func NewHub(cfg HubConfig) (*Hub, error) {
+	if cfg.Policies == nil {
+		cfg.Policies = policy.DefaultServerSet
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Slot == 0 {
+		cfg.Slot = DefaultSlot
+	}
+	if cfg.Writers == 0 {
+		cfg.Writers = DefaultWriters
+	}
+	if cfg.WriteQueue == 0 {
+		cfg.WriteQueue = DefaultWriteQueue
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = fsm.DefaultWriteTimeout
+	}
+	if cfg.AcceptRate == 0 {
+		cfg.AcceptRate = DefaultAcceptRate
+	}
+	switch {
+	case cfg.Shards < 0 || cfg.Writers < 0 || cfg.WriteQueue < 0:
+		return nil, fmt.Errorf("%w: shards %d, writers %d and write queue %d must not be negative (zero means a default)", ErrConfig, cfg.Shards, cfg.Writers, cfg.WriteQueue)
+	case cfg.Slot < 0 || cfg.WriteTimeout < 0:
+		return nil, fmt.Errorf("%w: slot %v and write timeout %v must be positive (zero means a default)", ErrConfig, cfg.Slot, cfg.WriteTimeout)
+	case cfg.AcceptRate < 0 || math.IsNaN(cfg.AcceptRate) || math.IsInf(cfg.AcceptRate, 0):
+		return nil, fmt.Errorf("%w: accept rate %v must be a positive number of connections per second (zero means %d)", ErrConfig, cfg.AcceptRate, DefaultAcceptRate)
+	}
+	reg, err := NewRegistry(RegistryConfig{ResumeWindow: cfg.ResumeWindow})
+	if err != nil {
+		return nil, err
+	}
+	// The machine config is checked once here, not at every Watch.
+	mc := cfg.Machine
+	set := cfg.Policies()
+	mc.Role, mc.Detector, mc.Interval, mc.Backoff = fsm.Server, set.Detector, set.Interval, nil
+	if _, err := fsm.NewMachine(mc); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	var prefix [6]byte
+	_, _ = rand.Read(prefix[:])
+	h := &Hub{
+		cfg:      cfg,
+		idPrefix: base64.RawURLEncoding.EncodeToString(prefix[:]) + "-",
+		reg:      reg,
+		subs:     map[uint64]subscriber{},
+		regKick:  make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		log:      cfg.Logger,
+	}
+	h.idle = sync.NewCond(&h.regMu)
+	now := time.Now()
+	for i := range cfg.Shards {
+		s := newShard(h, i, now)
+		h.shards = append(h.shards, s)
+		h.wg.Add(1 + cfg.Writers)
+		go s.run()
+		for range cfg.Writers {
+			go s.write()
+		}
+	}
+	h.eventsWG.Add(1)
+	go h.deliver()
+	return h, nil
+}
+
+// NewConnID returns a connection ID unique to this hub's life (and, with a
+// random prefix, across restarts), short enough for the wire format.
+func (h *Hub) NewConnID() string {
+	return h.idPrefix + strconv.FormatUint(h.ids.Add(1), 36)
+}
+
+// Advice returns the reconnect window the hub advertises now: its
+// connections divided by the accept rate, at most wire.MaxWindow.
+func (h *Hub) Advice() time.Duration {
+	w := time.Duration(float64(h.conns.Load()) / h.cfg.AcceptRate * float64(time.Second))
+	return min(w.Round(time.Millisecond), wire.MaxWindow)
+}
+
+// resumeWindow is how long a session lost now waits for a reconnect.
+func (h *Hub) resumeWindow() time.Duration {
+	if h.cfg.ResumeWindow > 0 {
+		return h.cfg.ResumeWindow
+	}
+	return min(max(h.Advice()+DefaultDialAllowance, MinResumeWindow), MaxResumeWindow)
+}
+
+// Watched is one connection the hub watches.
+type Watched struct {
+	c *conn
+}
+
+// ID returns the connection ID the hub assigned (see Watch).
+func (w *Watched) ID() string { return w.c.id }
+
+// Update sets new metadata for the connection's session; an update event
+// follows if it differs.
+func (w *Watched) Update(meta Meta) {
+	w.c.shard.h.stepRegistry(Input{Kind: ConnUpdate, Conn: w.c.id, Meta: meta})
+}
+
+// Close closes the connection on purpose (close code 1000): its session
+// leaves at once unless another connection holds it. It returns at once;
+// the connection closes on a hub goroutine.
+func (w *Watched) Close() {
+	s := w.c.shard
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.step(w.c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrKicked})
+}
+
+// State returns the connection's heartbeat state.
+func (w *Watched) State() fsm.State {
+	s := w.c.shard
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.c.m == nil {
+		return w.c.final
+	}
+	return w.c.m.State()
+}
+
+// Watch runs the heartbeat's server role on c, an accepted connection, for
+// id: it binds c (starting its reader), and from then on the hub steps the
+// connection's Machine on every inbound frame and at its deadlines, closes
+// c when the peer is dead, and reports presence. connID is the ID the
+// connection is known by (use NewConnID, and give the same ID to the
+// adapter's Options.ConnID so the client learns it). On an error c is
+// closed.
+func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
+	if h.closing.Load() {
+		_ = c.Close(ErrShutdown)
+		return nil, ErrHubClosed
+	}
+	set := h.cfg.Policies()
+	mc := h.cfg.Machine
+	mc.Role, mc.Detector, mc.Interval, mc.Backoff = fsm.Server, set.Detector, set.Interval, nil
+	m, err := fsm.NewMachine(mc)
+	if err != nil {
+		_ = c.Close(err)
+		return nil, err
+	}
+	s := h.shards[int(h.next.Add(1))%len(h.shards)]
+	hc := &conn{shard: s, m: m, t: c, id: connID, user: id.User, session: id.Session, meta: id.Meta, slot: -1, index: -1}
+	h.conns.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.add(hc)
+	s.step(hc, fsm.Input{Kind: fsm.Start})
+	if err := c.Bind(hc); err != nil {
+		s.step(hc, fsm.Input{Kind: fsm.DialFailed, Err: err})
+		return nil, err
+	}
+	s.step(hc, fsm.Input{Kind: fsm.Connected})
+	return &Watched{hc}, nil
+}
+
+// Online reports whether user has a session online.
+func (h *Hub) Online(user string) bool {
+	h.regMu.Lock()
+	defer h.regMu.Unlock()
+	return h.reg.Online(user)
+}
+
+// Snapshot returns who is online now, as of its Seq.
+func (h *Hub) Snapshot() Snapshot {
+	h.regMu.Lock()
+	defer h.regMu.Unlock()
+	return h.reg.Snapshot()
+}
+
+// Subscribe returns who is online now and calls fn with every event after
+// that snapshot, in order, none dropped, on the hub's event goroutine (fn
+// must return promptly), until cancel is called.
+func (h *Hub) Subscribe(fn func(Event)) (snap Snapshot, cancel func()) {
+	h.regMu.Lock()
+	defer h.regMu.Unlock()
+	h.subSeq++
+	id := h.subSeq
+	// Events still queued are already in the snapshot: the subscriber
+	// skips them by their Seq.
+	snap = h.reg.Snapshot()
+	h.subs[id] = subscriber{fn: fn, from: snap.Seq}
+	return snap, func() {
+		h.regMu.Lock()
+		defer h.regMu.Unlock()
+		delete(h.subs, id)
+	}
+}
+
+type subscriber struct {
+	fn   func(Event)
+	from uint64 // the Seq of its snapshot
+}
+
+// HubStats is what the hub counts, for logs and metrics.
+type HubStats struct {
+	Conns, Users, Sessions int
+	// WriteDrops counts heartbeat writes dropped because the shard's write
+	// queue was full; SendErrors, writes that failed.
+	WriteDrops, SendErrors uint64
+	// Lateness counts deadline firings by how late they ran: bucket i
+	// counts lateness below LatenessBuckets[i] (the last, the rest).
+	Lateness [len(LatenessBuckets) + 1]uint64
+	// Events is the sequence number of the latest presence event.
+	Events uint64
+}
+
+// LatenessBuckets are the upper bounds of HubStats.Lateness's buckets.
+var LatenessBuckets = [...]time.Duration{time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, time.Second}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() HubStats {
+	var st HubStats
+	for _, s := range h.shards {
+		st.WriteDrops += s.drops.Load()
+		st.SendErrors += s.sendErrs.Load()
+		for i := range st.Lateness {
+			st.Lateness[i] += s.late[i].Load()
+		}
+	}
+	h.regMu.Lock()
+	st.Conns, st.Users, st.Sessions, st.Events = int(h.conns.Load()), h.reg.Users(), h.reg.Sessions(), h.reg.Seq()
+	h.regMu.Unlock()
+	return st
+}
+
+// Shutdown closes every connection with ErrShutdown (close code 1001,
+// "going away"), after telling clients of the application-level format the
+// reconnect window to spread their redials over; then waits until every
+// connection is closed and every leave event delivered, and stops the hub's
+// goroutines. It returns ctx's error if ctx ends first (the goroutines then
+// stop anyway). http.Server.Shutdown does not close hijacked connections:
+// call this from the same shutdown path.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	if !h.closing.CompareAndSwap(false, true) {
+		return ErrHubClosed
+	}
+	for _, s := range h.shards {
+		s.mu.Lock()
+		for _, c := range append([]*conn(nil), s.all...) {
+			s.step(c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrShutdown})
+		}
+		s.mu.Unlock()
+	}
+	done := make(chan struct{})
+	go func() {
+		h.closeWG.Wait()
+		h.regMu.Lock()
+		for len(h.queue) > 0 || h.busy {
+			h.idle.Wait()
+		}
+		h.regMu.Unlock()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	close(h.stop)
+	h.wg.Wait()
+	h.regMu.Lock()
+	h.idle.Broadcast()
+	h.regMu.Unlock()
+	h.eventsWG.Wait()
+	return err
+}
+
+// messageWriter is what an adapter of the application-level format offers
+// to send a heartbeat message of its own (gorillaws.Conn, coderws.Conn).
+type messageWriter interface {
+	SendMessage(ctx context.Context, m *wire.Message) error
+}
+
+// stepRegistryWindow is stepRegistry for a loss with its resume window.
+func (h *Hub) stepRegistryWindow(in Input, w time.Duration) {
+	in.Window = w
+	h.stepRegistry(in)
+}
+
+// stepRegistry feeds the registry and queues its events for delivery.
+func (h *Hub) stepRegistry(in Input) {
+	now := time.Now()
+	h.regMu.Lock()
+	defer h.regMu.Unlock()
+	h.regEvs = h.reg.Step(now, in, h.regEvs[:0])
+	h.enqueue()
+}
+
+// enqueue hands the registry's new events to the event goroutine and
+// re-arms the registry's timer. regMu is held.
+func (h *Hub) enqueue() {
+	if len(h.regEvs) > 0 {
+		h.queue = append(h.queue, h.regEvs...)
+	}
+	if d := h.reg.Deadline(); len(h.regEvs) > 0 || (!d.IsZero() && (h.regTimer.IsZero() || d.Before(h.regTimer))) {
+		select {
+		case h.regKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// deliver is the event goroutine: it hands queued events to OnEvent and
+// the subscribers, in order, and wakes the registry at its deadline.
+func (h *Hub) deliver() {
+	defer h.eventsWG.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var batch []Event
+	var subs []subscriber
+	for {
+		h.regMu.Lock()
+		if d := h.reg.Deadline(); !d.IsZero() && !d.After(time.Now()) {
+			h.regEvs = h.reg.Step(time.Now(), Input{Kind: DeadlineReached}, h.regEvs[:0])
+			h.queue = append(h.queue, h.regEvs...)
+		}
+		batch = append(batch[:0], h.queue...)
+		h.queue = h.queue[:0]
+		subs = subs[:0]
+		if h.cfg.OnEvent != nil {
+			subs = append(subs, subscriber{fn: h.cfg.OnEvent})
+		}
+		for _, sub := range h.subs {
+			subs = append(subs, sub)
+		}
+		h.busy = len(batch) > 0
+		h.regTimer = h.reg.Deadline()
+		if len(batch) == 0 {
+			h.idle.Broadcast()
+		}
+		h.regMu.Unlock()
+		for _, e := range batch {
+			for _, sub := range subs {
+				if e.Seq > sub.from {
+					sub.fn(e)
+				}
+			}
+		}
+		if len(batch) > 0 {
+			continue // look again before waiting
+		}
+		if !h.regTimer.IsZero() {
+			timer.Reset(time.Until(h.regTimer))
+		}
+		select {
+		case <-h.regKick:
+		case <-timer.C:
+		case <-h.stop:
+			timer.Stop()
+			h.regMu.Lock()
+			h.busy = false
+			h.idle.Broadcast()
+			h.regMu.Unlock()
+			return
+		}
+		timer.Stop()
+	}
+}

@@ -1,0 +1,331 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
+)
+
+// conn is the hub's whole per-connection state besides the Machine and its
+// policies: identity, the wheel links and a few flags.
+type conn struct {
+	shard *shard
+	m     *fsm.Machine // nil once the connection is over
+	t     Conn
+
+	id, user, session string
+	meta              Meta // until the registry has it
+
+	next, prev *conn // in the wheel slot
+	due        int64 // the deadline, ns since the wheel's origin
+	slot       int32 // -1: not in the wheel
+	index      int32 // in shard.all; -1: not there
+
+	writing bool      // a heartbeat write is in flight
+	online  bool      // the registry knows it alive
+	final   fsm.State // the last state, once m is nil
+}
+
+// The hub's conn is the transport.Events its adapter reports to, from the
+// adapter's reader goroutine.
+var _ transport.Events = (*conn)(nil)
+
+// Frame steps the connection's Machine on an inbound frame, directly on the
+// reader's goroutine.
+func (c *conn) Frame(f transport.Frame) {
+	s := c.shard
+	s.mu.Lock()
+	s.step(c, fsm.Input{Kind: fsm.FrameIn, Frame: f})
+	s.mu.Unlock()
+}
+
+// Closed steps the Machine on the end of the connection.
+func (c *conn) Closed(err error) {
+	s := c.shard
+	s.mu.Lock()
+	s.step(c, fsm.Input{Kind: fsm.PeerClosed, Err: err})
+	s.mu.Unlock()
+}
+
+// DeadlineSender is an optional method of a Conn: Send bounded by a
+// deadline rather than a context, so a heartbeat write needs no context
+// (and allocates nothing). The hub uses it when a Conn has it.
+type DeadlineSender interface {
+	SendBy(deadline time.Time, f transport.Frame) error
+}
+
+// shard runs the timers of its connections on one goroutine and writes
+// their heartbeats on a few others. mu guards everything but the counters.
+type shard struct {
+	h  *Hub
+	mu sync.Mutex
+	w  *wheel
+
+	all   []*conn
+	acts  []fsm.Action
+	due   []*conn
+	armed int64 // the wheel time the timer is set for; 0: none
+	kick  chan struct{}
+	jobs  chan job
+
+	drops, sendErrs atomic.Uint64
+	late            [len(LatenessBuckets) + 1]atomic.Uint64
+}
+
+type jobKind uint8
+
+const (
+	jobPing jobKind = iota + 1
+	jobPong
+)
+
+// job is one heartbeat write, with its payload inline so that queuing it
+// allocates nothing.
+type job struct {
+	c       *conn
+	kind    jobKind
+	n       uint8
+	seq     uint64
+	payload [transport.MaxControlPayload]byte
+}
+
+func newShard(h *Hub, _ int, origin time.Time) *shard {
+	return &shard{
+		h:    h,
+		w:    newWheel(origin, h.cfg.Slot),
+		acts: make([]fsm.Action, 0, 8),
+		kick: make(chan struct{}, 1),
+		jobs: make(chan job, h.cfg.WriteQueue),
+	}
+}
+
+func (s *shard) add(c *conn) {
+	c.index = int32(len(s.all))
+	s.all = append(s.all, c)
+}
+
+func (s *shard) drop(c *conn) {
+	if c.index < 0 {
+		return
+	}
+	last := s.all[len(s.all)-1]
+	s.all[c.index] = last
+	last.index = c.index
+	s.all[len(s.all)-1] = nil
+	s.all = s.all[:len(s.all)-1]
+	c.index = -1
+}
+
+// step feeds one input to c's Machine and carries out the actions. s.mu is
+// held.
+func (s *shard) step(c *conn, in fsm.Input) {
+	if c.m == nil {
+		return
+	}
+	now := time.Now()
+	s.acts = c.m.Step(now, in, s.acts[:0])
+	for i := range s.acts {
+		s.do(c, &s.acts[i])
+	}
+	if c.m == nil {
+		s.w.remove(c)
+		return
+	}
+	s.w.schedule(c, c.m.Deadline())
+	if c.slot >= 0 && (s.armed == 0 || c.due < s.armed) {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *shard) do(c *conn, a *fsm.Action) {
+	switch a.Kind {
+	case fsm.SendPing, fsm.SendPong:
+		if c.writing {
+			return // the last write has not finished: the peer is not reading
+		}
+		j := job{c: c, kind: jobPing, seq: a.Seq}
+		if a.Kind == fsm.SendPong {
+			j.kind = jobPong
+			j.n = uint8(copy(j.payload[:], a.Payload))
+		}
+		select {
+		case s.jobs <- j:
+			c.writing = true
+		default:
+			s.drops.Add(1)
+		}
+	case fsm.CloseTransport:
+		s.h.closeWG.Add(1)
+		go s.close(c.t, a.Err)
+	case fsm.StateChanged:
+		s.changed(c, a)
+	}
+}
+
+// changed reports a state change to the registry and the log; a connection
+// that is over leaves the shard.
+func (s *shard) changed(c *conn, a *fsm.Action) {
+	h := s.h
+	switch {
+	case a.To == fsm.Alive && !c.online:
+		c.online = true
+		h.stepRegistry(Input{Kind: ConnAlive, Conn: c.id, User: c.user, Session: c.session, Meta: c.meta})
+		c.meta = nil
+		if h.log != nil {
+			h.log.LogAttrs(context.Background(), slog.LevelInfo, "online", c.attrs(a)...)
+		}
+	case a.To == fsm.Dead || a.To == fsm.Closed:
+		c.final = a.To
+		c.m = nil
+		s.drop(c)
+		h.conns.Add(-1)
+		if c.online {
+			in := Input{Kind: ConnLost, Conn: c.id}
+			if closedOnPurpose(a.Err) {
+				in.Kind = ConnClosed
+			}
+			h.stepRegistryWindow(in, h.resumeWindow())
+		}
+		if h.log != nil {
+			h.log.LogAttrs(context.Background(), slog.LevelInfo, "offline", c.attrs(a)...)
+		}
+	default:
+		if h.log != nil && h.log.Enabled(context.Background(), slog.LevelDebug) {
+			h.log.LogAttrs(context.Background(), slog.LevelDebug, "state", c.attrs(a)...)
+		}
+	}
+}
+
+func (c *conn) attrs(a *fsm.Action) []slog.Attr {
+	attrs := []slog.Attr{
+		slog.String("conn", c.id), slog.String("user", c.user), slog.String("session", c.session),
+		slog.String("from", a.From.String()), slog.String("to", a.To.String()), slog.String("reason", a.Reason.String()),
+	}
+	if a.Err != nil {
+		attrs = append(attrs, slog.String("err", a.Err.Error()))
+	}
+	return attrs
+}
+
+// closedOnPurpose tells a deliberate end (the server closed it, or the
+// client closed with 1000) from a loss, after which the session waits for
+// a reconnect.
+func closedOnPurpose(err error) bool {
+	if errors.Is(err, ErrShutdown) || errors.Is(err, fsm.ErrClosed) {
+		return true
+	}
+	return normalClosure(err)
+}
+
+// close closes one connection on its own goroutine (a close may wait for
+// the peer's close frame), telling a client of the application-level
+// format, on shutdown, the window to spread its redial over.
+func (s *shard) close(t Conn, reason error) {
+	defer s.h.closeWG.Done()
+	if errors.Is(reason, ErrShutdown) {
+		if mw, ok := t.(messageWriter); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), s.h.cfg.WriteTimeout)
+			// Fails harmlessly on a control-frame connection.
+			_ = mw.SendMessage(ctx, &wire.Message{Type: wire.Close, Window: s.h.Advice(), Reason: ErrShutdown.Error()})
+			cancel()
+		}
+	}
+	_ = t.Close(reason)
+}
+
+// run is the shard's timer goroutine: it steps every connection whose
+// deadline has come, then sleeps until the wheel's next used slot or a
+// kick.
+func (s *shard) run() {
+	defer s.h.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		s.mu.Lock()
+		now := time.Now()
+		s.due = s.w.expire(now, s.due[:0])
+		nowNs := s.w.ns(now)
+		for _, c := range s.due {
+			s.recordLateness(time.Duration(nowNs - c.due))
+			s.step(c, fsm.Input{Kind: fsm.DeadlineReached})
+		}
+		clear(s.due)
+		next, ok := s.w.next()
+		s.armed = 0
+		if ok {
+			s.armed = next
+			timer.Reset(time.Duration(next - s.w.ns(time.Now())))
+		}
+		s.mu.Unlock()
+		select {
+		case <-timer.C:
+		case <-s.kick:
+		case <-s.h.stop:
+			timer.Stop()
+			return
+		}
+		timer.Stop()
+	}
+}
+
+func (s *shard) recordLateness(d time.Duration) {
+	i := 0
+	for i < len(LatenessBuckets) && d >= LatenessBuckets[i] {
+		i++
+	}
+	s.late[i].Add(1)
+}
+
+// write is a writer goroutine: it sends queued heartbeats, one at a time,
+// each bounded by the write timeout.
+func (s *shard) write() {
+	defer s.h.wg.Done()
+	ctx := &deadlineCtx{}
+	for {
+		var j job
+		select {
+		case j = <-s.jobs:
+		case <-s.h.stop:
+			return
+		}
+		f := transport.Frame{Kind: transport.Ping, Seq: j.seq, ReconnectWindow: s.h.Advice()}
+		if j.kind == jobPong {
+			f.Kind, f.Payload = transport.Pong, j.payload[:j.n]
+		}
+		deadline := time.Now().Add(s.h.cfg.WriteTimeout)
+		var err error
+		if ds, ok := j.c.t.(DeadlineSender); ok {
+			err = ds.SendBy(deadline, f)
+		} else {
+			ctx.deadline = deadline
+			err = j.c.t.Send(ctx, f)
+		}
+		s.mu.Lock()
+		j.c.writing = false
+		if err != nil {
+			s.sendErrs.Add(1)
+			s.step(j.c, fsm.Input{Kind: fsm.SendFailed, Err: err})
+		}
+		s.mu.Unlock()
+	}
+}
+
+// deadlineCtx is a context that only carries a deadline, reused by one
+// writer so a write allocates none. Its Done channel is nil: a Conn must
+// honour the deadline itself (every adapter in this module does).
+type deadlineCtx struct{ deadline time.Time }
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *deadlineCtx) Done() <-chan struct{}       { return nil }
+func (c *deadlineCtx) Err() error                  { return nil }
+func (c *deadlineCtx) Value(any) any               { return nil }
