@@ -74,7 +74,17 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("heartbeat: role %d is neither client nor server", c.Role)
 	}
 	if c.Detector == nil || c.Interval == nil || (c.Backoff == nil && c.Role == Client) {
-		d, i, b := policy.Default()
+		var d policy.Detector
+		var i policy.Interval
+		var b policy.Backoff
+		if c.Role == Client {
+			d, i, b = policy.Default()
+		} else {
+			// The server never redials: no backoff, and no random source
+			// seeded for it.
+			s := policy.DefaultSet(nil)
+			d, i = s.Detector, s.Interval
+		}
 		if c.Detector == nil {
 			c.Detector = d
 		}

@@ -632,3 +632,13 @@ func TestPingsQueuedDuringAnUnnoticedPauseAreNotAFlood(t *testing.T) {
 		t.Fatalf("queued pings taken for a flood: %v", r.m.State())
 	}
 }
+
+func TestServerRoleBuildsNoBackoff(t *testing.T) {
+	m, err := NewMachine(Config{Role: Server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.bo != nil {
+		t.Fatalf("the server role holds a backoff %T it never uses", m.bo)
+	}
+}

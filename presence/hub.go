@@ -133,6 +133,7 @@ type Hub struct {
 	regTimer time.Time // the registry deadline the event goroutine waits for
 
 	closing  atomic.Bool
+	farewell atomic.Int64 // the advice as shutdown began, for the close notes
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	closeWG  sync.WaitGroup // connection closes in progress
@@ -383,6 +384,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closing.CompareAndSwap(false, true) {
 		return ErrHubClosed
 	}
+	// Taken before any connection closes: every client gets the window for
+	// the whole crowd that is about to redial.
+	h.farewell.Store(int64(h.Advice()))
 	for _, s := range h.shards {
 		s.mu.Lock()
 		for _, c := range append([]*conn(nil), s.all...) {

@@ -236,7 +236,7 @@ func (s *shard) close(t Conn, reason error) {
 		if mw, ok := t.(messageWriter); ok {
 			ctx, cancel := context.WithTimeout(context.Background(), s.h.cfg.WriteTimeout)
 			// Fails harmlessly on a control-frame connection.
-			_ = mw.SendMessage(ctx, &wire.Message{Type: wire.Close, Window: s.h.Advice(), Reason: ErrShutdown.Error()})
+			_ = mw.SendMessage(ctx, &wire.Message{Type: wire.Close, Window: time.Duration(s.h.farewell.Load()), Reason: ErrShutdown.Error()})
 			cancel()
 		}
 	}

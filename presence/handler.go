@@ -1,0 +1,144 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
+)
+
+// StatusError is an error from HandlerConfig.Authenticate that chooses the
+// HTTP status of the refusal (401 Unauthorized for any other error).
+type StatusError struct {
+	Code int
+	Err  error
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%d %s: %v", e.Code, http.StatusText(e.Code), e.Err) }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// HandlerConfig configures a Handler.
+type HandlerConfig struct {
+	// Hub watches every connection. Required.
+	Hub *Hub
+	// Authenticate identifies the user and session of a request before the
+	// upgrade (a cookie, a token, a resume token the client sends); an
+	// error refuses the request with 401, or with a *StatusError's code.
+	// Required.
+	Authenticate func(r *http.Request) (Identity, error)
+	// Upgrader upgrades the request. Nil Subprotocols means
+	// wire.Subprotocols(), so browsers get the application-level
+	// heartbeat. gorilla's default CheckOrigin refuses a page from another
+	// origin with 403 (the page sees only close 1006): set CheckOrigin to
+	// allow the origins you serve.
+	Upgrader websocket.Upgrader
+	// Options configure each gorillaws.Conn (ConnID is set by the handler).
+	Options gorillaws.Options
+	// OnConnect, if set, is called once the hub watches the connection,
+	// before any of its messages is handed to OnMessage.
+	OnConnect func(c *Client)
+	// OnMessage, if set, is called with every application message of a
+	// connection, in order, on that connection's handler goroutine.
+	// Without it messages are read and dropped.
+	OnMessage func(c *Client, messageType int, data []byte)
+	// OnDisconnect, if set, is called once the connection has ended (its
+	// presence is the hub's business: the session may live on).
+	OnDisconnect func(c *Client, err error)
+}
+
+// Client is one connection served by a Handler.
+type Client struct {
+	*gorillaws.Conn
+	Identity Identity
+	Watched  *Watched
+}
+
+// Handler is an http.Handler that authenticates, upgrades, hands the
+// connection to the hub and runs its read side. The handler goroutine lives
+// as long as the connection (it reads the application's messages), so the
+// request's context stays valid for OnMessage.
+type Handler struct {
+	cfg HandlerConfig
+	up  websocket.Upgrader
+}
+
+// NewHandler checks cfg and returns the Handler.
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
+	if cfg.Hub == nil || cfg.Authenticate == nil {
+		return nil, fmt.Errorf("%w: a Handler needs a Hub and an Authenticate function", ErrConfig)
+	}
+	up := cfg.Upgrader
+	if up.Subprotocols == nil {
+		up.Subprotocols = wire.Subprotocols()
+	}
+	if cfg.Options.ConnID != "" {
+		return nil, fmt.Errorf("%w: Options.ConnID is assigned by the handler", ErrConfig)
+	}
+	return &Handler{cfg: cfg, up: up}, nil
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hub := h.cfg.Hub
+	if hub.closing.Load() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	id, err := h.cfg.Authenticate(r)
+	if err != nil {
+		code := http.StatusUnauthorized
+		var se *StatusError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		hub.logf(slog.LevelInfo, "refused", slog.String("remote", r.RemoteAddr), slog.Int("status", code), slog.String("err", err.Error()))
+		http.Error(w, http.StatusText(code), code)
+		return
+	}
+	ws, err := h.up.Upgrade(w, r, nil) // on failure gorilla has answered (400, 403, ...)
+	if err != nil {
+		hub.logf(slog.LevelInfo, "upgrade failed", slog.String("remote", r.RemoteAddr), slog.String("err", err.Error()))
+		return
+	}
+	opts := h.cfg.Options
+	opts.ConnID = hub.NewConnID()
+	c, err := gorillaws.Wrap(ws, opts)
+	if err != nil {
+		_ = ws.Close()
+		hub.logf(slog.LevelError, "wrap failed", slog.String("err", err.Error()))
+		return
+	}
+	watched, err := hub.Watch(c, opts.ConnID, id)
+	if err != nil {
+		return
+	}
+	cl := &Client{Conn: c, Identity: id, Watched: watched}
+	if h.cfg.OnConnect != nil {
+		h.cfg.OnConnect(cl)
+	}
+	// The read side: Read returns an error once the connection has ended.
+	ctx := context.WithoutCancel(r.Context())
+	for {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			if h.cfg.OnDisconnect != nil {
+				h.cfg.OnDisconnect(cl, err)
+			}
+			return
+		}
+		if h.cfg.OnMessage != nil {
+			h.cfg.OnMessage(cl, typ, msg)
+		}
+	}
+}
+
+func (h *Hub) logf(level slog.Level, msg string, attrs ...slog.Attr) {
+	if h.log != nil {
+		h.log.LogAttrs(context.Background(), level, msg, attrs...)
+	}
+}
