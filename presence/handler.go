@@ -20,7 +20,9 @@ type StatusError struct {
 	Err  error
 }
 
-func (e *StatusError) Error() string { return fmt.Sprintf("%d %s: %v", e.Code, http.StatusText(e.Code), e.Err) }
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%d %s: %v", e.Code, http.StatusText(e.Code), e.Err)
+}
 func (e *StatusError) Unwrap() error { return e.Err }
 
 // HandlerConfig configures a Handler.

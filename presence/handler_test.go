@@ -172,7 +172,9 @@ func TestHandlerShutdownSendsGoingAwayWithAdvice(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, err := presence.NewHandler(presence.HandlerConfig{Hub: hub,
-		Authenticate: func(r *http.Request) (presence.Identity, error) { return presence.Identity{User: "bob", Session: "s"}, nil }})
+		Authenticate: func(r *http.Request) (presence.Identity, error) {
+			return presence.Identity{User: "bob", Session: "s"}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
