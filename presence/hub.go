@@ -121,6 +121,7 @@ type Hub struct {
 	conns    atomic.Int64
 	idPrefix string
 	ids      atomic.Uint64
+	spreads  atomic.Uint64 // draws the first-ping shifts
 	log      *slog.Logger
 
 	regMu    sync.Mutex
@@ -136,7 +137,10 @@ type Hub struct {
 	farewell atomic.Int64 // the advice as shutdown began, for the close notes
 	stop     chan struct{}
 	wg       sync.WaitGroup
-	closeWG  sync.WaitGroup // connection closes in progress
+	closeWG  sync.WaitGroup // connection closes queued or in progress
+	closeMu  sync.Mutex
+	closeQ   []closeJob
+	closers  int
 	eventsWG sync.WaitGroup
 	idle     *sync.Cond // on regMu: the event queue is empty
 	busy     bool       // the event goroutine is delivering
@@ -282,7 +286,8 @@ func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
 	}
 	set := h.cfg.Policies()
 	mc := h.cfg.Machine
-	mc.Role, mc.Detector, mc.Interval, mc.Backoff = fsm.Server, set.Detector, set.Interval, nil
+	iv := &spread{Interval: set.Interval, frac: uint16(mix64(h.spreads.Add(1)))}
+	mc.Role, mc.Detector, mc.Interval, mc.Backoff = fsm.Server, set.Detector, iv, nil
 	m, err := fsm.NewMachine(mc)
 	if err != nil {
 		_ = c.Close(err)
@@ -468,8 +473,11 @@ func (h *Hub) deliver() {
 			h.regEvs = h.reg.Step(time.Now(), Input{Kind: DeadlineReached}, h.regEvs[:0])
 			h.queue = append(h.queue, h.regEvs...)
 		}
-		batch = append(batch[:0], h.queue...)
-		h.queue = h.queue[:0]
+		// Swap buffers; one grown by a burst (a shutdown's leaves) is let go.
+		batch, h.queue = h.queue, batch[:0]
+		if cap(h.queue) > 4096 {
+			h.queue = nil
+		}
 		subs = subs[:0]
 		if h.cfg.OnEvent != nil {
 			subs = append(subs, subscriber{fn: h.cfg.OnEvent})
@@ -490,6 +498,7 @@ func (h *Hub) deliver() {
 				}
 			}
 		}
+		clear(batch) // no event's strings outlive its delivery
 		if len(batch) > 0 {
 			continue // look again before waiting
 		}

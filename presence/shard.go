@@ -165,8 +165,7 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 			s.drops.Add(1)
 		}
 	case fsm.CloseTransport:
-		s.h.closeWG.Add(1)
-		go s.close(c.t, a.Err)
+		s.h.enqueueClose(s, c.t, a.Err)
 	case fsm.StateChanged:
 		s.changed(c, a)
 	}
@@ -231,7 +230,6 @@ func closedOnPurpose(err error) bool {
 // the peer's close frame), telling a client of the application-level
 // format, on shutdown, the window to spread its redial over.
 func (s *shard) close(t Conn, reason error) {
-	defer s.h.closeWG.Done()
 	if errors.Is(reason, ErrShutdown) {
 		if mw, ok := t.(messageWriter); ok {
 			ctx, cancel := context.WithTimeout(context.Background(), s.h.cfg.WriteTimeout)
@@ -291,10 +289,10 @@ func (s *shard) recordLateness(d time.Duration) {
 func (s *shard) write() {
 	defer s.h.wg.Done()
 	ctx := &deadlineCtx{}
+	j := new(job) // reused: the payload handed to Send escapes
 	for {
-		var j job
 		select {
-		case j = <-s.jobs:
+		case *j = <-s.jobs:
 		case <-s.h.stop:
 			return
 		}
@@ -317,6 +315,7 @@ func (s *shard) write() {
 			s.step(j.c, fsm.Input{Kind: fsm.SendFailed, Err: err})
 		}
 		s.mu.Unlock()
+		j.c = nil
 	}
 }
 
@@ -329,3 +328,47 @@ func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 func (c *deadlineCtx) Done() <-chan struct{}       { return nil }
 func (c *deadlineCtx) Err() error                  { return nil }
 func (c *deadlineCtx) Value(any) any               { return nil }
+
+// maxClosers bounds the goroutines closing connections at once: a close
+// may wait up to the adapter's close timeout for the peer's close frame,
+// and a shutdown closes every connection.
+const maxClosers = 256
+
+type closeJob struct {
+	s      *shard
+	t      Conn
+	reason error
+}
+
+// enqueueClose queues a connection's close for the closer goroutines,
+// starting one if fewer than maxClosers run. It never blocks.
+func (h *Hub) enqueueClose(s *shard, t Conn, reason error) {
+	h.closeWG.Add(1)
+	h.closeMu.Lock()
+	h.closeQ = append(h.closeQ, closeJob{s, t, reason})
+	start := h.closers < maxClosers
+	if start {
+		h.closers++
+	}
+	h.closeMu.Unlock()
+	if start {
+		go h.closer()
+	}
+}
+
+func (h *Hub) closer() {
+	for {
+		h.closeMu.Lock()
+		if len(h.closeQ) == 0 {
+			h.closers--
+			h.closeMu.Unlock()
+			return
+		}
+		j := h.closeQ[0]
+		h.closeQ[0] = closeJob{}
+		h.closeQ = h.closeQ[1:]
+		h.closeMu.Unlock()
+		j.s.close(j.t, j.reason)
+		h.closeWG.Done()
+	}
+}

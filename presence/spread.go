@@ -1,0 +1,43 @@
+package presence
+
+import (
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/policy"
+)
+
+// spread moves a connection's first ping earlier by a fraction of its idle
+// gap, drawn per connection from [0, 1/2) — the first ping falls in
+// [T/2, T) of the interval T, as Centrifuge draws it — so connections that
+// all arrived together (after a restart) do not ping together for ever:
+// later pings follow the first by the policy's own gaps.
+type spread struct {
+	policy.Interval
+	frac uint16 // the shift, in 1/65536ths of half the first gap
+}
+
+func (s *spread) NextPing(l policy.Link) time.Time {
+	t := s.Interval.NextPing(l)
+	if t.IsZero() || !l.LastPing.IsZero() || l.Suspect || !t.After(l.AliveSince) {
+		return t
+	}
+	gap := t.Sub(l.AliveSince)
+	return t.Add(-time.Duration(uint64(gap/2) * uint64(s.frac) >> 16))
+}
+
+// Validate passes on the wrapped policy's check, if it has one.
+func (s *spread) Validate() error {
+	if v, ok := s.Interval.(interface{ Validate() error }); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+// mix64 is splitmix64's finaliser: well-spread bits from a counter.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
