@@ -248,7 +248,7 @@ func BenchmarkHubIdle(b *testing.B) {
 		b.ReportMetric(100*float64(cpu1-cpu0)/float64(t1.Sub(t0)), "%cpu")
 		b.ReportMetric(float64(slices.Max(counts))/avg, "busiest-100ms/avg")
 		b.ReportMetric(float64(total)/t1.Sub(t0).Seconds(), "deadlines/s")
-		b.ReportMetric(float64(st1.WriteDrops-st0.WriteDrops), "write-drops")
+		b.ReportMetric(float64(st1.WriteQueuePeak), "write-queue-peak")
 		if st1.Conns != n {
 			b.Errorf("%d of %d connections left: false verdicts on an idle in-memory link", n-st1.Conns, n)
 		}

@@ -38,10 +38,6 @@ const (
 	// DefaultWriters is how many goroutines per shard write heartbeats, so
 	// one peer whose socket buffer is full delays no other connection.
 	DefaultWriters = 4
-	// DefaultWriteQueue is how many heartbeat writes per shard may wait for
-	// a writer; a write that finds the queue full is dropped (as a lost
-	// packet would be) and counted in HubStats.WriteDrops.
-	DefaultWriteQueue = 1024
 )
 
 // Errors of the hub.
@@ -70,9 +66,12 @@ type HubConfig struct {
 	Shards int
 	// Slot is the timer wheel's resolution. Zero means DefaultSlot.
 	Slot time.Duration
-	// Writers and WriteQueue size each shard's heartbeat writers. Zero
-	// means DefaultWriters and DefaultWriteQueue.
-	Writers, WriteQueue int
+	// Writers is how many goroutines per shard write heartbeats. Zero
+	// means DefaultWriters. The writes wait in a queue that holds at most
+	// one per connection: a connection whose last heartbeat is still being
+	// written sends no other until it is (a peer that does not read gets
+	// no pile of pings).
+	Writers int
 	// WriteTimeout bounds one heartbeat write. Zero means
 	// fsm.DefaultWriteTimeout.
 	WriteTimeout time.Duration
@@ -161,9 +160,6 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Writers == 0 {
 		cfg.Writers = DefaultWriters
 	}
-	if cfg.WriteQueue == 0 {
-		cfg.WriteQueue = DefaultWriteQueue
-	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = fsm.DefaultWriteTimeout
 	}
@@ -171,8 +167,8 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		cfg.AcceptRate = DefaultAcceptRate
 	}
 	switch {
-	case cfg.Shards < 0 || cfg.Writers < 0 || cfg.WriteQueue < 0:
-		return nil, fmt.Errorf("%w: shards %d, writers %d and write queue %d must not be negative (zero means a default)", ErrConfig, cfg.Shards, cfg.Writers, cfg.WriteQueue)
+	case cfg.Shards < 0 || cfg.Writers < 0:
+		return nil, fmt.Errorf("%w: shards %d and writers %d must not be negative (zero means a default)", ErrConfig, cfg.Shards, cfg.Writers)
 	case cfg.Slot < 0 || cfg.WriteTimeout < 0:
 		return nil, fmt.Errorf("%w: slot %v and write timeout %v must be positive (zero means a default)", ErrConfig, cfg.Slot, cfg.WriteTimeout)
 	case cfg.AcceptRate < 0 || math.IsNaN(cfg.AcceptRate) || math.IsInf(cfg.AcceptRate, 0):
@@ -349,9 +345,9 @@ type subscriber struct {
 // HubStats is what the hub counts, for logs and metrics.
 type HubStats struct {
 	Conns, Users, Sessions int
-	// WriteDrops counts heartbeat writes dropped because the shard's write
-	// queue was full; SendErrors, writes that failed.
-	WriteDrops, SendErrors uint64
+	// WriteQueuePeak is the most heartbeat writes one shard has had
+	// waiting for a writer; SendErrors counts writes that failed.
+	WriteQueuePeak, SendErrors uint64
 	// Lateness counts deadline firings by how late they ran: bucket i
 	// counts lateness below LatenessBuckets[i] (the last, the rest).
 	Lateness [len(LatenessBuckets) + 1]uint64
@@ -366,7 +362,7 @@ var LatenessBuckets = [...]time.Duration{time.Millisecond, 5 * time.Millisecond,
 func (h *Hub) Stats() HubStats {
 	var st HubStats
 	for _, s := range h.shards {
-		st.WriteDrops += s.drops.Load()
+		st.WriteQueuePeak = max(st.WriteQueuePeak, s.queuePeak.Load())
 		st.SendErrors += s.sendErrs.Load()
 		for i := range st.Lateness {
 			st.Lateness[i] += s.late[i].Load()
@@ -416,6 +412,12 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	close(h.stop)
+	for _, s := range h.shards {
+		s.mu.Lock()
+		s.stopping = true
+		s.wcond.Broadcast()
+		s.mu.Unlock()
+	}
 	h.wg.Wait()
 	h.regMu.Lock()
 	h.idle.Broadcast()

@@ -73,10 +73,16 @@ type shard struct {
 	due   []*conn
 	armed int64 // the wheel time the timer is set for; 0: none
 	kick  chan struct{}
-	jobs  chan job
 
-	drops, sendErrs atomic.Uint64
-	late            [len(LatenessBuckets) + 1]atomic.Uint64
+	// The write queue: at most one job per connection (conn.writing), so
+	// it never holds more than the shard's connections.
+	queue    []job
+	head     int
+	wcond    *sync.Cond // on mu: a job was queued, or the hub stops
+	stopping bool
+
+	queuePeak, sendErrs atomic.Uint64
+	late                [len(LatenessBuckets) + 1]atomic.Uint64
 }
 
 type jobKind uint8
@@ -97,13 +103,14 @@ type job struct {
 }
 
 func newShard(h *Hub, _ int, origin time.Time) *shard {
-	return &shard{
+	s := &shard{
 		h:    h,
 		w:    newWheel(origin, h.cfg.Slot),
 		acts: make([]fsm.Action, 0, 8),
 		kick: make(chan struct{}, 1),
-		jobs: make(chan job, h.cfg.WriteQueue),
 	}
+	s.wcond = sync.NewCond(&s.mu)
+	return s
 }
 
 func (s *shard) add(c *conn) {
@@ -153,17 +160,17 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 		if c.writing {
 			return // the last write has not finished: the peer is not reading
 		}
-		j := job{c: c, kind: jobPing, seq: a.Seq}
+		c.writing = true
+		s.queue = append(s.queue, job{c: c, kind: jobPing, seq: a.Seq})
+		j := &s.queue[len(s.queue)-1]
 		if a.Kind == fsm.SendPong {
 			j.kind = jobPong
 			j.n = uint8(copy(j.payload[:], a.Payload))
 		}
-		select {
-		case s.jobs <- j:
-			c.writing = true
-		default:
-			s.drops.Add(1)
+		if d := uint64(len(s.queue) - s.head); d > s.queuePeak.Load() {
+			s.queuePeak.Store(d)
 		}
+		s.wcond.Signal()
 	case fsm.CloseTransport:
 		s.h.enqueueClose(s, c.t, a.Err)
 	case fsm.StateChanged:
@@ -284,18 +291,32 @@ func (s *shard) recordLateness(d time.Duration) {
 	s.late[i].Add(1)
 }
 
-// write is a writer goroutine: it sends queued heartbeats, one at a time,
-// each bounded by the write timeout.
+// write is a writer goroutine: it sends queued heartbeats in order, one at
+// a time, each bounded by the write timeout. A peer whose socket buffer is
+// full holds one writer for at most that long; the others go on.
 func (s *shard) write() {
 	defer s.h.wg.Done()
 	ctx := &deadlineCtx{}
 	j := new(job) // reused: the payload handed to Send escapes
+	s.mu.Lock()
 	for {
-		select {
-		case *j = <-s.jobs:
-		case <-s.h.stop:
+		for s.head == len(s.queue) && !s.stopping {
+			s.wcond.Wait()
+		}
+		if s.stopping {
+			s.mu.Unlock()
 			return
 		}
+		*j = s.queue[s.head]
+		s.queue[s.head] = job{}
+		if s.head++; s.head == len(s.queue) {
+			s.head = 0
+			s.queue = s.queue[:0]
+			if cap(s.queue) > 4096 {
+				s.queue = nil // let a burst's backlog go
+			}
+		}
+		s.mu.Unlock()
 		f := transport.Frame{Kind: transport.Ping, Seq: j.seq, ReconnectWindow: s.h.Advice()}
 		if j.kind == jobPong {
 			f.Kind, f.Payload = transport.Pong, j.payload[:j.n]
@@ -314,7 +335,6 @@ func (s *shard) write() {
 			s.sendErrs.Add(1)
 			s.step(j.c, fsm.Input{Kind: fsm.SendFailed, Err: err})
 		}
-		s.mu.Unlock()
 		j.c = nil
 	}
 }
