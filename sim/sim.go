@@ -31,6 +31,7 @@ const (
 const (
 	upFrameBytes   = 2 + 4 + 8
 	downFrameBytes = 2 + 8
+	adviceBytes    = 4 // the window a server's ping adds (wire.ControlAdviceSize)
 )
 
 // never is the time of something that does not happen.
@@ -61,8 +62,10 @@ type Config struct {
 	// (a token bucket holding a tenth of a second's worth, at least one);
 	// excess dials are refused. Zero means unlimited.
 	AcceptRate float64
-	// Advice is the reconnect window the server advertises in every
-	// heartbeat it sends (transport.Frame.ReconnectWindow); zero means none.
+	// Advice is the reconnect window the server advertises in every ping
+	// it sends (transport.Frame.ReconnectWindow; its pongs echo the
+	// client's pings and carry none, as on a real WebSocket); zero means
+	// none.
 	Advice time.Duration
 	// Spread: clients make their first dial at uniform moments in
 	// [0, Spread). Zero means DefaultSpread.

@@ -26,7 +26,8 @@ type StormConfig struct {
 	Clients    int           // zero means DefaultStormClients
 	AcceptRate float64       // accepts per second; zero means DefaultAcceptRate
 	// Advise makes the server advertise Clients/AcceptRate as its reconnect
-	// window in every heartbeat (policies that read the advice use it).
+	// window in every ping it sends (policies that read the advice use it;
+	// a server that never pings advises no one).
 	Advise bool
 	// Link is the network; the zero Link means the lan profile's.
 	Link     Link
