@@ -97,6 +97,9 @@ func (s *Sim) send(i int32, idx side, a *fsm.Action) {
 		}
 	}
 	s.meter.msgs++
+	if s.onSend != nil && !s.onSend(idx, &e) {
+		return // a test scripted its loss
+	}
 	bf, bu := s.stall(sl)
 	s.meter.link.Sent++
 	at, dup, ok := transmit(s.r, d, st, s.now, bf, bu, false, &s.meter.link)

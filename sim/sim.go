@@ -205,6 +205,7 @@ type Sim struct {
 
 	// storm hooks
 	onSyn     func(now int64)
+	onSend    func(from side, e *event) (keep bool) // a test's view of each heartbeat sent
 	onAlive   func(slot int32, now int64)
 	onRestart func()
 	onDeliver func(e *event) // tests: every packet handed to an endpoint
@@ -461,10 +462,11 @@ func (s *Sim) syn(e *event) {
 		return
 	}
 	sv.m, sv.gen = m, e.gen
+	// The accept (a WebSocket's 101 response) goes out before anything the
+	// server sends on the connection, such as a ping at connect: on the
+	// ordered stream the client must be connected before it hears it.
+	s.control(e.slot, server, evAccept, e.gen)
 	s.step(e.slot, server, e.gen, fsm.Input{Kind: fsm.Start})
-	if sv.m != nil && sv.gen == e.gen {
-		s.control(e.slot, server, evAccept, e.gen)
-	}
 }
 
 func (s *Sim) delivered(e *event) {
