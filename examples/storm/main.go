@@ -300,7 +300,13 @@ func (s *server) start(addr string, rate float64) error {
 	s.addr, s.ln = ln.Addr().String(), ln
 	s.conns = map[net.Conn]struct{}{}
 	s.rate, s.tokens, s.last = rate, max(1, rate/10), time.Now()
-	s.hs = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	s.hs = &http.Server{
+		Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, admittedKey{}, c)
+		},
+	}
+	ln = &limited{Listener: ln, s: s}
 	s.served = make(chan struct{})
 	hs, served := s.hs, s.served
 	s.mu.Unlock()
@@ -363,25 +369,54 @@ func (s *server) stats(t0 time.Time) (attempts, refused, peak int) {
 
 var upgrader = websocket.Upgrader{}
 
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.conns == nil { // killed
-		s.mu.Unlock()
-		return
+// limited is the server's listener: the token bucket decides at the TCP
+// accept, when the dial arrives, so the handlers' scheduling on a busy
+// machine neither bunches the attempts' times nor the refusals.
+type limited struct {
+	net.Listener
+	s *server
+}
+
+// admitted is an accepted connection and the bucket's verdict on it.
+type admitted struct {
+	net.Conn
+	ok bool
+}
+
+type admittedKey struct{}
+
+func (l *limited) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	s := l.s
 	now := time.Now()
-	limited := s.rate > 0
-	if limited {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rate > 0 {
 		s.attempts = append(s.attempts, now)
 	}
 	ok := s.take(now)
 	if !ok {
 		s.refused++
 	}
+	return &admitted{Conn: c, ok: ok}, nil
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.conns == nil { // killed
+		s.mu.Unlock()
+		return
+	}
+	limited := s.rate > 0
 	s.handlers.Add(1)
 	s.mu.Unlock()
 	defer s.handlers.Done()
-	if !ok {
+	if c, _ := r.Context().Value(admittedKey{}).(*admitted); c == nil || !c.ok {
+		// One attempt per TCP connection: the client must not reuse it.
+		w.Header().Set("Connection", "close")
 		http.Error(w, "busy", http.StatusServiceUnavailable)
 		return
 	}
