@@ -88,6 +88,8 @@ type result struct {
 	Attempts int           // handshakes the restarted server saw
 	Refused  int           // of which answered 503
 	Peak     int           // most attempts in any sliding 1 s window
+	PerSec   []int         // attempts in each second from the kill
+	Restart  time.Duration // from the kill to the new listener
 	P50, P99 time.Duration // when 50 % and 99 % were back; sim.Never if not
 	Floor    time.Duration // Clients/Accept
 }
@@ -100,9 +102,11 @@ func (r *result) print(w io.Writer) {
 		return fmt.Sprintf("%.1fs", d.Seconds())
 	}
 	fmt.Fprintf(w, "%d coder clients, gorilla server accepting %g/s after the restart (floor %v), advice %v\n", r.Clients, r.Accept, r.Floor, r.Window)
+	fmt.Fprintf(w, "server listening again %v after the kill\n", r.Restart.Round(time.Microsecond))
 	fmt.Fprintf(w, "clients holding the advice at their first redial: %d of %d\n", r.Advised, r.Clients)
 	fmt.Fprintf(w, "peak attempts in a sliding 1 s window: %d (%.2f × accept rate)\n", r.Peak, float64(r.Peak)/r.Accept)
 	fmt.Fprintf(w, "attempts %d, refused %d, back %d, p50 %s, p99 %s (p99/floor %.2f)\n", r.Attempts, r.Refused, r.Back, dur(r.P50), dur(r.P99), float64(r.P99)/float64(r.Floor))
+	fmt.Fprintf(w, "attempts per second from the kill: %v\n", r.PerSec)
 }
 
 // run runs one storm: connect every client, kill and restart the server,
@@ -221,8 +225,11 @@ func run(ctx context.Context, cfg config) (*result, error) {
 	mu.Lock()
 	killed = time.Now()
 	mu.Unlock()
-	srv.kill()
-	if err := srv.start(srv.addr, cfg.Accept); err != nil {
+	unwound := srv.stop()
+	err := srv.start(srv.addr, cfg.Accept) // at once, as after a SIGKILL
+	res.Restart = time.Since(killed)
+	unwound()
+	if err != nil {
 		return nil, err
 	}
 	hctx, hcancel := context.WithTimeout(ctx, cfg.Horizon)
@@ -243,7 +250,7 @@ func run(ctx context.Context, cfg config) (*result, error) {
 	if n := int(math.Ceil(0.99 * float64(cfg.Clients))); len(backAt) >= n {
 		res.P99 = backAt[n-1]
 	}
-	res.Attempts, res.Refused, res.Peak = srv.stats(killed)
+	res.Attempts, res.Refused, res.Peak, res.PerSec = srv.stats(killed)
 	return res, nil
 }
 
@@ -285,7 +292,7 @@ type server struct {
 	last     time.Time
 	attempts []time.Time
 	refused  int
-	handlers sync.WaitGroup
+	handlers *sync.WaitGroup // this generation's handlers
 	served   chan struct{}
 }
 
@@ -308,6 +315,7 @@ func (s *server) start(addr string, rate float64) error {
 	}
 	ln = &limited{Listener: ln, s: s}
 	s.served = make(chan struct{})
+	s.handlers = new(sync.WaitGroup)
 	hs, served := s.hs, s.served
 	s.mu.Unlock()
 	go func() {
@@ -319,22 +327,28 @@ func (s *server) start(addr string, rate float64) error {
 
 // kill closes the listener and every connection at once, as the kernel
 // does for a process killed with SIGKILL, and waits for the handlers.
-func (s *server) kill() {
+func (s *server) kill() { s.stop()() }
+
+// stop is kill without the wait, which it returns: a restart need not wait
+// for the old handlers to unwind.
+func (s *server) stop() (wait func()) {
 	s.mu.Lock()
-	hs, served := s.hs, s.served
+	hs, served, wg := s.hs, s.served, s.handlers
 	s.hs = nil
 	conns := s.conns
 	s.conns = nil
 	s.mu.Unlock()
 	if hs == nil {
-		return
+		return func() {}
 	}
 	_ = hs.Close() // the listener and the connections not hijacked
 	for c := range conns {
 		_ = c.Close()
 	}
-	<-served
-	s.handlers.Wait()
+	return func() {
+		<-served
+		wg.Wait()
+	}
 }
 
 // take reports whether the bucket lets one more handshake through.
@@ -352,9 +366,9 @@ func (s *server) take(now time.Time) bool {
 	return true
 }
 
-// stats returns the handshakes since t0, the refused ones, and the most in
-// any sliding 1 s window.
-func (s *server) stats(t0 time.Time) (attempts, refused, peak int) {
+// stats returns the handshakes since t0, the refused ones, the most in any
+// sliding 1 s window, and the count in each second from t0.
+func (s *server) stats(t0 time.Time) (attempts, refused, peak int, perSec []int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := sim.PeakMeter{Window: time.Second}
@@ -362,9 +376,14 @@ func (s *server) stats(t0 time.Time) (attempts, refused, peak int) {
 		if !at.Before(t0) {
 			attempts++
 			p.Add(at.Sub(t0))
+			i := int(at.Sub(t0) / time.Second)
+			for len(perSec) <= i {
+				perSec = append(perSec, 0)
+			}
+			perSec[i]++
 		}
 	}
-	return attempts, s.refused, p.Max()
+	return attempts, s.refused, p.Max(), perSec
 }
 
 var upgrader = websocket.Upgrader{}
@@ -411,9 +430,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limited := s.rate > 0
-	s.handlers.Add(1)
+	wg := s.handlers
+	wg.Add(1)
 	s.mu.Unlock()
-	defer s.handlers.Done()
+	defer wg.Done()
 	if c, _ := r.Context().Value(admittedKey{}).(*admitted); c == nil || !c.ok {
 		// One attempt per TCP connection: the client must not reuse it.
 		w.Header().Set("Connection", "close")
