@@ -144,7 +144,7 @@ func run(ctx context.Context, cfg config) (*result, error) {
 	seeds := rand.New(rand.NewPCG(cfg.Seed, 0))
 	start := func(i int) error {
 		set := policy.DefaultSet(rand.New(rand.NewPCG(seeds.Uint64(), uint64(i))))
-		first, back := true, false
+		first, up, back := true, false, false
 		c := fsm.Config{
 			Detector: set.Detector, Interval: set.Interval,
 			Backoff: backoffFunc(func(r policy.Retry) (time.Duration, error) {
@@ -172,9 +172,9 @@ func run(ctx context.Context, cfg config) (*result, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				if killed.IsZero() {
-					select {
-					case alive <- struct{}{}:
-					default:
+					if !up { // a reconnection before the kill is not a new client
+						up = true
+						alive <- struct{}{}
 					}
 					return
 				}
