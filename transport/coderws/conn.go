@@ -170,8 +170,8 @@ type Conn struct {
 	pingTimeout  time.Duration
 	closeTimeout time.Duration
 	ctx          context.Context // cancelled by Close: ends reads and pings
-	cancel      context.CancelFunc
-	pings       sync.WaitGroup
+	cancel       context.CancelFunc
+	pings        sync.WaitGroup
 
 	mu       sync.Mutex
 	counter  int64             // mirrors coder's ping counter: the payload of our next Conn.Ping
