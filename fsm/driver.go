@@ -61,8 +61,10 @@ type DriverConfig struct {
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// Advice, if set, returns the reconnect window to advertise in every
-	// heartbeat this side sends (see transport.Frame.ReconnectWindow): a
-	// server sets it to connected clients / accept rate.
+	// ping this side sends (see transport.Frame.ReconnectWindow): a server
+	// sets it to connected clients / accept rate. Pongs echo the peer's
+	// ping and carry none, so a server that advises must ping (see
+	// policy.Listen's Advise).
 	Advice func() time.Duration
 }
 
@@ -257,11 +259,11 @@ func (d *Driver) do(a *Action) {
 	switch a.Kind {
 	case SendPing, SendPong:
 		f := transport.Frame{Kind: transport.Ping, Seq: a.Seq}
+		if d.advice != nil { // only pings: a pong echoes its ping (RFC 6455 §5.5.3)
+			f.ReconnectWindow = d.advice()
+		}
 		if a.Kind == SendPong {
 			f = transport.Frame{Kind: transport.Pong, Seq: a.Seq, Payload: a.Payload}
-		}
-		if d.advice != nil {
-			f.ReconnectWindow = d.advice()
 		}
 		if d.conn == nil {
 			return

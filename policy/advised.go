@@ -14,7 +14,7 @@ const DefaultMaxWindow = 10 * time.Minute
 // a restarted server from its own clients: with N clients and a first delay
 // of about a second, the server sees about N attempts in that second
 // whatever the jitter after it. The server knows N and how fast it accepts,
-// so it advertises in its heartbeats a window W = connected clients / accept
+// so it advertises in its pings a window W = connected clients / accept
 // rate (transport.Frame.ReconnectWindow; the Machine passes the last one as
 // Retry.Advice).
 //

@@ -38,10 +38,12 @@ func DefaultSet(r *rand.Rand) Set {
 
 // DefaultServerSet returns the server side of the default preset: the same
 // detector, expecting the client's heartbeat every 5 s, and Listen with
-// ProbeGrowth 2, which pings only to probe a suspect client (at once, then
-// 1, 2, 4, 8, 16 s apart). Use it when the clients run this
-// library's defaults; a server whose clients do not ping should use Default,
-// which pings on its own.
+// ProbeGrowth 2, which probes a suspect client (at once, then 1, 2, 4, 8,
+// 16 s apart), and with Advise DefaultAdvisePeriod, which pings a healthy
+// client once when it connects and then once a minute so that the server's
+// reconnect-window advice reaches it (pongs cannot carry it). Use it when the
+// clients run this library's defaults; a server whose clients do not ping
+// should use Default, which pings on its own.
 func DefaultServerSet() Set {
-	return Set{Detector: &Adaptive{}, Interval: &Listen{ProbeGrowth: DefaultProbeGrowth}}
+	return Set{Detector: &Adaptive{}, Interval: &Listen{ProbeGrowth: DefaultProbeGrowth, Advise: DefaultAdvisePeriod}}
 }

@@ -37,7 +37,9 @@
 //
 // Intervals: Every (fixed period), Idle (only when the line is idle),
 // AdaptiveInterval (idle-only, faster while suspect, relaxing back while
-// stable), Listen (only to probe a suspect peer) and Never.
+// stable), Listen (only to probe a suspect peer, and with Advise now and
+// then so that a server's reconnect-window advice reaches its clients) and
+// Never.
 //
 // Backoffs, each drawing only from the *rand.Rand it is given, so one seed
 // replays it: Constant, Exponential (with a randomization factor), FullJitter,

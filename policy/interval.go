@@ -124,17 +124,27 @@ func (a *AdaptiveInterval) NextPing(l Link) time.Time {
 // Gap returns the idle gap the policy currently keeps (for inspection).
 func (a *AdaptiveInterval) Gap() time.Duration { return a.gap }
 
-// Listen never pings while the peer's own heartbeats arrive, and probes
-// every Probe once the peer is suspect: the side of a connection whose peer
-// does the pinging (a Socket.IO client, a server whose clients ping) can
-// still confirm a suspicion quickly instead of waiting out the peer's next
-// heartbeat.
+// DefaultAdvisePeriod is Listen.Advise in DefaultServerSet.
+const DefaultAdvisePeriod = time.Minute
+
+// Listen never pings while the peer's own heartbeats arrive (unless Advise
+// is set), and probes every Probe once the peer is suspect: the side of a
+// connection whose peer does the pinging (a Socket.IO client, a server whose
+// clients ping) can still confirm a suspicion quickly instead of waiting
+// out the peer's next heartbeat.
 type Listen struct {
 	Probe time.Duration // zero means DefaultIntervalMin; at least MinPingGap
 	// ProbeGrowth multiplies the probe gap after each unanswered probe,
 	// as AdaptiveInterval's does (at most 16 times Probe with growth 2).
 	// Zero means 1: every Probe.
 	ProbeGrowth float64
+	// Advise, if positive, also pings a peer that is not suspect: once as
+	// soon as the connection is up, then Advise after each ping. A server's
+	// reconnect-window advice (fsm.DriverConfig.Advice) travels only in
+	// its pings — a control pong must echo the client's ping payload (RFC
+	// 6455 §5.5.3) — so a server that only listens never advises. Zero
+	// means never; otherwise at least MinPingGap.
+	Advise time.Duration
 }
 
 // Validate reports a configuration the policy cannot honour.
@@ -142,15 +152,26 @@ func (l *Listen) Validate() error {
 	if l.Probe != 0 && l.Probe < MinPingGap {
 		return invalid("listen interval", "probe interval %v must be at least %v (zero means %v)", l.Probe, MinPingGap, DefaultIntervalMin)
 	}
+	if l.Advise != 0 && l.Advise < MinPingGap {
+		return invalid("listen interval", "advise period %v must be at least %v (zero means never)", l.Advise, MinPingGap)
+	}
 	return validProbeGrowth("listen interval", l.ProbeGrowth)
 }
 
-// NextPing returns the zero Time unless the peer is suspect; then the
-// probe gap (Probe, growing by ProbeGrowth per unanswered probe) after the
-// later of the last evidence and the last ping.
+// NextPing returns, while the peer is suspect, the probe gap (Probe,
+// growing by ProbeGrowth per unanswered probe) after the later of the last
+// evidence and the last ping. Otherwise it returns the zero Time, or with
+// Advise the connection's start if it has not pinged yet on it and Advise
+// after its last ping if it has.
 func (l *Listen) NextPing(k Link) time.Time {
 	if !k.Suspect {
-		return time.Time{}
+		if l.Advise <= 0 {
+			return time.Time{}
+		}
+		if k.LastPing.IsZero() || k.LastPing.Before(k.AliveSince) {
+			return k.AliveSince
+		}
+		return k.LastPing.Add(max(l.Advise, MinPingGap))
 	}
 	lo := max(orDuration(l.Probe, DefaultIntervalMin), MinPingGap)
 	return later(k.LastEvidence, k.LastPing).Add(probeGap(lo, l.ProbeGrowth, k.Unanswered))

@@ -72,6 +72,33 @@ func TestListen(t *testing.T) {
 	}
 }
 
+// TestListenAdvise: with Advise, a listening side pings a healthy peer at
+// once on each connection and then every Advise after its last ping, so
+// that a server's advice (carried only in pings) reaches its clients.
+func TestListenAdvise(t *testing.T) {
+	iv := &policy.Listen{Probe: 2 * sec, Advise: time.Minute}
+	l := policy.Link{AliveSince: at(sec), LastEvidence: at(4 * sec)}
+	if got := iv.NextPing(l).Sub(t0); got != sec {
+		t.Fatalf("first ping at %v, want 1s (when the connection came up)", got)
+	}
+	l.LastPing = at(sec)
+	if got := iv.NextPing(l).Sub(t0); got != time.Minute+sec {
+		t.Fatalf("next ping at %v, want 1m1s", got)
+	}
+	l.AliveSince = at(2 * time.Minute) // a new connection: ping at once again
+	if got := iv.NextPing(l).Sub(t0); got != 2*time.Minute {
+		t.Fatalf("first ping of the new connection at %v, want 2m0s", got)
+	}
+	l.Suspect = true // probing is unchanged: Probe after the last evidence
+	if got := iv.NextPing(l).Sub(t0); got != 6*sec {
+		t.Fatalf("probe at %v, want 6s", got)
+	}
+	d := policy.DefaultServerSet().Interval.(*policy.Listen)
+	if d.Advise != policy.DefaultAdvisePeriod {
+		t.Fatalf("default server interval advises every %v, want %v", d.Advise, policy.DefaultAdvisePeriod)
+	}
+}
+
 func TestEveryFirst(t *testing.T) {
 	e := &policy.Every{Period: 30 * sec, First: 7 * sec}
 	l := policy.Link{AliveSince: at(time.Minute), LastEvidence: at(time.Minute)}
@@ -100,6 +127,8 @@ func TestIntervalValidation(t *testing.T) {
 		{&policy.AdaptiveInterval{Min: 5 * sec, Max: sec}, "min"},
 		{&policy.AdaptiveInterval{Growth: 0.5}, "growth"},
 		{&policy.Listen{Probe: ms}, "probe interval"},
+		{&policy.Listen{Advise: ms}, "advise period"},
+		{&policy.Listen{Advise: -sec}, "advise period"},
 	}
 	for _, tc := range bad {
 		err := tc.v.Validate()

@@ -2,9 +2,12 @@ package sim
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heartbeat-go/heartbeat/policy"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -74,5 +77,44 @@ func TestStormFloor(t *testing.T) {
 	}
 	if int64(sum) != r.TotalAttempts {
 		t.Fatalf("attempts per second add up to %d, total %d", sum, r.TotalAttempts)
+	}
+}
+
+// TestStormPeakSlides: a burst that straddles a second boundary counts
+// whole. Every client redials 999 ms after its reset, so the dials land
+// within a millisecond of the restart's first second boundary; 1-second
+// bins aligned to the restart split them in two.
+func TestStormPeakSlides(t *testing.T) {
+	p, err := policy.Lookup("socketio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := p.Client
+	p.Client = func(r *rand.Rand) policy.Set {
+		s := client(r)
+		s.Backoff = &policy.Constant{Delay: 999 * time.Millisecond}
+		return s
+	}
+	r, err := Storm(StormConfig{Preset: p, Clients: 1000, AcceptRate: 100000, Seed: 1, Warmup: 30 * time.Second, Horizon: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.AttemptsPerSec) < 2 || r.AttemptsPerSec[0] == 0 || r.AttemptsPerSec[1] == 0 {
+		t.Fatalf("attempts per aligned second %v: the burst should straddle the boundary", r.AttemptsPerSec)
+	}
+	if r.PeakAttemptsPerSec != 1000 {
+		t.Fatalf("peak %d in a sliding second, want all 1000 dials", r.PeakAttemptsPerSec)
+	}
+}
+
+func TestPeakMeter(t *testing.T) {
+	p := PeakMeter{Window: time.Second}
+	for i := range 10 { // 10 events 0.1 s apart from 0.55 s
+		p.Add(550*time.Millisecond + time.Duration(i)*100*time.Millisecond)
+	}
+	p.Add(1550 * time.Millisecond) // the first leaves the window (0.55, 1.55]
+	p.Add(5 * time.Second)
+	if p.Max() != 10 {
+		t.Fatalf("peak %d, want 10", p.Max())
 	}
 }

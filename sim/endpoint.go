@@ -76,18 +76,30 @@ func (s *Sim) send(i int32, idx side, a *fsm.Action) {
 		}
 	}
 	d, st := &s.cfg.Profile.Link.Up, &sl.up
+	// The advice travels only where the WebSocket adapters put it: in the
+	// server's pings (wire.AppendControl's 4 more bytes). A pong echoes its
+	// ping's payload (RFC 6455 §5.5.3), so the server's pongs carry none and
+	// the client's pongs echo the advised ping's 12 bytes.
+	advised := s.cfg.Advice > 0
 	if idx == client {
 		e.side = server
 		s.meter.bytes += upFrameBytes
+		if advised && a.Kind == fsm.SendPong {
+			s.meter.bytes += adviceBytes
+		}
 	} else {
 		e.side = client
 		d, st = &s.cfg.Profile.Link.Down, &sl.down
 		s.meter.bytes += downFrameBytes
-		if s.cfg.Advice > 0 {
+		if advised && a.Kind == fsm.SendPing {
 			e.flag = 1
+			s.meter.bytes += adviceBytes
 		}
 	}
 	s.meter.msgs++
+	if s.onSend != nil && !s.onSend(idx, &e) {
+		return // a test scripted its loss
+	}
 	bf, bu := s.stall(sl)
 	s.meter.link.Sent++
 	at, dup, ok := transmit(s.r, d, st, s.now, bf, bu, false, &s.meter.link)

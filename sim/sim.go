@@ -31,6 +31,7 @@ const (
 const (
 	upFrameBytes   = 2 + 4 + 8
 	downFrameBytes = 2 + 8
+	adviceBytes    = 4 // the window a server's ping adds (wire.ControlAdviceSize)
 )
 
 // never is the time of something that does not happen.
@@ -61,8 +62,10 @@ type Config struct {
 	// (a token bucket holding a tenth of a second's worth, at least one);
 	// excess dials are refused. Zero means unlimited.
 	AcceptRate float64
-	// Advice is the reconnect window the server advertises in every
-	// heartbeat it sends (transport.Frame.ReconnectWindow); zero means none.
+	// Advice is the reconnect window the server advertises in every ping
+	// it sends (transport.Frame.ReconnectWindow; its pongs echo the
+	// client's pings and carry none, as on a real WebSocket); zero means
+	// none.
 	Advice time.Duration
 	// Spread: clients make their first dial at uniform moments in
 	// [0, Spread). Zero means DefaultSpread.
@@ -202,6 +205,7 @@ type Sim struct {
 
 	// storm hooks
 	onSyn     func(now int64)
+	onSend    func(from side, e *event) (keep bool) // a test's view of each heartbeat sent
 	onAlive   func(slot int32, now int64)
 	onRestart func()
 	onDeliver func(e *event) // tests: every packet handed to an endpoint
@@ -458,10 +462,11 @@ func (s *Sim) syn(e *event) {
 		return
 	}
 	sv.m, sv.gen = m, e.gen
+	// The accept (a WebSocket's 101 response) goes out before anything the
+	// server sends on the connection, such as a ping at connect: on the
+	// ordered stream the client must be connected before it hears it.
+	s.control(e.slot, server, evAccept, e.gen)
 	s.step(e.slot, server, e.gen, fsm.Input{Kind: fsm.Start})
-	if sv.m != nil && sv.gen == e.gen {
-		s.control(e.slot, server, evAccept, e.gen)
-	}
 }
 
 func (s *Sim) delivered(e *event) {

@@ -36,11 +36,16 @@ func main() {
 	}
 }
 
+// closeTimeout bounds the close handshake at shutdown: a frozen server
+// never answers the client's close frame, and coder alone would wait 5 s.
+const closeTimeout = time.Second
+
 // run keeps a connection to url until ctx is done, printing to out.
 func run(ctx context.Context, url string, every time.Duration, out io.Writer) error {
 	var apps sync.WaitGroup
 	dialer := &coderws.Dialer{
-		URL: url,
+		URL:     url,
+		Options: coderws.Options{CloseTimeout: closeTimeout},
 		// Called with each new connection: the application's reader and
 		// writer live as long as that connection.
 		OnConnect: func(c *coderws.Conn) {

@@ -29,6 +29,10 @@ const (
 	// DefaultPingTimeout bounds how long a ping waits for its pong inside
 	// coder's Conn.Ping; the heartbeat's own detector decides long before.
 	DefaultPingTimeout = 30 * time.Second
+	// DefaultCloseTimeout bounds Close's wait for the peer's close frame,
+	// as gorillaws bounds it: coder alone waits 5 s, for a frozen peer in
+	// vain.
+	DefaultCloseTimeout = time.Second
 	// DefaultWriteTimeout bounds an application-level heartbeat write whose
 	// context has no deadline: 10 s.
 	DefaultWriteTimeout = wsconn.DefaultWriteTimeout
@@ -75,6 +79,10 @@ type Options struct {
 	// PingTimeout bounds a ping's wait for its pong. Zero means
 	// DefaultPingTimeout.
 	PingTimeout time.Duration
+	// CloseTimeout bounds Close's wait for the close handshake; past it,
+	// coder finishes the handshake (within its own 5 s) in the background.
+	// Zero means DefaultCloseTimeout.
+	CloseTimeout time.Duration
 	// OnMessage, if set, is called on the read goroutine with every Drain
 	// and Close heartbeat message the peer sends. It must return promptly
 	// and must not call Close.
@@ -159,10 +167,11 @@ type Conn struct {
 	ws   *websocket.Conn
 	core *wsconn.Core[websocket.MessageType]
 
-	pingTimeout time.Duration
-	ctx         context.Context // cancelled by Close: ends reads and pings
-	cancel      context.CancelFunc
-	pings       sync.WaitGroup
+	pingTimeout  time.Duration
+	closeTimeout time.Duration
+	ctx          context.Context // cancelled by Close: ends reads and pings
+	cancel       context.CancelFunc
+	pings        sync.WaitGroup
 
 	mu       sync.Mutex
 	counter  int64             // mirrors coder's ping counter: the payload of our next Conn.Ping
@@ -180,7 +189,7 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 	if h == nil || !h.used.CompareAndSwap(false, true) {
 		return nil, ErrNoHooks
 	}
-	c := &Conn{ws: ws, pingTimeout: opts.PingTimeout, inFlight: make(map[string]uint64)}
+	c := &Conn{ws: ws, pingTimeout: opts.PingTimeout, closeTimeout: opts.CloseTimeout, inFlight: make(map[string]uint64)}
 	core, err := wsconn.New(wsconn.Config[websocket.MessageType]{
 		Name: "coderws", Subprotocol: ws.Subprotocol(),
 		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue,
@@ -201,6 +210,12 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 	}
 	if c.pingTimeout == 0 {
 		c.pingTimeout = DefaultPingTimeout
+	}
+	if c.closeTimeout < 0 {
+		return nil, fmt.Errorf("coderws: close timeout %v must be positive (zero means %v)", c.closeTimeout, DefaultCloseTimeout)
+	}
+	if c.closeTimeout == 0 {
+		c.closeTimeout = DefaultCloseTimeout
 	}
 	if opts.ReadLimit < 0 {
 		return nil, fmt.Errorf("coderws: read limit %d must be positive (zero keeps coder's default)", opts.ReadLimit)
@@ -355,7 +370,8 @@ func (c *Conn) SendMessage(ctx context.Context, m *wire.Message) error {
 
 // Close closes the connection and waits for the read loop and the pings to
 // end. A user close, a ping flood or a shutdown gets coder's close
-// handshake with wire.CloseStatus's code and reason (coder bounds it);
+// handshake with wire.CloseStatus's code and reason, bounded by
+// CloseTimeout;
 // a lost peer is cut at once (CloseNow), since it would not answer. It is
 // idempotent and must not be called from the Events callbacks or from
 // Options' callbacks.
@@ -363,7 +379,7 @@ func (c *Conn) Close(reason error) error {
 	c.core.Close(reason, func(bool) {
 		if wire.Handshake(reason) {
 			code, text := wire.CloseStatus(reason)
-			_ = c.ws.Close(websocket.StatusCode(code), text)
+			c.closeHandshake(websocket.StatusCode(code), text)
 		} else {
 			_ = c.ws.CloseNow()
 		}
@@ -375,3 +391,22 @@ func (c *Conn) Close(reason error) error {
 
 // Done is closed once the connection has ended and its read loop exited.
 func (c *Conn) Done() <-chan struct{} { return c.core.Done() }
+
+// closeHandshake runs coder's close handshake and returns once it is over
+// or CloseTimeout has passed: a frozen peer never answers the close frame,
+// and coder gives no way to cut a handshake in progress (CloseNow waits for
+// it). Past the timeout coder finishes on its own goroutine, within its
+// 5 s, and then closes the socket.
+func (c *Conn) closeHandshake(code websocket.StatusCode, text string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.ws.Close(code, text)
+	}()
+	t := time.NewTimer(c.closeTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
