@@ -1,108 +1,134 @@
-// Command server is a WebSocket echo server on gorilla/websocket whose
-// every connection is watched by the heartbeat: it prints each peer going
-// online and offline, and why. Run it with examples/client (coder on the
-// other side), stop it with Ctrl-C and start it again to watch the client
-// notice and reconnect:
+// Command server is a small chat server whose presence — who is online — is
+// kept by the heartbeat's hub: every WebSocket connection is watched on the
+// hub's shared timers, a user stays online across reconnects and tabs, and
+// the page at / shows who is online, live. Run it, open
+// http://127.0.0.1:8080/?user=ann in a browser (and ?user=bob in another
+// tab), or connect examples/client; stop it with Ctrl-C (or SIGTERM) to
+// watch every client told to go away and spread its redial:
 //
 //	go run ./examples/server -addr 127.0.0.1:8080
-//	go run ./examples/client -url ws://127.0.0.1:8080/ws
+//	go run ./examples/client -url 'ws://127.0.0.1:8080/ws?user=carol'
 package main
 
 import (
 	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/heartbeat-go/heartbeat/fsm"
-	"github.com/heartbeat-go/heartbeat/policy"
-	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
-	"github.com/heartbeat-go/heartbeat/transport/wire"
+	"github.com/heartbeat-go/heartbeat/presence"
 )
+
+//go:embed index.html
+var page []byte
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	rate := flag.Float64("accept-rate", presence.DefaultAcceptRate, "connections per second this server accepts after a restart (sets the advised reconnect window)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("listening on ws://%s/ws\n", ln.Addr())
-	if err := serve(ctx, ln, os.Stdout); err != nil {
+	fmt.Printf("listening on http://%s/ (WebSocket at ws://%s/ws?user=NAME)\n", ln.Addr(), ln.Addr())
+	if err := serve(ctx, ln, os.Stdout, *rate); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// serve runs the server on ln until ctx is done, printing presence to out.
-func serve(ctx context.Context, ln net.Listener, out io.Writer) error {
+// serve runs the server on ln until ctx is done, printing presence events
+// and the hub's log to out; then it shuts down gracefully.
+func serve(ctx context.Context, ln net.Listener, out io.Writer, acceptRate float64) error {
 	var (
 		mu      sync.Mutex
-		drivers = map[*fsm.Driver]bool{}
-		wg      sync.WaitGroup
-		ids     atomic.Int64
+		clients = map[*presence.Client]bool{}
 	)
-	up := websocket.Upgrader{Subprotocols: wire.Subprotocols()} // browsers may ask for app-level heartbeats
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		id := fmt.Sprintf("c-%d", ids.Add(1))
-		c, err := gorillaws.Wrap(ws, gorillaws.Options{ConnID: id})
-		if err != nil {
-			_ = ws.Close()
-			return
-		}
-		d, err := c.Watch(ctx, fsm.DriverConfig{
-			Config: fsm.Config{
-				Detector: &policy.Fixed{SuspectAfter: 3 * time.Second, DeadAfter: 6 * time.Second},
-				Interval: &policy.Idle{Every: 2 * time.Second},
-			},
-			// Clients that lose this server spread their first redial
-			// over this window (it rides in every ping).
-			Advice: func() time.Duration { return 2 * time.Second },
-		}, fsm.Presence{
-			Online:  func() { fmt.Fprintf(out, "%s online (%s)\n", id, r.RemoteAddr) },
-			Offline: func(ch fsm.Change) { fmt.Fprintf(out, "%s offline: %v\n", id, ch) },
-		})
-		if err != nil {
-			return
-		}
-		mu.Lock()
-		drivers[d] = true
-		mu.Unlock()
-		wg.Go(func() {
-			defer func() {
-				mu.Lock()
-				delete(drivers, d)
-				mu.Unlock()
-			}()
-			for { // echo
-				typ, msg, err := c.Read(ctx)
-				if err != nil {
-					return
-				}
-				wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				err = c.Write(wctx, typ, msg)
-				cancel()
-				if err != nil {
-					return
-				}
+	var outMu sync.Mutex
+	printf := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(out, format, args...)
+	}
+	hub, err := presence.NewHub(presence.HubConfig{
+		AcceptRate: acceptRate,
+		Logger:     slog.New(slog.NewTextHandler(lockedWriter{out, &outMu}, nil)),
+		OnEvent: func(e presence.Event) {
+			switch e.Kind {
+			case presence.UserJoined:
+				printf("%s joined\n", e.User)
+			case presence.UserLeft:
+				printf("%s left (%v)\n", e.User, e.Reason)
 			}
-		})
+		},
+	})
+	if err != nil {
+		return err
+	}
+	broadcast := func(msg []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range clients {
+			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = c.Write(wctx, websocket.TextMessage, msg) // a client that does not read within 1 s misses the line
+			cancel()
+		}
+	}
+	ws, err := presence.NewHandler(presence.HandlerConfig{
+		Hub: hub,
+		// A demo trusts the name in the URL; a real server checks a cookie
+		// or a token here. The session is the tab's resume token if it sent
+		// one, so a reload is not a leave.
+		Authenticate: func(r *http.Request) (presence.Identity, error) {
+			user := r.URL.Query().Get("user")
+			if user == "" {
+				return presence.Identity{}, errors.New("no user")
+			}
+			session := r.URL.Query().Get("resume")
+			if session == "" {
+				session = r.RemoteAddr
+			}
+			return presence.Identity{User: user, Session: session}, nil
+		},
+		OnConnect: func(c *presence.Client) {
+			mu.Lock()
+			clients[c] = true
+			mu.Unlock()
+		},
+		OnMessage: func(c *presence.Client, _ int, msg []byte) {
+			line, _ := json.Marshal(map[string]string{"from": c.Identity.User, "text": string(msg)})
+			broadcast(line)
+		},
+		OnDisconnect: func(c *presence.Client, _ error) {
+			mu.Lock()
+			delete(clients, c)
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", ws)
+	mux.HandleFunc("/presence", func(w http.ResponseWriter, r *http.Request) { streamPresence(w, r, hub) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(page)
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
@@ -110,18 +136,72 @@ func serve(ctx context.Context, ln net.Listener, out io.Writer) error {
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		_ = hub.Shutdown(context.Background())
 		return err
 	}
-	_ = hs.Close()
-	mu.Lock()
-	list := make([]*fsm.Driver, 0, len(drivers))
-	for d := range drivers {
-		list = append(list, d)
+	// http.Server.Shutdown stops accepting but leaves hijacked WebSockets
+	// alone: the hub closes them (1001 with the reconnect window), waits
+	// for every leave, and the presence streams then end.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { _ = hs.Shutdown(sctx) }()
+	err = hub.Shutdown(sctx)
+	_ = hs.Close() // ends the presence streams
+	<-errc
+	printf("shut down\n")
+	return err
+}
+
+// streamPresence sends who is online as Server-Sent Events: a snapshot,
+// then every event after it, until the client or the hub goes.
+func streamPresence(w http.ResponseWriter, r *http.Request, hub *presence.Hub) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
 	}
-	mu.Unlock()
-	for _, d := range list {
-		_ = d.Close() // the clients read close 1000, "heartbeat: closed"
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	evs := make(chan presence.Event, 256)
+	lost := make(chan struct{})
+	var once sync.Once
+	snap, cancel := hub.Subscribe(func(e presence.Event) {
+		select {
+		case evs <- e:
+		default: // too slow: the page reconnects and starts from a snapshot
+			once.Do(func() { close(lost) })
+		}
+	})
+	defer cancel()
+	users := make([]string, 0, len(snap.Users))
+	for _, u := range snap.Users {
+		users = append(users, u.User)
 	}
-	wg.Wait()
-	return nil
+	b, _ := json.Marshal(users)
+	fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b)
+	fl.Flush()
+	for {
+		select {
+		case e := <-evs:
+			if e.Kind == presence.UserJoined || e.Kind == presence.UserLeft {
+				fmt.Fprintf(w, "event: %s\ndata: %q\n\n", map[presence.EventKind]string{presence.UserJoined: "join", presence.UserLeft: "leave"}[e.Kind], e.User)
+				fl.Flush()
+			}
+		case <-lost:
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
