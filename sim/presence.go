@@ -29,6 +29,11 @@ type Presence struct {
 	// end of a connection is a leave at once, the per-connection presence
 	// of fsm.Presence or Socket.IO; any other value is a fixed window.
 	Window time.Duration
+	// DrainCloses feeds the server's own closes (the CleanClose fault) as
+	// ConnLost, as a drain the client is expected back from, instead of
+	// the hub's ConnClosed (a kick: a leave at once). It measures what
+	// such a mapping would change.
+	DrainCloses bool
 	// NewRegistry, if set, builds the registry to feed (a test plants a
 	// broken one); nil means presence.NewRegistry.
 	NewRegistry func() (PresenceRegistry, error)
@@ -170,9 +175,14 @@ func connID(i int32, gen uint32) string {
 
 // feed steps every model with in at now and accounts for the events.
 func (p *presenceRun) feed(s *Sim, in presence.Input) {
+	p.feedDrain(s, in, false)
+}
+
+// feedDrain is feed; drain says a ConnClosed is the server's own close.
+func (p *presenceRun) feedDrain(s *Sim, in presence.Input, drain bool) {
 	now := epoch.Add(time.Duration(s.now))
 	var window time.Duration
-	if in.Kind == presence.ConnLost {
+	if in.Kind == presence.ConnLost || drain {
 		// The hub's rule (presence.Hub.resumeWindow), with the connections
 		// this server holds after the loss.
 		adv := time.Duration(float64(p.live) / p.rate * float64(time.Second))
@@ -181,6 +191,9 @@ func (p *presenceRun) feed(s *Sim, in presence.Input) {
 	}
 	for _, m := range p.models {
 		in := in
+		if in.Kind == presence.ConnClosed && drain && m.cfg.DrainCloses {
+			in.Kind = presence.ConnLost
+		}
 		switch w := m.cfg.Window; {
 		case in.Kind != presence.ConnLost:
 		case w == PerConnection:
@@ -296,14 +309,20 @@ func (p *presenceRun) changed(s *Sim, i int32, idx side, gen uint32, a *fsm.Acti
 		p.live++
 		p.feed(s, presence.Input{Kind: presence.ConnAlive, Conn: connID(i, gen), User: sl.user, Session: strconv.FormatUint(uint64(sl.life), 10)})
 	case a.To == fsm.Dead || a.To == fsm.Closed:
-		purpose := errors.Is(a.Err, fsm.ErrClosed) || a.Reason == fsm.ReasonPeerClosed && sl.cleanFin == gen && gen != 0
-		p.end(s, i, gen, purpose)
+		server := errors.Is(a.Err, fsm.ErrClosed)
+		client := a.Reason == fsm.ReasonPeerClosed && sl.cleanFin == gen && gen != 0
+		p.endDrain(s, i, gen, server || client, server)
 	}
 }
 
 // end reports the end of server-side connection gen of slot i, if the
 // registries know it.
 func (p *presenceRun) end(s *Sim, i int32, gen uint32, purpose bool) {
+	p.endDrain(s, i, gen, purpose, false)
+}
+
+// endDrain is end; drain says the server closed it on purpose.
+func (p *presenceRun) endDrain(s *Sim, i int32, gen uint32, purpose, drain bool) {
 	sl := &p.slots[i]
 	k := 0
 	switch {
@@ -321,7 +340,7 @@ func (p *presenceRun) end(s *Sim, i int32, gen uint32, purpose bool) {
 	if purpose {
 		in.Kind = presence.ConnClosed
 	}
-	p.feed(s, in)
+	p.feedDrain(s, in, drain)
 }
 
 // fault sees a real failure begin on slot i's connection gen, before the

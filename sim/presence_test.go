@@ -225,3 +225,28 @@ func TestPresenceProperties(t *testing.T) {
 		}
 	})
 }
+
+// TestPresenceDrainCloses: the server's clean closes are leaves at once as
+// the hub feeds them (each a flap: the client redials at once), and
+// resumed sessions when fed as drains.
+func TestPresenceDrainCloses(t *testing.T) {
+	prof := Profile{
+		Name: "recycled", Link: Symmetric(Dir{Latency: Latency{Dist: Constant, Mean: 20 * time.Millisecond}}),
+		FailEvery: 30 * time.Minute, Mix: Mix{CleanClose: 1}, Outage: Latency{Dist: Constant, Mean: time.Second},
+	}
+	r, err := Run(Config{
+		Profile: prof, Preset: fixedPreset(time.Second, 2*time.Second, 4*time.Second),
+		Conns: 10, Duration: 6 * time.Hour, Seed: 11,
+		Presence: []Presence{{}, {DrainCloses: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kick, drain := r.Presence[0], r.Presence[1]
+	if kick.Flaps == 0 || kick.FlapsClosed != kick.Flaps {
+		t.Errorf("hub feed: %d flaps, %d of them closes; want every clean close a flap", kick.Flaps, kick.FlapsClosed)
+	}
+	if drain.Flaps != 0 || drain.Leaves != 0 {
+		t.Errorf("drain feed: %d flaps, %d leaves; want none", drain.Flaps, drain.Leaves)
+	}
+}

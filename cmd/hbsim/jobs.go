@@ -174,7 +174,7 @@ func plan(o *options) ([]job, error) {
 					conns = autoConns(p, o.duration)
 				}
 				jobs = append(jobs, job{detect: &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed,
-					Presence: presenceModels(o.windows)}})
+					Presence: presenceModels(o.windows, o.drain)}})
 			}
 		}
 	}

@@ -29,7 +29,10 @@ type presenceRow struct {
 	Model string `json:"presence_model"`
 	// Window is "derived" (presence.Hub's rule), "none" (per-connection)
 	// or a fixed window such as "30s"; WindowMs the longest one given.
-	Window                string   `json:"window"`
+	Window string `json:"window"`
+	// ServerCloses is how the server's clean closes were fed: "leave"
+	// (presence.Hub's ConnClosed) or "drain" (ConnLost, with -drain).
+	ServerCloses          string   `json:"server_closes"`
 	WindowMs              float64  `json:"window_ms"`
 	Seed                  uint64   `json:"seed"`
 	Users                 int      `json:"users"`
@@ -58,10 +61,11 @@ func parseWindows(s string) ([]time.Duration, error) {
 }
 
 // presenceModels lists what every detect run measures.
-func presenceModels(windows []time.Duration) []sim.Presence {
-	ps := []sim.Presence{{Window: sim.DerivedWindow}, {Window: sim.PerConnection}}
+// With drain, the resume models take the server's clean closes for drains.
+func presenceModels(windows []time.Duration, drain bool) []sim.Presence {
+	ps := []sim.Presence{{Window: sim.DerivedWindow, DrainCloses: drain}, {Window: sim.PerConnection}}
 	for _, w := range windows {
-		ps = append(ps, sim.Presence{Window: w})
+		ps = append(ps, sim.Presence{Window: w, DrainCloses: drain})
 	}
 	return ps
 }
@@ -70,11 +74,14 @@ func presenceRows(r *sim.Result) []presenceRow {
 	rows := make([]presenceRow, 0, len(r.Presence))
 	for _, p := range r.Presence {
 		row := presenceRow{
-			Policy: r.Policy, Profile: r.Profile, Model: modelResume, Seed: r.Seed,
+			Policy: r.Policy, Profile: r.Profile, Model: modelResume, Seed: r.Seed, ServerCloses: "leave",
 			WindowMs: float64(p.Window) / 1e6, Users: p.Users, UserDays: p.UserDays,
 			FlapsPerUserDay: p.FlapsPerUserDay(), LeaveSamples: p.LeaveDelay.N,
 			LeaveP50: unit(p.LeaveDelay.P50, time.Millisecond, p.LeaveDelay.N),
 			LeaveP99: unit(p.LeaveDelay.P99, time.Millisecond, p.LeaveDelay.N),
+		}
+		if p.DrainCloses {
+			row.ServerCloses = "drain"
 		}
 		if p.UserDays > 0 {
 			row.ClosedFlapsPerUserDay = float64(p.FlapsClosed) / p.UserDays
@@ -121,6 +128,9 @@ func writePresence(w io.Writer, rows []presenceRow) error {
 		win := r.Window
 		if win == "derived" {
 			win = fmt.Sprintf("derived %gs", r.WindowMs/1e3)
+		}
+		if r.ServerCloses == "drain" {
+			win += ", drain"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t", r.Profile, r.Policy, win, r.FlapsPerUserDay, r.ClosedFlapsPerUserDay, ms(r.LeaveP50), ms(r.LeaveP99))
 		if pc, ok := perConn[key{r.Policy, r.Profile}]; ok {
