@@ -30,4 +30,8 @@
 // process pauses) and failures it must detect (crashes, partitions,
 // half-open links); Faults schedule more. docs/simulator.md describes the
 // model and every parameter of the built-in profiles.
+//
+// Config.Presence also measures server-side presence: presence registries
+// fed as presence.Hub feeds its own, scored against the faults (flaps per
+// user-day, the leave delay after a crash); see Presence.
 package sim

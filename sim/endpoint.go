@@ -135,6 +135,9 @@ func (s *Sim) changed(i int32, idx side, gen uint32, a *fsm.Action) (finished bo
 	if s.tr != nil {
 		s.traceChange(i, idx, a)
 	}
+	if s.pres != nil {
+		s.pres.changed(s, i, idx, gen, a)
+	}
 	ep.up = a.To == fsm.Alive || a.To == fsm.Suspect
 	f := &sl.fail
 	healthy := !(f.kind.failure() && f.gen == gen && s.now >= f.at)

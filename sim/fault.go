@@ -169,6 +169,9 @@ func (s *Sim) fault(e *event) {
 		measuring: true, lastEv: [2]int64{cl.lastEv, sv.lastEv}, survivors: 1<<client | 1<<server,
 	}
 	cl.suspectAt, sv.suspectAt = -1, -1
+	if s.pres != nil {
+		s.pres.fault(s, i, kind, cl.gen, outage)
+	}
 	switch kind {
 	case CrashClient:
 		sl.fail.survivors = 1 << server
@@ -199,6 +202,9 @@ func (s *Sim) cap(e *event) {
 	}
 	f.measuring = false
 	s.meter.failures = append(s.meter.failures, failRec{kind: f.kind, at: f.at, td: -1, lastEv: f.lastEv, survivors: f.survivors})
+	if s.pres != nil {
+		s.pres.end(s, e.slot, f.gen, false) // reaped: lost
+	}
 	for _, idx := range [...]side{server, ghost} {
 		if ep := &sl.ep[idx]; ep.m != nil && ep.gen == f.gen {
 			*ep = endpoint{want: never, suspectAt: -1, tgen: ep.tgen + 1}
@@ -230,6 +236,9 @@ func (s *Sim) restart(outage int64) {
 			}
 			*ep = endpoint{want: never, suspectAt: -1, tgen: ep.tgen + 1}
 		}
+	}
+	if s.pres != nil {
+		s.pres.restart(s)
 	}
 	if s.onRestart != nil {
 		s.onRestart()

@@ -165,6 +165,9 @@ type Result struct {
 	BestFixedDetection Quantiles
 
 	Link LinkStats
+
+	// Presence has one result per Config.Presence model.
+	Presence []PresenceResult
 }
 
 // ConnDays is the connection time simulated, in days.
@@ -225,6 +228,9 @@ func (s *Sim) result() *Result {
 			}
 		}
 		best = append(best, b)
+	}
+	if s.pres != nil {
+		r.Presence = s.pres.results(s)
 	}
 	r.Detection = quantiles(td)
 	r.BestFixedDetection = quantiles(best)

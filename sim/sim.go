@@ -79,6 +79,10 @@ type Config struct {
 	Machine fsm.Config
 	// Trace, if set, receives one line per event of the run.
 	Trace io.Writer
+	// Presence, if set, measures server-side presence with each model
+	// listed, side by side (see Presence); Result.Presence has one entry
+	// per model, in this order.
+	Presence []Presence
 }
 
 // ErrConfig is wrapped by every error about a Config.
@@ -124,6 +128,9 @@ func (c *Config) withDefaults() error {
 		if err := f.validate(c.Conns, c.Duration); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
+	}
+	if err := validatePresence(c.Presence); err != nil {
+		return bad("%v", err)
 	}
 	return nil
 }
@@ -210,6 +217,7 @@ type Sim struct {
 	onRestart func()
 	onDeliver func(e *event) // tests: every packet handed to an endpoint
 
+	pres  *presenceRun // nil unless Config.Presence is set
 	meter meter
 }
 
@@ -246,6 +254,10 @@ func newSim(cfg Config) (*Sim, error) {
 		s.tokens = s.tokenCap
 	}
 	s.meter.init()
+	var err error
+	if s.pres, err = newPresenceRun(&s.cfg); err != nil {
+		return nil, err
+	}
 	for i := range s.slots {
 		sl := &s.slots[i]
 		for j := range sl.ep {

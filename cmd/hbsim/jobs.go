@@ -173,7 +173,8 @@ func plan(o *options) ([]job, error) {
 				if conns == 0 {
 					conns = autoConns(p, o.duration)
 				}
-				jobs = append(jobs, job{detect: &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed}})
+				jobs = append(jobs, job{detect: &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed,
+					Presence: presenceModels(o.windows, o.drain)}})
 			}
 		}
 	}

@@ -73,6 +73,8 @@ type options struct {
 	jitter      time.Duration
 	loss        float64
 	burst       float64
+	windows     []time.Duration // fixed resume windows measured beside the derived one
+	drain       bool            // presence: the server's clean closes are drains
 }
 
 // Sized so that the no-flag run stays well under a minute on two shared
@@ -107,6 +109,8 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.jitter, "jitter", 0, "custom link: latency standard deviation (normal)")
 	fs.Float64Var(&o.loss, "loss", 0, "custom link: packet loss rate in [0, 1)")
 	fs.Float64Var(&o.burst, "burst", 0, "custom link: mean loss burst length (≤ 1: independent)")
+	windows := fs.String("windows", "", "presence: also measure these fixed resume windows (comma list, e.g. 10s,30s)")
+	fs.BoolVar(&o.drain, "drain", false, "presence: feed the server's clean closes as losses the session may resume (a drain), not as leaves")
 	list := fs.Bool("list", false, "list policies and profiles and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -160,6 +164,9 @@ func parse(args []string) (*options, error) {
 		return nil, usagef("-plot %q: want a file name ending in .svg or .png", o.plot)
 	}
 	var err error
+	if o.windows, err = parseWindows(*windows); err != nil {
+		return nil, err
+	}
 	if o.profiles, err = profileList(*profile, o.custom); err != nil {
 		return nil, err
 	}

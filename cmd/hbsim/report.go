@@ -63,7 +63,9 @@ type stormRow struct {
 type report struct {
 	Detect []detectRow `json:"detect"`
 	Storm  []stormRow  `json:"storm"`
-	wall   time.Duration
+	// Presence: one row per presence model of each detect run (presence.go).
+	Presence []presenceRow `json:"presence"`
+	wall     time.Duration
 }
 
 func unit(d time.Duration, u time.Duration, n int) *float64 {
@@ -75,7 +77,7 @@ func unit(d time.Duration, u time.Duration, n int) *float64 {
 }
 
 func collect(jobs []job, out []outcome) (*report, error) {
-	rep := &report{Detect: []detectRow{}, Storm: []stormRow{}}
+	rep := &report{Detect: []detectRow{}, Storm: []stormRow{}, Presence: []presenceRow{}}
 	for i, o := range out {
 		if o.err != nil {
 			return nil, o.err
@@ -102,6 +104,7 @@ func collect(jobs []job, out []outcome) (*report, error) {
 				Events:                  r.Events,
 				WallSeconds:             o.wall.Seconds(),
 			})
+			rep.Presence = append(rep.Presence, presenceRows(r)...)
 		}
 		if r := o.st; r != nil {
 			rep.Storm = append(rep.Storm, stormRow{
@@ -182,6 +185,10 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 				float64(r.PeakAttemptsPerSec)/r.AcceptPerSec, r.TotalAttempts, r.Refused, r.Back,
 				secs(r.P50ReconnectS, 1), secs(r.P99ReconnectS, 1), ratio)
 		}
+	}
+	title("")
+	if err := writePresence(w, rep.Presence); err != nil {
+		return err
 	}
 	title("\n%d runs, %d simulated events in %.1fs of wall time on %d workers\n", len(rep.Detect)+len(rep.Storm), events, rep.wall.Seconds(), o.workers)
 	return nil
