@@ -49,6 +49,9 @@ var (
 	ErrShutdown = errors.New("presence: server shutting down")
 	// ErrKicked is the reason of Watched.Close: close code 1000.
 	ErrKicked = fmt.Errorf("presence: closed by the server: %w", fsm.ErrClosed)
+	// ErrDrain is the reason of Watched.Drain: close code 1001, and the
+	// client is expected back.
+	ErrDrain = errors.New("presence: server asks the client to reconnect")
 )
 
 // HubConfig configures a Hub. The zero value is usable.
@@ -255,6 +258,17 @@ func (w *Watched) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.step(w.c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrKicked})
+}
+
+// Drain closes the connection with close code 1001 ("going away") because
+// the server wants the client elsewhere or later (rebalancing, recycling):
+// the client redials, so its session waits out the resume window like
+// after a loss instead of leaving. It returns at once.
+func (w *Watched) Drain() {
+	s := w.c.shard
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.step(w.c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrDrain})
 }
 
 // State returns the connection's heartbeat state.

@@ -51,8 +51,9 @@ func kinds(evs []Event) string {
 // in-memory connection that the hub watches as user/session.
 type client struct {
 	d    *fsm.Driver
-	mu   sync.Mutex
-	ends []*mem.Conn // client ends, newest last
+	mu      sync.Mutex
+	ends    []*mem.Conn // client ends, newest last
+	watched []*Watched  // the hub's handles, newest last
 }
 
 func dialHub(t *testing.T, h *Hub, user, session string) *client {
@@ -62,12 +63,14 @@ func dialHub(t *testing.T, h *Hub, user, session string) *client {
 		Dialer: transport.DialerFunc(func(ctx context.Context, ev transport.Events) (transport.Conn, error) {
 			a, b := mem.Pipe(nil)
 			a.Bind(ev)
-			if _, err := h.Watch(memConn{b}, h.NewConnID(), Identity{User: user, Session: session}); err != nil {
+			w, err := h.Watch(memConn{b}, h.NewConnID(), Identity{User: user, Session: session})
+			if err != nil {
 				_ = a.Close(err)
 				return nil, err
 			}
 			c.mu.Lock()
 			c.ends = append(c.ends, a)
+			c.watched = append(c.watched, w)
 			c.mu.Unlock()
 			return a, nil
 		}),
@@ -77,6 +80,12 @@ func dialHub(t *testing.T, h *Hub, user, session string) *client {
 	}
 	c.d = d
 	return c
+}
+
+func (c *client) dials() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ends)
 }
 
 func (c *client) last() *mem.Conn {
@@ -297,4 +306,36 @@ func TestHubServerConvictsFirstClientResumes(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestHubDrainResumesKickLeaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, rec := newTestHub(t, HubConfig{})
+		c := dialHub(t, h, "ann", "tab-1")
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		rec.take()
+		c.mu.Lock()
+		w := c.watched[0]
+		c.mu.Unlock()
+		w.Drain() // the client hears 1001 and redials: the session resumes
+		for c.d.State() != fsm.Alive || c.dials() < 2 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if evs := rec.take(); len(evs) != 0 || !h.Online("ann") {
+			t.Fatalf("after a drain: events %s, online %v", kinds(evs), h.Online("ann"))
+		}
+		c.mu.Lock()
+		w = c.watched[1]
+		c.mu.Unlock()
+		w.Close() // a kick: the session leaves at once
+		synctest.Wait()
+		if got := kinds(rec.take()); got != "session left ann/tab-1, user left ann" {
+			t.Fatalf("after a kick: %s", got)
+		}
+		c.d.Close()
+		shutdown(t, h)
+	})
 }

@@ -7,13 +7,15 @@ import (
 )
 
 // spread moves a connection's first ping earlier by a fraction of its idle
-// gap, drawn per connection from [0, 1/2) — the first ping falls in
-// [T/2, T) of the interval T, as Centrifuge draws it — so connections that
-// all arrived together (after a restart) do not ping together for ever:
-// later pings follow the first by the policy's own gaps.
+// gap drawn per connection from [0, 1): the first ping falls anywhere in
+// (0, T] of the interval T, so connections that all arrived together
+// (after a restart) do not ping together for ever — later pings follow the
+// first by the policy's own gaps, so the crowd stays spread evenly over
+// the period. (Centrifuge draws from [T/2, T), which leaves every ping in
+// half the period: twice the average load there.)
 type spread struct {
 	policy.Interval
-	frac uint16 // the shift, in 1/65536ths of half the first gap
+	frac uint16 // the shift, in 1/65536ths of the first gap
 }
 
 func (s *spread) NextPing(l policy.Link) time.Time {
@@ -22,7 +24,10 @@ func (s *spread) NextPing(l policy.Link) time.Time {
 		return t
 	}
 	gap := t.Sub(l.AliveSince)
-	return t.Add(-time.Duration(uint64(gap/2) * uint64(s.frac) >> 16))
+	if gap > 1<<47 { // keep gap·frac within 64 bits
+		return t.Add(-(gap >> 16) * time.Duration(s.frac))
+	}
+	return t.Add(-time.Duration(uint64(gap) * uint64(s.frac) >> 16))
 }
 
 // Validate passes on the wrapped policy's check, if it has one.

@@ -110,7 +110,7 @@ func parse(args []string) (*options, error) {
 	fs.Float64Var(&o.loss, "loss", 0, "custom link: packet loss rate in [0, 1)")
 	fs.Float64Var(&o.burst, "burst", 0, "custom link: mean loss burst length (≤ 1: independent)")
 	windows := fs.String("windows", "", "presence: also measure these fixed resume windows (comma list, e.g. 10s,30s)")
-	fs.BoolVar(&o.drain, "drain", false, "presence: feed the server's clean closes as losses the session may resume (a drain), not as leaves")
+	fs.BoolVar(&o.drain, "drain", true, "presence: take the server's clean closes for drains (presence.Watched.Drain: the client is expected back, the session may resume); -drain=false makes each a leave (Watched.Close)")
 	list := fs.Bool("list", false, "list policies and profiles and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

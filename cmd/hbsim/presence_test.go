@@ -39,8 +39,8 @@ func TestPresenceJSONKeys(t *testing.T) {
 	if _, ok := rows[0]["flaps_per_user_day"].(float64); !ok {
 		t.Errorf("flaps_per_user_day is not a number: %v", rows[0]["flaps_per_user_day"])
 	}
-	if rows[0]["server_closes"] != "leave" {
-		t.Errorf("server_closes %v, want leave without -drain", rows[0]["server_closes"])
+	if rows[0]["server_closes"] != "drain" {
+		t.Errorf("server_closes %v, want drain by default", rows[0]["server_closes"])
 	}
 	if rows[0]["window_ms"].(float64) <= 0 || rows[1]["window_ms"].(float64) != 0 || rows[2]["window_ms"].(float64) != 30000 {
 		t.Errorf("windows: %v, %v, %v ms", rows[0]["window_ms"], rows[1]["window_ms"], rows[2]["window_ms"])
@@ -49,15 +49,15 @@ func TestPresenceJSONKeys(t *testing.T) {
 
 func TestPresenceDrainFlag(t *testing.T) {
 	var out, errb bytes.Buffer
-	if err := run([]string{"-json", "-drain", "-scenario", "detect", "-profile", "wan", "-policy", "default", "-conns", "4", "-duration", "1h"}, &out, &errb); err != nil {
+	if err := run([]string{"-json", "-drain=false", "-scenario", "detect", "-profile", "wan", "-policy", "default", "-conns", "4", "-duration", "1h"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
 	var rep map[string][]map[string]any
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rows := rep["presence"]; len(rows) != 2 || rows[0]["server_closes"] != "drain" || rows[1]["presence_model"] != "per-connection" {
-		t.Errorf("-drain rows: %v", rows)
+	if rows := rep["presence"]; len(rows) != 2 || rows[0]["server_closes"] != "leave" || rows[1]["presence_model"] != "per-connection" {
+		t.Errorf("-drain=false rows: %v", rows)
 	}
 }
 
