@@ -50,7 +50,7 @@ func kinds(evs []Event) string {
 // client is a default client (fsm.Run) whose every dial makes a new
 // in-memory connection that the hub watches as user/session.
 type client struct {
-	d    *fsm.Driver
+	d       *fsm.Driver
 	mu      sync.Mutex
 	ends    []*mem.Conn // client ends, newest last
 	watched []*Watched  // the hub's handles, newest last
