@@ -256,7 +256,7 @@ func (w *Watched) Update(meta Meta) {
 func (w *Watched) Close() {
 	s := w.c.shard
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.step(w.c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrKicked})
 }
 
@@ -267,7 +267,7 @@ func (w *Watched) Close() {
 func (w *Watched) Drain() {
 	s := w.c.shard
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.step(w.c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrDrain})
 }
 
@@ -307,7 +307,7 @@ func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
 	hc := &conn{shard: s, m: m, t: c, id: connID, user: id.User, session: id.Session, meta: id.Meta, slot: -1, index: -1}
 	h.conns.Add(1)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.add(hc)
 	s.step(hc, fsm.Input{Kind: fsm.Start})
 	if err := c.Bind(hc); err != nil {
@@ -407,7 +407,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		for _, c := range append([]*conn(nil), s.all...) {
 			s.step(c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrShutdown})
 		}
-		s.mu.Unlock()
+		s.unlock()
 	}
 	done := make(chan struct{})
 	go func() {

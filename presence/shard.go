@@ -39,11 +39,32 @@ var _ transport.Events = (*conn)(nil)
 
 // Frame steps the connection's Machine on an inbound frame, directly on the
 // reader's goroutine.
+//
+// A pong the frame calls for is written right here, on the reader's
+// goroutine and outside the shard's lock, echoing the frame's own payload
+// (still valid until Frame returns): no copy, no hand-off to a writer, and
+// a peer that does not read blocks only its own reader, as gorilla's
+// default ping handler would.
 func (c *conn) Frame(f transport.Frame) {
 	s := c.shard
 	s.mu.Lock()
+	s.inline = c
 	s.step(c, fsm.Input{Kind: fsm.FrameIn, Frame: f})
-	s.mu.Unlock()
+	s.inline = nil
+	pong := s.pong
+	s.pong = inlinePong{}
+	s.unlock()
+	if !pong.due {
+		return
+	}
+	err := s.send(c, transport.Frame{Kind: transport.Pong, Seq: pong.seq, Payload: pong.payload})
+	s.mu.Lock()
+	c.writing = false
+	if err != nil {
+		s.sendErrs.Add(1)
+		s.step(c, fsm.Input{Kind: fsm.SendFailed, Err: err})
+	}
+	s.unlock()
 }
 
 // Closed steps the Machine on the end of the connection.
@@ -51,6 +72,40 @@ func (c *conn) Closed(err error) {
 	s := c.shard
 	s.mu.Lock()
 	s.step(c, fsm.Input{Kind: fsm.PeerClosed, Err: err})
+	s.unlock()
+}
+
+// inlinePong is a pong Frame writes itself.
+type inlinePong struct {
+	due     bool
+	seq     uint64
+	payload []byte // aliases the inbound frame's payload
+}
+
+// send writes one heartbeat within the write timeout, carrying the hub's
+// advice.
+func (s *shard) send(c *conn, f transport.Frame) error {
+	f.ReconnectWindow = s.h.Advice()
+	deadline := time.Now().Add(s.h.cfg.WriteTimeout)
+	if ds, ok := c.t.(DeadlineSender); ok {
+		return ds.SendBy(deadline, f)
+	}
+	ctx := deadlineCtxs.Get().(*deadlineCtx)
+	ctx.deadline = deadline
+	err := c.t.Send(ctx, f)
+	deadlineCtxs.Put(ctx)
+	return err
+}
+
+var deadlineCtxs = sync.Pool{New: func() any { return new(deadlineCtx) }}
+
+// unlock wakes a writer if jobs wait and none is awake, then releases the
+// shard: jobs are queued in batches and handed over once.
+func (s *shard) unlock() {
+	if s.head < len(s.queue) && s.asleep > 0 && s.awake == 0 {
+		s.awake++
+		s.wcond.Signal()
+	}
 	s.mu.Unlock()
 }
 
@@ -79,7 +134,12 @@ type shard struct {
 	queue    []job
 	head     int
 	wcond    *sync.Cond // on mu: a job was queued, or the hub stops
+	asleep   int        // writers waiting on wcond
+	awake    int        // writers signalled but not yet running
 	stopping bool
+
+	inline *conn      // the connection whose Frame is stepping, if any
+	pong   inlinePong // the pong that Frame will write
 
 	queuePeak, sendErrs atomic.Uint64
 	late                [len(LatenessBuckets) + 1]atomic.Uint64
@@ -161,6 +221,10 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 			return // the last write has not finished: the peer is not reading
 		}
 		c.writing = true
+		if a.Kind == fsm.SendPong && s.inline == c {
+			s.pong = inlinePong{due: true, seq: a.Seq, payload: a.Payload}
+			return
+		}
 		s.queue = append(s.queue, job{c: c, kind: jobPing, seq: a.Seq})
 		j := &s.queue[len(s.queue)-1]
 		if a.Kind == fsm.SendPong {
@@ -170,7 +234,6 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 		if d := uint64(len(s.queue) - s.head); d > s.queuePeak.Load() {
 			s.queuePeak.Store(d)
 		}
-		s.wcond.Signal()
 	case fsm.CloseTransport:
 		s.h.enqueueClose(s, c.t, a.Err)
 	case fsm.StateChanged:
@@ -271,7 +334,7 @@ func (s *shard) run() {
 			s.armed = next
 			timer.Reset(time.Duration(next - s.w.ns(time.Now())))
 		}
-		s.mu.Unlock()
+		s.unlock()
 		select {
 		case <-timer.C:
 		case <-s.kick:
@@ -296,12 +359,14 @@ func (s *shard) recordLateness(d time.Duration) {
 // full holds one writer for at most that long; the others go on.
 func (s *shard) write() {
 	defer s.h.wg.Done()
-	ctx := &deadlineCtx{}
 	j := new(job) // reused: the payload handed to Send escapes
 	s.mu.Lock()
 	for {
 		for s.head == len(s.queue) && !s.stopping {
+			s.asleep++
 			s.wcond.Wait()
+			s.asleep--
+			s.awake = max(s.awake-1, 0)
 		}
 		if s.stopping {
 			s.mu.Unlock()
@@ -315,20 +380,18 @@ func (s *shard) write() {
 			if cap(s.queue) > 4096 {
 				s.queue = nil // let a burst's backlog go
 			}
+		} else if s.asleep > 0 && s.awake == 0 {
+			// More wait: another writer takes them, so a send that blocks
+			// on a full socket buffer holds up nobody else.
+			s.awake++
+			s.wcond.Signal()
 		}
 		s.mu.Unlock()
-		f := transport.Frame{Kind: transport.Ping, Seq: j.seq, ReconnectWindow: s.h.Advice()}
+		f := transport.Frame{Kind: transport.Ping, Seq: j.seq}
 		if j.kind == jobPong {
 			f.Kind, f.Payload = transport.Pong, j.payload[:j.n]
 		}
-		deadline := time.Now().Add(s.h.cfg.WriteTimeout)
-		var err error
-		if ds, ok := j.c.t.(DeadlineSender); ok {
-			err = ds.SendBy(deadline, f)
-		} else {
-			ctx.deadline = deadline
-			err = j.c.t.Send(ctx, f)
-		}
+		err := s.send(j.c, f)
 		s.mu.Lock()
 		j.c.writing = false
 		if err != nil {
