@@ -1,0 +1,98 @@
+package presence_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
+)
+
+// serve is the server of docs/presence.md, verbatim: a hub, its handler,
+// and a graceful shutdown.
+func serve(ctx context.Context, ln net.Listener, onEvent func(presence.Event)) error {
+	hub, err := presence.NewHub(presence.HubConfig{
+		OnEvent: onEvent, // join, leave, update: in order, each once
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return err
+	}
+	ws, err := presence.NewHandler(presence.HandlerConfig{
+		Hub: hub,
+		Authenticate: func(r *http.Request) (presence.Identity, error) {
+			user, ok := userFromCookie(r) // your authentication
+			if !ok {
+				return presence.Identity{}, errors.New("not signed in")
+			}
+			// A tab that reconnects with its resume token keeps its session.
+			return presence.Identity{User: user, Session: r.URL.Query().Get("resume")}, nil
+		},
+		OnMessage: func(c *presence.Client, typ int, msg []byte) {
+			_ = c.Write(context.Background(), typ, msg) // echo
+		},
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: ws, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	<-ctx.Done()
+	// http.Server.Shutdown leaves hijacked WebSockets open: the hub closes
+	// them with 1001 and the reconnect window, and waits for the leaves.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return hub.Shutdown(sctx)
+}
+
+func userFromCookie(r *http.Request) (string, bool) {
+	c, err := r.Cookie("user")
+	if err != nil {
+		return "", false
+	}
+	return c.Value, true
+}
+
+// Example runs the docs' server on loopback, connects a client of this
+// library as user ann, then closes the client and shuts the server down.
+func Example() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	events := make(chan presence.Event, 16)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, func(e presence.Event) { events <- e }) }()
+
+	d, err := fsm.Run(context.Background(), fsm.DriverConfig{
+		Dialer: &gorillaws.Dialer{
+			URL:    "ws://" + ln.Addr().String() + "/?resume=tab-1",
+			Header: http.Header{"Cookie": {"user=ann"}},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(<-events) // the client's first heartbeat makes it alive
+	fmt.Println(<-events)
+	_ = d.Close() // a clean close: the session leaves at once
+	fmt.Println(<-events)
+	fmt.Println(<-events)
+	stop()
+	fmt.Println("shutdown:", <-done)
+	// Output:
+	// #1 user joined ann
+	// #2 session joined ann/tab-1
+	// #3 session left ann/tab-1 (closed)
+	// #4 user left ann (closed)
+	// shutdown: <nil>
+}
