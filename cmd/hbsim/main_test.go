@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/heartbeat-go/heartbeat/policy"
 )
 
 func TestBadFlags(t *testing.T) {
@@ -93,5 +95,19 @@ func TestStormJSON(t *testing.T) {
 	}
 	if rep["storm"][0]["floor_s"].(float64) != 3 {
 		t.Errorf("floor %v, want 300/100 = 3 s", rep["storm"][0]["floor_s"])
+	}
+}
+
+// Every policy name hbsim prints in its detect tables resolves through
+// policy.Lookup, so a user can copy it into code.
+func TestPrintedNamesResolve(t *testing.T) {
+	names := allPolicies()
+	if len(names) < 10 {
+		t.Fatalf("allPolicies() = %v", names)
+	}
+	for _, n := range names {
+		if _, err := policy.Lookup(n); err != nil {
+			t.Errorf("hbsim prints %q but policy.Lookup fails: %v", n, err)
+		}
 	}
 }
