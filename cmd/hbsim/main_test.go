@@ -148,7 +148,7 @@ func TestMainOutput(t *testing.T) {
 		t.Errorf("a 24h run cut to fewer connections does not say so:\n%s", out.String())
 	}
 	for _, l := range strings.Split(out.String(), "\n") {
-		if len([]rune(l)) > 110 && !strings.HasPrefix(l, "policy") && !strings.HasPrefix(l, "akka") {
+		if len([]rune(l)) > 100 && !strings.HasPrefix(l, "policy") && !strings.HasPrefix(l, "akka") {
 			t.Errorf("line of %d columns: %q", len([]rune(l)), l)
 		}
 	}

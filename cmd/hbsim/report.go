@@ -391,8 +391,8 @@ func connsNote(rep *report, o *options) string {
 	for _, n := range counts {
 		parts = append(parts, fmt.Sprintf("%d for %s", n, strings.Join(byConns[n], ", ")))
 	}
-	return fmt.Sprintf("Note: runs are sized to about %d simulated events each, so at %s per connection some ran fewer\n  than %d connections: %s. Set -conns to choose.",
-		autoBudget, fmtDur(o.duration.Hours()), maxAutoConns, strings.Join(parts, "; "))
+	return wrap(fmt.Sprintf("Note: runs are sized to about %d simulated events each, so at %s per connection some ran fewer than %d connections: %s. Set -conns to choose.",
+		autoBudget, fmtDur(o.duration.Hours()), maxAutoConns, strings.Join(parts, "; ")), "", "  ", 100)
 }
 
 // wrap breaks text into lines of at most width columns, the first indented
