@@ -38,6 +38,16 @@ func (panicky) Start(time.Time)                          {}
 func (panicky) Observe(time.Time, time.Duration)         { panic("panicky: bad sample") }
 func (panicky) Timeouts() (time.Duration, time.Duration) { return 15 * time.Second, 25 * time.Second }
 
+// panickyBackoff panics from its fourth attempt on.
+type panickyBackoff struct{}
+
+func (panickyBackoff) Next(r policy.Retry) (time.Duration, error) {
+	if r.Attempt > 3 {
+		panic("panickyBackoff: index out of range")
+	}
+	return time.Second, nil
+}
+
 // The contract gaps of issue 12: each broken policy here passed the
 // harness before the check that catches it was added.
 func TestHarnessCatchesContractGaps(t *testing.T) {
@@ -65,6 +75,9 @@ func TestHarnessCatchesContractGaps(t *testing.T) {
 		{"detector that panics", M1, func(tb testing.TB) {
 			CheckDetector(tb, func(*rand.Rand) policy.Detector { return panicky{} },
 				DetectorPromise{Network: healthy, Detection: 30 * time.Second})
+		}},
+		{"backoff that panics", B1, func(tb testing.TB) {
+			CheckBackoff(tb, func(*rand.Rand) policy.Backoff { return panickyBackoff{} }, BackoffPromise{Max: time.Minute})
 		}},
 		{"configuration the Machine rejects", V1, func(tb testing.TB) {
 			CheckMachine(tb, func(*rand.Rand) fsm.Config { return fsm.Config{StallGrace: -time.Second} },

@@ -285,7 +285,12 @@ type MachinePromise struct {
 	// Backoff, if set, bounds every reconnect delay the machine takes (B1).
 	Backoff *BackoffPromise
 	// Peer returns the peer's interval policy: how often the other side
-	// pings on its own. Nil means a peer that only answers pings.
+	// pings on its own. Nil means a peer that only answers pings. The peer
+	// pings as fast as its policy asks, even faster than the configuration's
+	// MinPingInterval (which spaces only our own pings); a peer that asks to
+	// ping faster than the flood meter allows, min(MinPingInterval,
+	// fsm.DefaultMinPingInterval), is refused (V1): the machine would
+	// rightly convict it.
 	Peer PeerFunc
 }
 
