@@ -299,6 +299,10 @@ func list(w io.Writer) error {
 	return tw.Flush()
 }
 
+// traceWarnMB is the estimated -trace size, in MB, from which hbsim warns
+// (a variable so that a test can warn on a small run).
+var traceWarnMB = 10.0
+
 // traceEstimateMB estimates the size of a job's -trace output: about five
 // events per heartbeat per connection (storm: about 130 events per client
 // over its ten minutes), each a line of about 42 bytes.

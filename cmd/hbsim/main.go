@@ -201,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	var tr *os.File
 	if o.trace != "" {
-		if mb := traceEstimateMB(jobs[0]); mb >= 10 {
+		if mb := traceEstimateMB(jobs[0]); mb >= traceWarnMB {
 			fmt.Fprintf(stderr, "hbsim: warning: -trace writes one line per simulated event: about %.0f MB for this run; shorten -duration or set -conns to cut it\n", mb)
 		}
 		if tr, err = os.Create(o.trace); err != nil {

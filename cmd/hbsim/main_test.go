@@ -187,7 +187,9 @@ func TestTraceWarnsAboutSize(t *testing.T) {
 	if errb.Len() != 0 {
 		t.Errorf("a small trace warned: %q", errb.String())
 	}
-	if err := run([]string{"-scenario", "detect", "-profile", "lan", "-policy", "fixed", "-conns", "20", "-duration", "24h", "-trace", filepath.Join(dir, "t")}, &out, &errb); err != nil {
+	defer func(mb float64) { traceWarnMB = mb }(traceWarnMB)
+	traceWarnMB = traceEstimateMB(job{detect: &sim.Config{Preset: big.detect.Preset, Conns: 2, Duration: 10 * time.Hour}}) / 2
+	if err := run([]string{"-scenario", "detect", "-profile", "lan", "-policy", "fixed", "-conns", "2", "-duration", "10h", "-trace", filepath.Join(dir, "t")}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(errb.String(), "warning: -trace writes") {
