@@ -22,12 +22,14 @@ type hubT struct {
 	mu     sync.Mutex
 	joined []string
 	msgs   chan string
+	join   chan struct{}
 }
 
 func (h *hubT) Join(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.joined = append(h.joined, id)
+	h.join <- struct{}{}
 }
 
 func (h *hubT) Leave(id string, why fsm.Reason) {}
@@ -35,7 +37,7 @@ func (h *hubT) Leave(id string, why fsm.Reason) {}
 func (h *hubT) Handle(id string, typ int, msg []byte) { h.msgs <- id + ":" + string(msg) }
 
 var (
-	hub      = &hubT{msgs: make(chan string, 1)}
+	hub      = &hubT{msgs: make(chan string, 1), join: make(chan struct{}, 1)}
 	id       = "c-42"
 	upgrader = websocket.Upgrader{}
 )
@@ -89,6 +91,11 @@ func TestServerSnippet(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the message never reached the hub")
+	}
+	select {
+	case <-hub.join:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connected peer never joined the hub")
 	}
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	_ = ws.Close()
