@@ -58,8 +58,10 @@ type Config struct {
 	// at least this long to be answered. Zero means DefaultStallGrace.
 	StallGrace time.Duration
 	// MinPingInterval: our pings are never closer than this, and the peer's
-	// pings refill its burst allowance at this rate. Zero means
-	// DefaultMinPingInterval.
+	// pings refill its burst allowance at this rate or at
+	// DefaultMinPingInterval's, whichever is faster: spacing our own pings
+	// further apart does not make a peer that pings every second a flood.
+	// Zero means DefaultMinPingInterval.
 	MinPingInterval time.Duration
 	// PingBurst: how many pings the peer may send beyond MinPingInterval's
 	// rate before the machine closes the connection (ReasonPingFlood). Zero

@@ -377,7 +377,7 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	if f.Kind == transport.Ping && m.pingBurst >= 0 {
 		// GCRA: each ping advances the theoretical arrival time by the
 		// minimum interval; running more than a burst ahead of now is a flood.
-		m.pingTAT = max(m.pingTAT, m.pingFloor).plus(m.minPingInterval)
+		m.pingTAT = max(m.pingTAT, m.pingFloor).plus(m.floodInterval())
 		if m.pingTAT-m.now > m.burstWindow() {
 			return m.lose(out, EvLost, ReasonPingFlood, ErrPingFlood)
 		}
@@ -479,12 +479,20 @@ func (m *Machine) nextPing() tick {
 	return at
 }
 
+// floodInterval is the peer's ping rate the flood meter allows:
+// MinPingInterval, but never slower than DefaultMinPingInterval, so that
+// spacing our own pings further apart does not convict a peer that pings
+// at an ordinary rate.
+func (m *Machine) floodInterval() tick {
+	return min(m.minPingInterval, tick(DefaultMinPingInterval))
+}
+
 // burstWindow is how far ahead of now the peer's ping allowance may run.
 func (m *Machine) burstWindow() tick {
-	if m.minPingInterval > never/tick(max(m.pingBurst, 1)) {
+	if m.floodInterval() > never/tick(max(m.pingBurst, 1)) {
 		return never
 	}
-	return tick(m.pingBurst) * m.minPingInterval
+	return tick(m.pingBurst) * m.floodInterval()
 }
 
 // maybePing sends the ping that is due, if any, and caches when the next

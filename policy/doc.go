@@ -9,8 +9,8 @@
 // Build them directly, take a named preset, or take the defaults, and hand
 // them to the Machine:
 //
-//	r := rand.New(rand.NewPCG(seed, connID))   // the connection's own random source
-//	p, err := policy.Lookup("default")        // or "socketio", "grpc", …
+//	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())) // the connection's own source, seeded differently on every client
+//	p, err := policy.Lookup("default")        // or "socketio", "adaptive@socketio", …
 //	s := p.Client(r)                          // p.Server(r) on the accepting side
 //	m, err := fsm.NewMachine(fsm.Config{
 //		Detector: s.Detector, Interval: s.Interval, Backoff: s.Backoff,
@@ -50,7 +50,7 @@
 // Presets reproduce well-known systems' defaults for both sides, each citing
 // its source: gorilla, socketio, signalr, phoenix, ws, centrifuge, grpc,
 // akka; plus default, fixed, adaptive and phi. EqualCost builds the
-// adaptive row at any preset's cadence.
+// adaptive row at any preset's cadence, and Lookup("adaptive@P") returns it.
 //
 // Zero values of settings mean documented defaults; Validate (or the New…
 // constructors) reports nonsense as a *ConfigError. docs/policies.md gives

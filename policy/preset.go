@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -106,22 +108,48 @@ func Register(p Preset) {
 	if p.Name == "" || p.Client == nil || p.Server == nil {
 		panic(fmt.Sprintf("policy: preset %q needs a name and both constructors", p.Name))
 	}
+	if strings.HasPrefix(p.Name, EqualCostPrefix) {
+		panic(fmt.Sprintf("policy: preset %q: names starting %q are Lookup's equal-cost presets", p.Name, EqualCostPrefix))
+	}
 	if _, dup := presets[p.Name]; dup {
 		panic(fmt.Sprintf("policy: preset %q registered twice", p.Name))
 	}
 	presets[p.Name] = p
 }
 
-// Lookup returns the preset named name.
+// EqualCostPrefix starts the name of an equal-cost preset: Lookup resolves
+// EqualCostPrefix+P to EqualCost of the registered preset P.
+const EqualCostPrefix = "adaptive@"
+
+// Lookup returns the preset named name: a registered preset (see Names), or
+// "adaptive@P" for EqualCost of the registered preset P. The presets'
+// constructors take the connection's random source: give every connection
+// its own, seeded differently on every client (see DefaultSet), or every
+// client jitters alike.
 func Lookup(name string) (Preset, error) {
+	if base, ok := strings.CutPrefix(name, EqualCostPrefix); ok {
+		p, ok := presets[base]
+		if !ok {
+			return Preset{}, fmt.Errorf("%w: %q: no registered preset %q (known: %v)", ErrUnknownPreset, name, base, Names())
+		}
+		eq, err := EqualCost(p)
+		if err != nil {
+			return Preset{}, fmt.Errorf("policy: preset %q: %w", name, err)
+		}
+		return eq, nil
+	}
 	p, ok := presets[name]
 	if !ok {
-		return Preset{}, fmt.Errorf("policy: unknown preset %q (known: %v)", name, Names())
+		return Preset{}, fmt.Errorf("%w: %q (known: %v, and %sP for each)", ErrUnknownPreset, name, Names(), EqualCostPrefix)
 	}
 	return p, nil
 }
 
-// Names returns the registered preset names, sorted.
+// ErrUnknownPreset is wrapped by Lookup's error for a name it cannot resolve.
+var ErrUnknownPreset = errors.New("policy: unknown preset")
+
+// Names returns the registered preset names, sorted; Lookup also resolves
+// EqualCostPrefix followed by any of them.
 func Names() []string {
 	out := make([]string, 0, len(presets))
 	for n := range presets {

@@ -274,3 +274,28 @@ func TestPresetsKeepPromises(t *testing.T) {
 		}
 	}
 }
+
+// Every equal-cost name resolves, to the preset EqualCost builds; an
+// unknown base is ErrUnknownPreset.
+func TestLookupEqualCost(t *testing.T) {
+	for _, name := range policy.Names() {
+		base, _ := policy.Lookup(name)
+		want, werr := policy.EqualCost(base)
+		got, err := policy.Lookup(policy.EqualCostPrefix + name)
+		if (err == nil) != (werr == nil) {
+			t.Errorf("Lookup(%q) error %v, EqualCost error %v", policy.EqualCostPrefix+name, err, werr)
+			continue
+		}
+		if err == nil && (got.Name != want.Name || got.Pings != want.Pings || got.Source != want.Source) {
+			t.Errorf("Lookup(%q) = %q, want %q", policy.EqualCostPrefix+name, got.Name, want.Name)
+		}
+	}
+	if _, err := policy.Lookup("adaptive@socketio"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"adaptive@nope", "nope", "adaptive@"} {
+		if _, err := policy.Lookup(bad); !errors.Is(err, policy.ErrUnknownPreset) {
+			t.Errorf("Lookup(%q) = %v, want ErrUnknownPreset", bad, err)
+		}
+	}
+}

@@ -53,8 +53,9 @@ func CheckBackoff(t testing.TB, newBackoff func(r *rand.Rand) policy.Backoff, p 
 // every dial fails, and the attempts of each of p.Rounds rounds must be
 // spread: no window of a tenth of the mean first delay may hold more than
 // p.MaxRatio times what a uniform spread over twice that mean would put in
-// it. A backoff without jitter puts every client in the same window and
-// fails.
+// it, nor than MaxRatio times a uniform spread over p.MinSpread. A backoff
+// without jitter, or with jitter of a millisecond, puts every client in the
+// same window and fails.
 func CheckStorm(t testing.TB, newBackoff func(r *rand.Rand) policy.Backoff, p StormPromise) {
 	t.Helper()
 	if promiseFailed(t, p.validate()) {
@@ -203,20 +204,42 @@ func attemptsText(n int) string {
 	return fmt.Sprint(n, " attempts")
 }
 
-// elapsed is B4: no dial scheduled past MaxElapsed; give up once it passed.
+// elapsed is B4: no dial scheduled past MaxElapsed; give up once it
+// passed, and not before, unless the next delay could cross the limit.
 func (c backoffCheck) elapsed(t *rapid.T, sel Select) {
 	limit := c.p.MaxElapsed
 	if limit == 0 {
 		return
 	}
-	c.walk(t, sel, 80, func(r policy.Retry, d time.Duration) {
+	b := c.make(rapid.Uint64().Draw(t, "seed"))
+	s := drawStreak(t, rapid.IntRange(1, 200).Draw(t, "attempts"))
+	elapsed, longest := time.Duration(0), time.Duration(0)
+	for i, took := range s.dial {
+		r := policy.Retry{Attempt: i + 1, Elapsed: elapsed, Advice: s.advice}
+		d, err := b.Next(r)
+		if err != nil {
+			c.giveUpErr(t, sel, r, err)
+			// The next delay could have crossed the limit: at most Max
+			// (raised to the advice), or twice the longest so far.
+			reach := 2 * longest
+			if c.p.Max > 0 {
+				reach = max(c.p.Max, r.Advice)
+			}
+			attemptsOut := c.p.MaxAttempts > 0 && r.Attempt > c.p.MaxAttempts
+			if !attemptsOut && elapsed+reach < limit {
+				c.fail(t, B4, "gave up at attempt %d with %v elapsed (%v), but the promised limit is %v and no delay it may take (at most %v) reaches it", r.Attempt, elapsed, err, limit, reach)
+			}
+			return
+		}
 		if r.Elapsed >= limit {
 			c.fail(t, B4, "attempt %d at %v elapsed got a delay %v, past the promised limit %v", r.Attempt, r.Elapsed, d, limit)
 		}
 		if r.Elapsed+d > limit {
 			c.fail(t, B4, "attempt %d at %v elapsed: the delay %v schedules the dial at %v, past the promised limit %v", r.Attempt, r.Elapsed, d, r.Elapsed+d, limit)
 		}
-	})
+		longest = max(longest, d)
+		elapsed += d + took
+	}
 }
 
 // first is the promised bound of attempt 1's delay, or twice the largest
@@ -318,8 +341,11 @@ func stormVerdict(newB backoffFunc, sp StormPromise, seed uint64) string {
 	if mean == 0 {
 		return fmt.Sprintf("all %d clients redial the instant the server goes away (every first delay is 0)", len(rounds[0]))
 	}
-	w := mean / 10
-	uniform := float64(n) * float64(w) / float64(2*mean)
+	// The attempts should spread over twice the mean first delay, and
+	// never over less than MinSpread in absolute time.
+	spread := max(2*mean, sp.MinSpread)
+	w := spread / 20
+	uniform := float64(n) * float64(w) / float64(spread)
 	for k, at := range rounds {
 		slices.Sort(at)
 		peak, from := 0, time.Duration(0)
@@ -333,8 +359,8 @@ func stormVerdict(newB backoffFunc, sp StormPromise, seed uint64) string {
 			}
 		}
 		if ratio := float64(peak) / uniform; ratio > sp.MaxRatio || math.IsNaN(ratio) {
-			return fmt.Sprintf("round %d: %d of %d clients dial within %v of %v, %.1f times a uniform spread over twice the mean first delay %v (allowed %.1f)",
-				k+1, peak, n, w, from, ratio, mean, sp.MaxRatio)
+			return fmt.Sprintf("round %d: %d of %d clients dial within %v of %v, %.1f times a uniform spread over %v (the larger of twice the mean first delay %v and MinSpread %v; allowed %.1f)",
+				k+1, peak, n, w, from, ratio, spread, mean, sp.MinSpread, sp.MaxRatio)
 		}
 	}
 	return ""

@@ -35,6 +35,7 @@ const (
 	B6 = "B6" // same seed, same delays
 	B7 = "B7" // storm spreading
 	B8 = "B8" // the machine's side of the backoff contract
+	V1 = "V1" // a checkable promise and configuration
 )
 
 var catalogue = []Invariant{
@@ -48,20 +49,21 @@ var catalogue = []Invariant{
 	{L4, "goroutine driver", "fsm.Run over transport/mem, inside testing/synctest bubbles, reports only declared transitions in order, detects a cut link within the detection bound, stops sending when closed and leaves no goroutine behind."},
 	{D1, "detector contract", "After Start and after every Observe, Timeouts returns 0 < suspect <= dead, and two instances fed the same calls return the same timeouts."},
 	{C1, "completeness", "After the peer really fails (crash, partition, half-open) at time t, the machine is dead by t + Detection, whatever loss and latency happened before t."},
-	{A1, "accuracy", "While the link is healthy (no loss; for a machine each frame takes at most MaxRTT/2 one way, for a detector alone no two frames arrive more than Heartbeat + MaxRTT apart), the machine never declares the peer dead."},
+	{A1, "accuracy", "While the link is healthy (no loss; for a machine each frame takes at most MaxRTT/2 one way, for a detector alone no two frames arrive more than Heartbeat + MaxRTT apart), the machine never declares the peer dead, on connections that live as long as the promised Lifetime."},
 	{A2, "no false suspicion", "Under the same healthy network, a machine that promises it never even suspects the peer."},
 	{E1, "evidence clears suspicion", "Any frame received while suspect returns the machine to alive in the same step, unless that frame is a ping that breaks the flood limit."},
-	{F1, "honest peer", "A peer that pings no faster than MinPingInterval is never convicted of a ping flood, while the delay varies by at most (PingBurst - 1) x MinPingInterval, whatever our own pauses."},
+	{F1, "honest peer", "A peer that pings no faster than the flood meter's rate, min(MinPingInterval, fsm.DefaultMinPingInterval), is never convicted of a ping flood, while the delay varies by at most (PingBurst - 1) times that rate, whatever our own pauses."},
 	{P1, "ping spacing", "Two pings on one connection are never closer than the interval's promised minimum (and never closer than MinPingInterval)."},
 	{P2, "ping liveness", "While alive or suspect, the line is never idle (no ping sent, no frame received) for longer than the interval's promised maximum."},
 	{B1, "delay bounds", "Every delay lies in [Min, Max] (Max raised to the server's advice when one is given), and is never negative."},
 	{B2, "envelope", "The upper envelope of the delays (the largest delay over many seeds at each attempt) never shrinks by more than half before a reset."},
 	{B3, "attempt limit", "A backoff with MaxAttempts gives up exactly after that many attempts, with an error wrapping policy.ErrGaveUp, and never before."},
-	{B4, "time limit", "A backoff with MaxElapsed never schedules a dial past MaxElapsed from the start of the streak and gives up, with an error wrapping policy.ErrGaveUp, once that much has elapsed."},
+	{B4, "time limit", "A backoff with MaxElapsed never schedules a dial past MaxElapsed from the start of the streak and gives up, with an error wrapping policy.ErrGaveUp, once that much has elapsed; it never gives up before, unless its next delay (at most Max, or twice its longest so far) could cross the limit."},
 	{B5, "reset", "After a streak of any length, attempt 1 gets a first delay again (at most First) and does not give up."},
 	{B6, "replayable", "Two instances built from the same seed give the same delays and errors for the same attempts."},
-	{B7, "storm spreading", "When many clients lose the server at once, no window of a tenth of the mean first delay holds more of any round's attempts than MaxRatio times a uniform spread over twice that mean."},
+	{B7, "storm spreading", "When many clients lose the server at once, no window of a tenth of the mean first delay holds more of any round's attempts than MaxRatio times a uniform spread over twice that mean, or over MinSpread (1 s by default) if that is longer."},
 	{B8, "machine backoff", "The Machine asks the backoff for attempt 1 after a connection that stayed up StableAfter and counts on otherwise, and when the backoff gives up it is Closed with ReasonGaveUp and the backoff's error."},
+	{V1, "valid setup", "The promise is well-formed, the configuration under test (and the peer's, from MachinePromise.Peer) is accepted by fsm.NewMachine, and the peer never asks to ping faster than the flood meter allows; otherwise the check refuses to run."},
 }
 
 // Catalogue returns every invariant the harness checks, in catalogue order.

@@ -1,6 +1,8 @@
 package proptest
 
 import (
+	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -35,13 +37,32 @@ func runAll(tb testing.TB, sel Select, props []property) {
 		if len(on.Only) == 0 {
 			continue
 		}
-		prop := func(t *rapid.T) { p.run(t, on) }
+		prop := func(t *rapid.T) {
+			defer func() {
+				if v := recover(); v != nil {
+					if rapidStop(v) {
+						panic(v)
+					}
+					// A policy called outside a Machine step (a backoff's
+					// Next, a bound) panicked: name the property's invariant.
+					t.Fatalf("[%s %s] a policy panicked: %v\n%s", on.Only[0], invariantName(on.Only[0]), v, debug.Stack())
+				}
+			}()
+			p.run(t, on)
+		}
 		if t, ok := tb.(*testing.T); ok {
 			t.Run(p.name(), rapid.MakeCheck(prop))
 			continue
 		}
 		rapid.Check(tb, prop)
 	}
+}
+
+// rapidStop reports whether a recovered panic is rapid's own way of
+// stopping a test case (a failure, a skipped draw), which must go on up.
+func rapidStop(v any) bool {
+	t := reflect.TypeOf(v)
+	return t != nil && t.PkgPath() == "pgregory.net/rapid"
 }
 
 // promiseFailed reports a promise the harness cannot check.

@@ -36,6 +36,7 @@ func CheckDetector(t testing.TB, newDetector func(r *rand.Rand) policy.Detector,
 		},
 		detection:    p.Detection,
 		noSuspect:    p.NoSuspect,
+		lifetime:     orDefault(p.Lifetime, DefaultLifetime),
 		detectorOnly: true,
 		net:          p.Network,
 	}

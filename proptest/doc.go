@@ -32,8 +32,15 @@
 //	[rapid] failed after 3 tests: [C1 completeness] at 1h10m20s: the peer failed (crash) at 0s; the machine is still suspect ...
 //	To reproduce, specify -run="TestMyDetector/C1_completeness" -rapid.failfile="testdata/rapid/..." (or -rapid.seed=...)
 //
-// followed by the drawn scenario and the machine's last steps. Keep
-// testdata/rapid out of version control.
+// followed by the drawn scenario and the machine's last steps. Every
+// failure names an invariant ID, the check's refusal to run included (V1: a
+// malformed promise, a configuration fsm.NewMachine rejects, a peer that
+// pings faster than the flood meter allows).
+//
+// Keep testdata/rapid out of version control. rapid replays every fail file
+// there before new cases, even with -rapid.nofailfile (which only stops it
+// writing new ones): after fixing a bug, clear them with
+// rm -r testdata/rapid.
 //
 // # Invariants
 //

@@ -38,6 +38,7 @@ func CheckMachine(t testing.TB, newConfig func(r *rand.Rand) fsm.Config, p Machi
 		net:       p.Network,
 		detection: p.Detection,
 		noSuspect: p.NoSuspect,
+		lifetime:  orDefault(p.Lifetime, DefaultLifetime),
 		interval:  p.Interval,
 		backoff:   p.Backoff,
 	}

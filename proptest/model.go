@@ -26,7 +26,7 @@ func modelCheck(newConfig func(r *rand.Rand) fsm.Config) func(*rapid.T, Select) 
 		cfg := withDefaults(newConfig(rand.New(rand.NewPCG(seed, ^seed))), rand.New(rand.NewPCG(^seed, seed)))
 		m, err := fsm.NewMachine(cfg)
 		if err != nil {
-			t.Fatalf("proptest: the configuration under test is invalid: %v", err)
+			t.Fatalf("[%s %s] proptest: the configuration under test is invalid: %v", V1, invariantName(V1), err)
 		}
 		_, d := cfg.Detector.Timeouts()
 		sm := &model{

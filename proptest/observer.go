@@ -228,7 +228,7 @@ func (o *observer) change(a fsm.Action, firstStall bool) {
 			o.fail(L3, "convicted the peer in the first step that woke late since the last frame (deadline missed by more than %v)", w.set.stallThreshold)
 		}
 		if a.Reason == fsm.ReasonPingFlood && o.flood {
-			o.fail(F1, "an honest peer (pings at least %v apart, delay variation within %d pings) was convicted of a ping flood", w.set.minPing, w.set.pingBurst-1)
+			o.fail(F1, "an honest peer (pings at least %v apart, delay variation within %d pings) was convicted of a ping flood", floodInterval(w.set.minPing), w.set.pingBurst-1)
 		}
 		if o.failAt >= 0 && o.deadAt < 0 {
 			o.deadAt = w.now

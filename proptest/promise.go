@@ -25,7 +25,9 @@ type PromiseError struct {
 	Msg   string // what is wrong and what would be right
 }
 
-func (e *PromiseError) Error() string { return fmt.Sprintf("proptest: %s: %s", e.Field, e.Msg) }
+func (e *PromiseError) Error() string {
+	return fmt.Sprintf("[%s %s] proptest: %s: %s", V1, invariantName(V1), e.Field, e.Msg)
+}
 
 // Unwrap returns ErrPromise.
 func (e *PromiseError) Unwrap() error { return ErrPromise }
@@ -75,11 +77,14 @@ func validateNetwork(field string, nb policy.NetworkBound, needHeartbeat bool) e
 type DetectorPromise struct {
 	Select
 	// Network is the bound under which the detector must never declare a
-	// live peer dead (A1): the peer sends something at least every
-	// Network.Heartbeat, and each frame takes at most Network.MaxRTT, so no
-	// two frames arrive more than Network.Gap() apart. Frames the peer sent
-	// before it failed may still arrive up to MaxRTT later. Heartbeat is
-	// required.
+	// live peer dead (A1), with policy.NetworkBound's one meaning:
+	// Heartbeat is the longest the line stays quiet before a heartbeat is
+	// sent, MaxRTT the longest from a heartbeat's sending to the arrival of
+	// its evidence. Here the heartbeats are the peer's own messages, so
+	// their evidence is the message itself: each takes at most MaxRTT one
+	// way, and no two arrive more than Network.Gap() apart. Frames the peer
+	// sent before it failed may still arrive up to MaxRTT later. Heartbeat
+	// is required.
 	Network policy.NetworkBound
 	// NoSuspect promises that under Network the detector never even
 	// suspects the peer (A2).
@@ -88,10 +93,29 @@ type DetectorPromise struct {
 	// verdict (C1). Zero means the detector's own DetectionBound(Network)
 	// (see policy.Bounded); without one C1 is not checked.
 	Detection time.Duration
+	// Lifetime is how long a healthy connection must stay up (A1, A2): a
+	// quarter of the accuracy cases keep one healthy connection this long.
+	// Zero means DefaultLifetime.
+	Lifetime time.Duration
+}
+
+// DefaultLifetime is the healthy connection lifetime a promise that states
+// none is held to: long enough to catch a policy that gives up on
+// connections after an hour.
+const DefaultLifetime = 2 * time.Hour
+
+func validateLifetime(field string, l time.Duration) error {
+	if l < 0 || (l > 0 && l < time.Minute) || l > 48*time.Hour {
+		return promiseErr(field, "%v must be in [1m, 48h] (zero means DefaultLifetime, %v)", l, DefaultLifetime)
+	}
+	return nil
 }
 
 func (p DetectorPromise) validate() error {
 	if err := validateNetwork("DetectorPromise.Network", p.Network, true); err != nil {
+		return err
+	}
+	if err := validateLifetime("DetectorPromise.Lifetime", p.Lifetime); err != nil {
 		return err
 	}
 	if p.Detection < 0 {
@@ -144,7 +168,9 @@ type BackoffPromise struct {
 	// (B3). Zero means it never gives up on attempts.
 	MaxAttempts int
 	// MaxElapsed: no dial is scheduled later than this after the streak
-	// began, and the backoff gives up once this much has elapsed (B4). Zero
+	// began, the backoff gives up once this much has elapsed, and it never
+	// gives up before, unless its next delay would cross the limit (at most
+	// Max, or twice the longest delay it gave in the streak) (B4). Zero
 	// means no time limit.
 	MaxElapsed time.Duration
 	// Storm sets the storm-spreading check (B7).
@@ -187,7 +213,16 @@ type StormPromise struct {
 	// Advice is the reconnect window a server advertised before it went
 	// away [0: none].
 	Advice time.Duration
+	// MinSpread is the least time, in absolute terms, over which the
+	// clients' attempts must spread [DefaultMinSpread]: the uniform spread
+	// the busiest window is compared with covers max(twice the mean first
+	// delay, MinSpread), so jitter within a millisecond is still a storm.
+	MinSpread time.Duration
 }
+
+// DefaultMinSpread is the storm property's least absolute spread: a server
+// that takes a second to accept 10,000 clients is a fast one.
+const DefaultMinSpread = time.Second
 
 func (p StormPromise) validate() error {
 	switch {
@@ -199,6 +234,8 @@ func (p StormPromise) validate() error {
 		return promiseErr("StormPromise.MaxRatio", "%v must be at least 1 (zero means 8)", p.MaxRatio)
 	case p.Advice < 0:
 		return promiseErr("StormPromise.Advice", "%v must not be negative", p.Advice)
+	case p.MinSpread < 0:
+		return promiseErr("StormPromise.MinSpread", "%v must not be negative (zero means %v)", p.MinSpread, DefaultMinSpread)
 	}
 	return nil
 }
@@ -213,6 +250,9 @@ func (p StormPromise) withDefaults() StormPromise {
 	if p.MaxRatio == 0 {
 		p.MaxRatio = 8
 	}
+	if p.MinSpread == 0 {
+		p.MinSpread = DefaultMinSpread
+	}
 	return p
 }
 
@@ -221,8 +261,11 @@ func (p StormPromise) withDefaults() StormPromise {
 type MachinePromise struct {
 	Select
 	// Network is the bound under which the machine must be accurate (A1,
-	// A2): on a healthy link each frame takes at most Network.MaxRTT/2 one
-	// way, so a ping is answered within MaxRTT. Frames the peer sent before
+	// A2), with policy.NetworkBound's one meaning (as in DetectorPromise):
+	// MaxRTT is the longest from a heartbeat's sending to the arrival of
+	// its evidence. Here the heartbeats are pings and their evidence the
+	// pongs, so on a healthy link each frame takes at most MaxRTT/2 one
+	// way and a ping is answered within MaxRTT. Frames the peer sent before
 	// it failed may still arrive up to MaxRTT later (C1). Heartbeat, the
 	// longest the line stays idle before either side pings, is needed only
 	// to ask the detector for its bound.
@@ -233,17 +276,29 @@ type MachinePromise struct {
 	Detection time.Duration
 	// NoSuspect promises the machine never suspects a healthy peer (A2).
 	NoSuspect bool
+	// Lifetime is how long a healthy connection must stay up (A1, A2): a
+	// quarter of the accuracy cases keep one healthy connection this long.
+	// Zero means DefaultLifetime.
+	Lifetime time.Duration
 	// Interval, if set, is checked on every connection (P1, P2).
 	Interval *IntervalPromise
 	// Backoff, if set, bounds every reconnect delay the machine takes (B1).
 	Backoff *BackoffPromise
 	// Peer returns the peer's interval policy: how often the other side
-	// pings on its own. Nil means a peer that only answers pings.
+	// pings on its own. Nil means a peer that only answers pings. The peer
+	// pings as fast as its policy asks, even faster than the configuration's
+	// MinPingInterval (which spaces only our own pings); a peer that asks to
+	// ping faster than the flood meter allows, min(MinPingInterval,
+	// fsm.DefaultMinPingInterval), is refused (V1): the machine would
+	// rightly convict it.
 	Peer PeerFunc
 }
 
 func (p MachinePromise) validate() error {
 	if err := validateNetwork("MachinePromise.Network", p.Network, false); err != nil {
+		return err
+	}
+	if err := validateLifetime("MachinePromise.Lifetime", p.Lifetime); err != nil {
 		return err
 	}
 	if p.Detection < 0 {
@@ -260,4 +315,11 @@ func (p MachinePromise) validate() error {
 		}
 	}
 	return p.Select.validate("MachinePromise.Select")
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }

@@ -20,6 +20,7 @@ type machineRun struct {
 	net       policy.NetworkBound
 	detection time.Duration // C1; 0: not checked
 	noSuspect bool
+	lifetime  time.Duration // A1, A2: how long one healthy connection must live; 0: not checked
 	interval  *IntervalPromise
 	backoff   *BackoffPromise
 
@@ -84,12 +85,12 @@ func (r *machineRun) start(t *rapid.T, b built, sc scenario, framesFirst bool) *
 	for _, p := range sc.phases {
 		lo, hi = min(lo, p.minDelay), max(hi, p.maxDelay)
 	}
-	if hi-lo > time.Duration(b.set.pingBurst-1)*b.set.minPing {
+	if hi-lo > time.Duration(b.set.pingBurst-1)*floodInterval(b.set.minPing) {
 		b.obs.flood = false
 	}
 	w, err := newWorld(t.Fatalf, b.cfg, sc, r.peer, b.obs)
 	if err != nil {
-		t.Fatalf("proptest: the configuration under test is invalid: %v", err)
+		t.Fatalf("[%s %s] proptest: the configuration under test is invalid: %v", V1, invariantName(V1), err)
 	}
 	w.set.inflight = b.set.inflight
 	w.framesFirst = framesFirst
@@ -235,6 +236,9 @@ func (r *machineRun) accuracy(t *rapid.T, sel Select) {
 		sc.closeAt = []time.Duration{h} // the peer drops the degraded connection
 	}
 	sc.end = h + b.scale + drawDur(t, "healthy for", 0, 19*b.long)
+	if r.lifetime > 0 && rapid.IntRange(0, 3).Draw(t, "for the whole lifetime") == 0 {
+		sc.end = h + r.lifetime + b.scale // one connection lives at least its promised lifetime
+	}
 	r.start(t, b, sc, true)
 }
 
@@ -247,10 +251,11 @@ func (r *machineRun) stall(t *rapid.T, sel Select) {
 	rr.net.MaxRTT = min(r.net.MaxRTT, b.set.stallGrace-time.Millisecond)
 	span := b.scale
 	if rapid.Bool().Draw(t, "peer pings as fast as allowed") {
-		rr.peer = func(*rand.Rand) policy.Interval { return &policy.Every{Period: b.set.minPing} }
+		fi := floodInterval(b.set.minPing)
+		rr.peer = func(*rand.Rand) policy.Interval { return &policy.Every{Period: fi} }
 		// Every pause queues the peer's pings: keep their number sane, yet
-		// pauses well past the flood allowance (PingBurst x MinPingInterval).
-		span = min(b.long, 20*time.Second, max(time.Duration(b.set.pingBurst)*b.set.minPing, time.Second))
+		// pauses well past the flood allowance (PingBurst x the flood rate).
+		span = min(b.long, 20*time.Second, max(time.Duration(b.set.pingBurst)*fi, time.Second))
 	}
 	b.obs.a1id = L3
 	b.set.inflight = rr.net.MaxRTT

@@ -498,10 +498,10 @@ func (w *world) step(in fsm.Input) {
 func (w *world) safeStep(now time.Time, in fsm.Input) []fsm.Action {
 	defer func() {
 		if p := recover(); p != nil {
-			if s, ok := p.(string); !ok || !strings.HasPrefix(s, "heartbeat:") {
+			if rapidStop(p) {
 				panic(p) // a failure of the check itself (rapid stops a test by panicking)
 			}
-			w.fail(M1, "Step(%v) panicked in %v: %v", describeInput(in), w.m.State(), p)
+			w.fail(M1, "Step(%v) panicked in %v (in the Machine or a policy it called): %v", describeInput(in), w.m.State(), p)
 		}
 	}()
 	return w.m.Step(now, in, w.acts[:0])
@@ -613,7 +613,7 @@ func (w *world) connect() {
 		Detector:        &policy.Fixed{SuspectAfter: 1 << 50, DeadAfter: 1 << 50}, // never convicts within a run
 		Interval:        policy.Never{},
 		Backoff:         &policy.Constant{},
-		MinPingInterval: w.set.minPing,
+		MinPingInterval: floodInterval(w.set.minPing), // the peer pings as fast as it asks, up to what is honest
 		StallThreshold:  -1,
 		PingBurst:       -1,
 	}
@@ -621,11 +621,11 @@ func (w *world) connect() {
 		peerCfg.Role = fsm.Client
 	}
 	if w.peerIv != nil {
-		peerCfg.Interval = w.peerIv(rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64())))
+		peerCfg.Interval = &peerGuard{iv: w.peerIv(rand.New(rand.NewPCG(w.rng.Uint64(), w.rng.Uint64()))), floor: floodInterval(w.set.minPing), fatalf: w.fatalf}
 	}
 	peer, err := fsm.NewMachine(peerCfg)
 	if err != nil {
-		w.fatalf("proptest: the peer's configuration: %v", err)
+		w.fatalf("[%s %s] proptest: the peer's configuration (MachinePromise.Peer): %v", V1, invariantName(V1), err)
 	}
 	c := &conn{id: w.connID, at: w.now, healthy: w.phase.healthy, peer: peer}
 	w.conn = c
@@ -742,4 +742,28 @@ func (w *world) arrive(e *event) {
 		return
 	}
 	w.feed(input{in: fsm.Input{Kind: fsm.FrameIn, Frame: e.frame}, conn: c.id})
+}
+
+// floodInterval is the peer's ping rate a Machine with this MinPingInterval
+// accepts without strikes (see fsm.Config.MinPingInterval).
+func floodInterval(minPing time.Duration) time.Duration {
+	return min(minPing, fsm.DefaultMinPingInterval)
+}
+
+// peerGuard refuses a MachinePromise.Peer that asks to ping faster than the
+// flood meter allows: the machine would rightly convict it (F1's premise),
+// and slowing it down in silence would test another peer than promised.
+type peerGuard struct {
+	iv     policy.Interval
+	floor  time.Duration
+	fatalf func(format string, args ...any)
+}
+
+func (g *peerGuard) NextPing(l policy.Link) time.Time {
+	at := g.iv.NextPing(l)
+	if !at.IsZero() && !l.LastPing.IsZero() && at.Sub(l.LastPing) < g.floor {
+		g.fatalf("[%s %s] proptest: MachinePromise.Peer asks for a ping %v after its last one, faster than the flood meter allows (%v: min(MinPingInterval, fsm.DefaultMinPingInterval)); the machine would rightly convict it: slow the peer down",
+			V1, invariantName(V1), max(at.Sub(l.LastPing), 0), g.floor)
+	}
+	return at
 }

@@ -201,7 +201,8 @@ func plan(o *options) ([]job, error) {
 			}
 			storm(p, false)
 		}
-		if p, err := policy.Lookup("default"); err == nil && slices.Contains(o.policies, "default") && len(o.policies) > 1 {
+		if p, err := policy.Lookup("default"); err == nil && o.allPolicies {
+			// The no-jitter baseline belongs to the standard comparison only.
 			storm(withBackoff(p, noJitter, func(*rand.Rand) policy.Backoff { return &expBackoff{base: time.Second, max: 30 * time.Second} }), false)
 		}
 	}
@@ -297,4 +298,27 @@ func list(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t\n", n)
 	}
 	return tw.Flush()
+}
+
+// traceWarnMB is the estimated -trace size, in MB, from which hbsim warns
+// (a variable so that a test can warn on a small run).
+var traceWarnMB = 10.0
+
+// traceEstimateMB estimates the size of a job's -trace output: about five
+// events per heartbeat per connection (storm: about 130 events per client
+// over its ten minutes), each a line of about 42 bytes.
+func traceEstimateMB(j job) float64 {
+	const lineBytes = 42
+	var events float64
+	switch {
+	case j.detect != nil:
+		hb := j.detect.Preset.Pings.Heartbeat()
+		if hb <= 0 {
+			hb = 30 * time.Second
+		}
+		events = 5 * float64(j.detect.Conns) * float64(j.detect.Duration) / float64(hb)
+	case j.storm != nil:
+		events = 130 * float64(j.storm.Clients)
+	}
+	return events * lineBytes / 1e6
 }

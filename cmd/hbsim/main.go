@@ -3,11 +3,14 @@
 // With no flags it runs the standard comparison: every registered policy
 // preset (and, for each well-known system's preset P, the equal-cost row
 // adaptive@P) on the lan, wan, mobile and flaky profiles, then the
-// reconnect storm, and prints tables. See docs/simulator.md for the model
+// reconnect storm, and prints a verdict in words, a legend and the tables
+// (-v for every column, -json for every measure). A -profile without
+// -scenario runs detection only. See docs/simulator.md for the model
 // and docs/results.md for the numbers.
 //
 //	go run ./cmd/hbsim                          # the standard comparison
 //	go run ./cmd/hbsim -profile wan -policy default,socketio -duration 24h
+//	go run ./cmd/hbsim -v                       # every column of the detect tables
 //	go run ./cmd/hbsim -scenario storm -json
 //	go run ./cmd/hbsim -link stream -latency 80ms -jitter 20ms -loss 0.02 -burst 4
 package main
@@ -62,6 +65,7 @@ type options struct {
 	duration    time.Duration
 	seed        uint64
 	json        bool
+	verbose     bool
 	plot        string
 	trace       string
 	workers     int
@@ -98,7 +102,8 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.conns, "conns", 0, "connections per detect run (default: up to 40, fewer for presets that ping more than every 5 s)")
 	fs.DurationVar(&o.duration, "duration", defaultDuration, "virtual time per detect run")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed")
-	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of tables")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object (every measure) instead of tables")
+	fs.BoolVar(&o.verbose, "v", false, "print every column of the detect tables")
 	fs.StringVar(&o.plot, "plot", "", "write a plot to this .svg or .png file")
 	fs.StringVar(&o.trace, "trace", "", "write the event trace of the (single) run to this file")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "runs simulated in parallel")
@@ -125,12 +130,21 @@ func parse(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q (all options are flags)", fs.Arg(0))
 	}
+	var setScenario, setProfile bool
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "link", "latency", "jitter", "loss", "burst":
 			o.custom = true
+		case "scenario":
+			setScenario = true
+		case "profile":
+			setProfile = true
 		}
 	})
+	if (setProfile || o.custom) && !setScenario {
+		// The storm has no network profile: a profile asks for detection.
+		o.scenario = "detect"
+	}
 	if *list {
 		o.scenario = "list"
 	}
@@ -194,6 +208,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	var tr *os.File
 	if o.trace != "" {
+		if mb := traceEstimateMB(jobs[0]); mb >= traceWarnMB {
+			fmt.Fprintf(stderr, "hbsim: warning: -trace writes one line per simulated event: about %.0f MB for this run; shorten -duration or set -conns to cut it\n", mb)
+		}
 		if tr, err = os.Create(o.trace); err != nil {
 			return err
 		}

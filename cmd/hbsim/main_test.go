@@ -4,10 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/sim"
 )
 
 func TestBadFlags(t *testing.T) {
@@ -93,5 +101,132 @@ func TestStormJSON(t *testing.T) {
 	}
 	if rep["storm"][0]["floor_s"].(float64) != 3 {
 		t.Errorf("floor %v, want 300/100 = 3 s", rep["storm"][0]["floor_s"])
+	}
+}
+
+// Every policy name hbsim prints in its detect tables resolves through
+// policy.Lookup, so a user can copy it into code.
+func TestPrintedNamesResolve(t *testing.T) {
+	names := allPolicies()
+	if len(names) < 10 {
+		t.Fatalf("allPolicies() = %v", names)
+	}
+	for _, n := range names {
+		if _, err := policy.Lookup(n); err != nil {
+			t.Errorf("hbsim prints %q but policy.Lookup fails: %v", n, err)
+		}
+	}
+}
+
+// The main output opens with a verdict in words and numbers and a legend;
+// a -profile without -scenario runs no storm and no baseline row; a
+// -duration prints as given; the event budget's cut is said.
+func TestMainOutput(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"-profile", "mobile", "-policy", "default,socketio", "-duration", "10m", "-conns", "3"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{"Verdict\n  mobile: ", "false dead", "B/min", "Columns: ", "mobile: 10m of virtual time"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if !strings.HasPrefix(s, "Verdict\n") {
+		t.Errorf("output does not open with the verdict:\n%s", s)
+	}
+	for _, bad := range []string{"storm", noJitter, "0.1666"} {
+		if strings.Contains(s, bad) {
+			t.Errorf("output has %q, which nobody asked for:\n%s", bad, s)
+		}
+	}
+	out.Reset()
+	if err := run([]string{"-scenario", "detect", "-profile", "lan", "-policy", "akka", "-duration", "24h"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Note: runs are sized") || !strings.Contains(out.String(), "for akka") {
+		t.Errorf("a 24h run cut to fewer connections does not say so:\n%s", out.String())
+	}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if len([]rune(l)) > 100 && !strings.HasPrefix(l, "policy") && !strings.HasPrefix(l, "akka") {
+			t.Errorf("line of %d columns: %q", len([]rune(l)), l)
+		}
+	}
+}
+
+// The verdict's numbers are the rows' own: the fastest policy without
+// false deads within the cost budget, the faster ones with their cost.
+func TestVerdictFromRows(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	rep := &report{Detect: []detectRow{
+		{Policy: "default", Profile: "mobile", DetectionP50: f(8900), DetectionP99: f(14100), FalseDeadsPerConnDay: 4.12, BytesPerConnMin: 273},
+		{Policy: "signalr", Profile: "mobile", DetectionP50: f(22000), DetectionP99: f(29800), BytesPerConnMin: 148},
+		{Policy: "grpc", Profile: "mobile", Undetected: 3, BytesPerConnMin: 135},
+		{Policy: "akka", Profile: "mobile", DetectionP50: f(5100), DetectionP99: f(5700), BytesPerConnMin: 2811},
+		{Policy: "phi", Profile: "mobile", DetectionP50: f(4800), DetectionP99: f(7800), FalseDeadsPerConnDay: 34.94, BytesPerConnMin: 267},
+	}}
+	v := verdict(rep)
+	want := "mobile: within 300 B/min, signalr detects a dead peer in 22.0s (p50; p99 29.8s) for 148 B/min per connection, with no false dead verdict; akka is faster (5.1s) at 2811 B/min; phi is faster still (4.8s) but declares 34.9 false deads per connection-day; default: 8.9s for 273 B/min, 4.1 false deads per connection-day."
+	if len(v) != 1 || v[0] != want {
+		t.Fatalf("verdict =\n%q\nwant\n%q", v, want)
+	}
+}
+
+// -trace warns before writing a large file.
+func TestTraceWarnsAboutSize(t *testing.T) {
+	big := job{detect: &sim.Config{Conns: 34, Duration: 6 * time.Hour}}
+	big.detect.Preset, _ = policy.Lookup("fixed")
+	if mb := traceEstimateMB(big); mb < 10 {
+		t.Fatalf("the documented -trace example is estimated at %.1f MB; it writes about 31 MB", mb)
+	}
+	var out, errb bytes.Buffer
+	dir := t.TempDir()
+	if err := run([]string{"-scenario", "detect", "-profile", "lan", "-policy", "fixed", "-conns", "2", "-duration", "10h", "-trace", filepath.Join(dir, "t")}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("a small trace warned: %q", errb.String())
+	}
+	defer func(mb float64) { traceWarnMB = mb }(traceWarnMB)
+	traceWarnMB = traceEstimateMB(job{detect: &sim.Config{Preset: big.detect.Preset, Conns: 2, Duration: 10 * time.Hour}}) / 2
+	if err := run([]string{"-scenario", "detect", "-profile", "lan", "-policy", "fixed", "-conns", "2", "-duration", "10h", "-trace", filepath.Join(dir, "t")}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errb.String(), "warning: -trace writes") {
+		t.Errorf("a large trace did not warn: %q", errb.String())
+	}
+}
+
+// Labels never overlap one another in the plot's model of the panel, and
+// a label that moved off its point gets a leader line.
+func TestPlotLabelsDoNotOverlap(t *testing.T) {
+	var pts plotter.XYs
+	var names []string
+	for i := range 20 {
+		pts = append(pts, plotter.XY{X: 0, Y: 3 + float64(i%7)*0.3})
+		names = append(names, fmt.Sprintf("policy-%d", i))
+	}
+	ps := placeLabels(pts, names, 1, 45)
+	var boxes []box
+	for _, p := range ps {
+		lb, ok := p.(*plotter.Labels)
+		if !ok {
+			continue
+		}
+		x := lb.XYs[0].X/1*panelW + float64(lb.Offset.X/vg.Centimeter)
+		y := lb.XYs[0].Y/45*panelH + float64(lb.Offset.Y/vg.Centimeter)
+		b := box{x + 1e-6, y + 1e-6, x + float64(len(lb.Labels[0]))*charW - 1e-6, y + lineH - 1e-6} // touching is fine
+		for _, o := range boxes {
+			if b.overlaps(o) {
+				t.Fatalf("label %q overlaps another", lb.Labels[0])
+			}
+		}
+		boxes = append(boxes, b)
+	}
+	if len(boxes) < 15 {
+		t.Errorf("only %d of 20 crowded labels placed", len(boxes))
+	}
+	if len(ps) == len(boxes) {
+		t.Error("no leader lines for labels moved off their points")
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heartbeat-go/heartbeat/sim"
 )
@@ -133,25 +136,199 @@ func secs(v *float64, scale float64) string {
 	return fmt.Sprintf("%.1fs", *v*scale)
 }
 
+// fmtDur prints a virtual duration the way it was given: 10m, 6h, 1h30m.
+func fmtDur(hours float64) string {
+	d := time.Duration(math.Round(hours*3600)) * time.Second
+	str := d.String()
+	str = strings.TrimSuffix(str, "0s")
+	if strings.HasSuffix(str, "h0m") {
+		str = strings.TrimSuffix(str, "0m")
+	}
+	if str == "" {
+		return "0s"
+	}
+	return str
+}
+
+// profileOrder lists the profiles of rep in the order they were run.
+func profileOrder(rep *report) []string {
+	var order []string
+	for _, r := range rep.Detect {
+		if !slices.Contains(order, r.Profile) {
+			order = append(order, r.Profile)
+		}
+	}
+	return order
+}
+
+// verdict says in a few lines which policy to pick on each profile of the
+// run (the fastest without false dead verdicts, within costBudget if one
+// is), at what cost, and what the faster choices and the default cost in
+// false dead verdicts. Every number comes from the rows.
+func verdict(rep *report) []string {
+	var out []string
+	for _, prof := range profileOrder(rep) {
+		// best: the fastest without false deads within the cost budget
+		// (else at any cost); clean: the fastest without false deads;
+		// fastest: the fastest of all. Rows that miss failures are out.
+		var best, clean, fastest, def *detectRow
+		faster := func(a, b *detectRow) bool { return b == nil || *a.DetectionP50 < *b.DetectionP50 }
+		for i := range rep.Detect {
+			r := &rep.Detect[i]
+			if r.Profile != prof {
+				continue
+			}
+			if r.Policy == "default" {
+				def = r
+			}
+			if r.DetectionP50 == nil || r.Undetected > 0 {
+				continue
+			}
+			if faster(r, fastest) {
+				fastest = r
+			}
+			if r.FalseDeadsPerConnDay == 0 && faster(r, clean) {
+				clean = r
+			}
+			if r.FalseDeadsPerConnDay == 0 && r.BytesPerConnMin <= costBudget && faster(r, best) {
+				best = r
+			}
+		}
+		budget := fmt.Sprintf("within %d B/min, ", costBudget)
+		if best == nil {
+			best, budget = clean, ""
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: ", prof)
+		switch {
+		case best != nil:
+			fmt.Fprintf(&b, "%s%s detects a dead peer in %s (p50; p99 %s) for %.0f B/min per connection, with no false dead verdict",
+				budget, best.Policy, secs(best.DetectionP50, 1e-3), secs(best.DetectionP99, 1e-3), best.BytesPerConnMin)
+			if clean != best {
+				fmt.Fprintf(&b, "; %s is faster (%s) at %.0f B/min", clean.Policy, secs(clean.DetectionP50, 1e-3), clean.BytesPerConnMin)
+			}
+			if fastest != clean {
+				still := ""
+				if clean != best {
+					still = " still"
+				}
+				fmt.Fprintf(&b, "; %s is faster%s (%s) but declares %s", fastest.Policy, still, secs(fastest.DetectionP50, 1e-3), falseDeads(fastest))
+			}
+		case fastest != nil:
+			fmt.Fprintf(&b, "every policy that detects all failures also kills live connections; %s is fastest, %s (p50) for %.0f B/min, and declares %s",
+				fastest.Policy, secs(fastest.DetectionP50, 1e-3), fastest.BytesPerConnMin, falseDeads(fastest))
+		default:
+			b.WriteString("no policy detected every failure within 10 minutes")
+		}
+		if def != nil && def != best && def != clean && def != fastest {
+			fmt.Fprintf(&b, "; default: %s for %.0f B/min, %s", secs(def.DetectionP50, 1e-3), def.BytesPerConnMin, falseDeads(def))
+		}
+		b.WriteString(".")
+		out = append(out, b.String())
+	}
+	if len(rep.Storm) > 0 {
+		var adv, bestUn *stormRow
+		for i := range rep.Storm {
+			r := &rep.Storm[i]
+			if r.Advised {
+				adv = r
+			} else if r.Back == r.Clients && (bestUn == nil || r.PeakAttemptsPerSec < bestUn.PeakAttemptsPerSec) {
+				bestUn = r
+			}
+		}
+		s := rep.Storm[0]
+		var b strings.Builder
+		fmt.Fprintf(&b, "storm (%d clients, server accepts %g/s, floor %.1fs): ", s.Clients, s.AcceptPerSec, s.FloorS)
+		if adv != nil {
+			fmt.Fprintf(&b, "%s with the server's advised window peaks at %.2fx the accept rate, p99 back %s", adv.Policy,
+				float64(adv.PeakAttemptsPerSec)/adv.AcceptPerSec, secs(adv.P99ReconnectS, 1))
+			if bestUn != nil {
+				b.WriteString("; ")
+			}
+		}
+		if bestUn != nil {
+			fmt.Fprintf(&b, "the gentlest without advice, %s, peaks at %.2fx, p99 back %s", bestUn.Policy,
+				float64(bestUn.PeakAttemptsPerSec)/bestUn.AcceptPerSec, secs(bestUn.P99ReconnectS, 1))
+		}
+		b.WriteString(".")
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func falseDeads(r *detectRow) string {
+	if r.FalseDeadsPerConnDay == 0 {
+		return "no false deads"
+	}
+	return fmt.Sprintf("%.1f false deads per connection-day", r.FalseDeadsPerConnDay)
+}
+
+// costBudget is the heartbeat cost the verdict looks within first: about
+// one ping and pong every 5 s, what a chat app can afford per connection.
+const costBudget = 300
+
+const legendCompact = `Columns: conns = connections simulated; T_D = time from a real failure to the dead verdict
+  (p50, p99; never = the quantile falls on failures nobody detected within 10 min);
+  undetected = such failures; false dead/day, false suspect/day = verdicts against live connections
+  per connection-day; bytes/min = heartbeat bytes per connection-minute, both sides; p50/best =
+  T_D p50 over the best fixed timeout in hindsight with the same pings and false deads.`
+
+const legendVerbose = `  Also (-v): max = longest T_D; failures = real failures injected; suspect p50 = median false
+  suspicion; msgs/min = heartbeat messages per connection-minute; redials/day = reconnect
+  attempts per connection-day; best fixed p50 = T_D p50 of that best fixed timeout.`
+
+const legendStorm = `Storm: all clients lose the server at once; peak = most dial attempts in one second;
+  refused = attempts over the accept rate; back = clients reconnected within 10 min;
+  p99 = time until 99% are back; floor = clients / accept rate, the fastest possible p99.`
+
 func writeTables(w io.Writer, rep *report, o *options) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	title := func(format string, a ...any) {
 		_ = tw.Flush()
 		fmt.Fprintf(w, format, a...)
 	}
+	if v := verdict(rep); len(v) > 0 {
+		title("Verdict\n")
+		for _, l := range v {
+			title("%s\n", wrap(l, "  ", "    ", 100))
+		}
+		title("\n")
+	}
+	if len(rep.Detect) > 0 {
+		title("%s\n", legendCompact)
+		if o.verbose {
+			title("%s\n", legendVerbose)
+		}
+	}
+	if len(rep.Storm) > 0 {
+		title("%s\n", legendStorm)
+	}
+	if !o.verbose && len(rep.Detect) > 0 {
+		title("-v prints every column, -json every measure.\n")
+	}
+	if note := connsNote(rep, o); note != "" {
+		title("\n%s\n", note)
+	}
 	var events int64
 	for i, r := range rep.Detect {
 		events += r.Events
 		if i == 0 || rep.Detect[i-1].Profile != r.Profile {
-			if i > 0 {
-				title("\n")
+			title("\n%s: %s of virtual time per connection, seed %d\n", r.Profile, fmtDur(r.VirtualHours), r.Seed)
+			if o.verbose {
+				fmt.Fprintln(tw, "policy\tconns\tT_D p50\tp99\tmax\tfailures\tundetected\tfalse dead/day\tfalse suspect/day\tsuspect p50\tmsgs/min\tbytes/min\tredials/day\tbest fixed p50\tp50/best\t")
+			} else {
+				fmt.Fprintln(tw, "policy\tconns\tT_D p50\tp99\tundetected\tfalse dead/day\tfalse suspect/day\tbytes/min\tp50/best\t")
 			}
-			title("%s: %gh of virtual time per connection, seed %d\n", r.Profile, r.VirtualHours, r.Seed)
-			fmt.Fprintln(tw, "policy\tconns\tT_D p50\tp99\tmax\tfailures\tundetected\tfalse dead/day\tfalse suspect/day\tsuspect p50\tmsgs/min\tbytes/min\tredials/day\tbest fixed p50\tp50/best\t")
 		}
 		ratio := "-"
 		if r.DetectionP50 != nil && r.BestFixedP50 != nil && *r.BestFixedP50 > 0 {
 			ratio = fmt.Sprintf("%.2f", *r.DetectionP50 / *r.BestFixedP50)
+		}
+		if !o.verbose {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.2f\t%.1f\t%.0f\t%s\t\n",
+				r.Policy, r.Conns, secs(r.DetectionP50, 1e-3), secs(r.DetectionP99, 1e-3),
+				r.Undetected, r.FalseDeadsPerConnDay, r.FalseSuspectsPerConnDay, r.BytesPerConnMin, ratio)
+			continue
 		}
 		days := float64(r.Conns) * r.VirtualHours / 24
 		sp := "-"
@@ -165,11 +342,8 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 			secs(r.BestFixedP50, 1e-3), ratio)
 	}
 	if len(rep.Storm) > 0 {
-		if len(rep.Detect) > 0 {
-			title("\n")
-		}
 		s := rep.Storm[0]
-		title("storm: %d clients lose the server at once; it accepts %g/s (floor %.1fs), seed %d\n", s.Clients, s.AcceptPerSec, s.FloorS, s.Seed)
+		title("\nstorm: %d clients lose the server at once; it accepts %g/s (floor %.1fs), seed %d\n", s.Clients, s.AcceptPerSec, s.FloorS, s.Seed)
 		fmt.Fprintln(tw, "policy\tadvice\tpeak attempts/s\tpeak/accept\tattempts\trefused\tback\tp50\tp99\tp99/floor\t")
 		for _, r := range rep.Storm {
 			events += r.Events
@@ -185,6 +359,9 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 				float64(r.PeakAttemptsPerSec)/r.AcceptPerSec, r.TotalAttempts, r.Refused, r.Back,
 				secs(r.P50ReconnectS, 1), secs(r.P99ReconnectS, 1), ratio)
 		}
+		if slices.ContainsFunc(rep.Storm, func(r stormRow) bool { return r.Policy == noJitter }) {
+			title("(%s is a baseline, not a preset: default's detector with a backoff of 1 s doubling to 30 s, no jitter.)\n", noJitter)
+		}
 	}
 	title("")
 	if err := writePresence(w, rep.Presence); err != nil {
@@ -192,4 +369,54 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 	}
 	title("\n%d runs, %d simulated events in %.1fs of wall time on %d workers\n", len(rep.Detect)+len(rep.Storm), events, rep.wall.Seconds(), o.workers)
 	return nil
+}
+
+// connsNote says which detect runs got fewer connections than maxAutoConns
+// because their cost (heartbeats over -duration) would exceed the budget.
+func connsNote(rep *report, o *options) string {
+	if o.conns != 0 {
+		return ""
+	}
+	byConns := map[int][]string{}
+	var counts []int
+	for _, r := range rep.Detect {
+		if r.Conns >= maxAutoConns {
+			continue
+		}
+		if _, ok := byConns[r.Conns]; !ok {
+			counts = append(counts, r.Conns)
+		}
+		if !slices.Contains(byConns[r.Conns], r.Policy) {
+			byConns[r.Conns] = append(byConns[r.Conns], r.Policy)
+		}
+	}
+	if len(counts) == 0 {
+		return ""
+	}
+	slices.Sort(counts)
+	var parts []string
+	for _, n := range counts {
+		parts = append(parts, fmt.Sprintf("%d for %s", n, strings.Join(byConns[n], ", ")))
+	}
+	return wrap(fmt.Sprintf("Note: runs are sized to about %d simulated events each, so at %s per connection some ran fewer than %d connections: %s. Set -conns to choose.",
+		autoBudget, fmtDur(o.duration.Hours()), maxAutoConns, strings.Join(parts, "; ")), "", "  ", 100)
+}
+
+// wrap breaks text into lines of at most width columns, the first indented
+// by first and the rest by rest.
+func wrap(text, first, rest string, width int) string {
+	var b strings.Builder
+	line := first
+	for _, word := range strings.Fields(text) {
+		if len(line) > len(rest) && line != first && utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) > width {
+			b.WriteString(line + "\n")
+			line = rest
+		}
+		if line != first && line != rest {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line)
+	return b.String()
 }

@@ -1,0 +1,241 @@
+// Package readme runs the Go snippets of README.md (see docs/snippets_test.go).
+package readme
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coder "github.com/coder/websocket"
+	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/proptest"
+	"github.com/heartbeat-go/heartbeat/transport/coderws"
+	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
+)
+
+// logs captures what the snippets log.
+var logs = struct {
+	sync.Mutex
+	bytes.Buffer
+}{}
+
+type logWriter struct{}
+
+// online is signalled when a snippet logs "online", alive when one logs a
+// change to alive.
+var (
+	online = make(chan struct{}, 1)
+	alive  = make(chan struct{}, 1)
+)
+
+func (logWriter) Write(p []byte) (int, error) {
+	logs.Lock()
+	defer logs.Unlock()
+	signal := func(c chan struct{}) {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	if bytes.HasSuffix(p, []byte(" online\n")) { // log.Println("online") after the timestamp
+		signal(online)
+	}
+	if bytes.Contains(p, []byte("→ alive")) {
+		signal(alive)
+	}
+	return logs.Write(p)
+}
+
+func logged() string {
+	logs.Lock()
+	defer logs.Unlock()
+	return logs.String()
+}
+
+func TestMain(m *testing.M) {
+	log.SetOutput(logWriter{})
+	m.Run()
+}
+
+// --- "A server in a few lines (gorilla)"
+
+var upgrader = websocket.Upgrader{}
+
+var messages = make(chan []byte, 1)
+
+func handleMessage(msg []byte) { messages <- msg }
+
+func handle(w http.ResponseWriter, r *http.Request) {
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c, err := gorillaws.Wrap(ws, gorillaws.Options{})
+	if err != nil {
+		return
+	}
+	d, err := c.Watch(r.Context(), fsm.DriverConfig{}, fsm.Presence{
+		Online:  func() { log.Println("online") },
+		Offline: func(ch fsm.Change) { log.Println("offline:", ch.Reason) },
+	})
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	for {
+		_, msg, err := c.Read(r.Context()) // the adapter owns the read side
+		if err != nil {
+			return
+		}
+		handleMessage(msg)
+	}
+}
+
+// The server snippet on loopback: a plain gorilla client connects, its
+// message reaches handleMessage, the peer comes online, and the handler
+// returns once the client leaves.
+func TestServerSnippet(t *testing.T) {
+	returned := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(returned)
+		handle(w, r)
+	}))
+	defer srv.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-messages:
+		if string(m) != "hi" {
+			t.Fatalf("handleMessage got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message never reached handleMessage")
+	}
+	select {
+	case <-online:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Online never ran for a connected peer; log:\n%s", logged())
+	}
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	_ = ws.Close()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not return after the client left")
+	}
+}
+
+// --- "A client that reconnects (coder)"
+
+var appGot = make(chan string, 1)
+
+func app(ctx context.Context, c *coderws.Conn) {
+	if err := c.Write(ctx, coder.MessageText, []byte("hello")); err != nil {
+		return
+	}
+	if _, msg, err := c.Read(ctx); err == nil {
+		appGot <- string(msg)
+	}
+}
+
+func client(ctx context.Context) error {
+	d, err := fsm.Run(ctx, fsm.DriverConfig{
+		Dialer: &coderws.Dialer{
+			URL:       "wss://example.com/ws",
+			OnConnect: func(c *coderws.Conn) { go app(ctx, c) }, // every (re)connection
+		},
+		OnChange: func(c fsm.Change) { log.Println(c) }, // "alive → dead (peer closed): ..."
+	})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	select {
+	case msg := <-appGot:
+		if msg != "hello" {
+			return errors.New("app read " + msg)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// The client snippet verbatim, its wss://example.com dialled on a loopback
+// TLS server (httptest's certificate is valid for example.com): app runs on
+// the connection and reads the echo of its message.
+func TestClientSnippet(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := coder.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		for {
+			typ, msg, err := ws.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := ws.Write(r.Context(), typ, msg); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	loopback := srv.Client()
+	tr := loopback.Transport.(*http.Transport).Clone()
+	addr := srv.Listener.Addr().String()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	saved := http.DefaultClient
+	http.DefaultClient = &http.Client{Transport: tr}
+	defer func() { http.DefaultClient = saved }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := client(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select { // OnChange runs on the driver's goroutine, maybe after app's echo
+	case <-alive:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("OnChange never logged the connection; log:\n%s", logged())
+	}
+}
+
+// --- "Verify your own policy"
+
+// myBackoff is a full-jitter exponential backoff: the delay of attempt n is
+// uniform in [0, min(1 min, 1 s·2^(n-1))].
+type myBackoff struct{ rand *rand.Rand }
+
+func (b *myBackoff) Next(r policy.Retry) (time.Duration, error) {
+	ceil := time.Minute
+	if r.Attempt < 7 {
+		ceil = time.Second << (r.Attempt - 1)
+	}
+	return time.Duration(b.rand.Int64N(int64(ceil) + 1)), nil
+}
+
+func TestMyBackoff(t *testing.T) {
+	proptest.CheckBackoff(t, func(r *rand.Rand) policy.Backoff { return &myBackoff{rand: r} },
+		proptest.BackoffPromise{Max: time.Minute})
+}
