@@ -118,25 +118,26 @@ func writePresence(w io.Writer, rows []presenceRow) error {
 		}
 		return fmt.Sprintf("%.1fs", *v/1e3)
 	}
-	fmt.Fprintf(w, "\npresence: flaps per user-day (of which closes, which no window bridges) and a crashed user's leave delay, seed %d\n", rows[0].Seed)
+	fmt.Fprintf(w, "\nPresence, seed %d: flaps per user-day and the leave delay after a crash, with the\n", rows[0].Seed)
+	fmt.Fprintln(w, "resume window (-json: every field) and per connection (offline = disconnect)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "profile\tpolicy\tresume window\tflaps/day\tcloses\tleave p50\tp99\tper-connection flaps/day\tleave p50\tp99\t")
+	fmt.Fprintln(tw, "profile\tpolicy\twindow\tflaps/day\tleave p50\tp99\tper-conn flaps/day\tleave p50\t")
 	for _, r := range rows {
 		if r.Model != modelResume {
 			continue
 		}
 		win := r.Window
 		if win == "derived" {
-			win = fmt.Sprintf("derived %gs", r.WindowMs/1e3)
+			win = fmt.Sprintf("%gs", r.WindowMs/1e3)
 		}
-		if r.ServerCloses == "drain" {
-			win += ", drain"
+		if r.ServerCloses != "drain" {
+			win += " (closes leave)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t", r.Profile, r.Policy, win, r.FlapsPerUserDay, r.ClosedFlapsPerUserDay, ms(r.LeaveP50), ms(r.LeaveP99))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t", r.Profile, r.Policy, win, r.FlapsPerUserDay, ms(r.LeaveP50), ms(r.LeaveP99))
 		if pc, ok := perConn[key{r.Policy, r.Profile}]; ok {
-			fmt.Fprintf(tw, "%.2f\t%s\t%s\t\n", pc.FlapsPerUserDay, ms(pc.LeaveP50), ms(pc.LeaveP99))
+			fmt.Fprintf(tw, "%.2f\t%s\t\n", pc.FlapsPerUserDay, ms(pc.LeaveP50))
 		} else {
-			fmt.Fprint(tw, "-\t-\t-\t\n")
+			fmt.Fprint(tw, "-\t-\t\n")
 		}
 	}
 	return tw.Flush()

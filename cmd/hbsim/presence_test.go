@@ -67,17 +67,17 @@ func TestPresenceTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	i := strings.Index(s, "\npresence: ")
+	i := strings.Index(s, "\nPresence, seed ")
 	if i < 0 {
 		t.Fatalf("no presence table:\n%s", s)
 	}
 	lines := strings.Split(s[i:], "\n")
-	if len(lines) < 5 || !strings.HasPrefix(lines[2], "profile") {
+	if len(lines) < 6 || !strings.HasPrefix(lines[3], "profile") {
 		t.Fatalf("presence table:\n%s", s[i:])
 	}
 	for k, pol := range []string{"default", "socketio"} {
-		if f := strings.Fields(lines[3+k]); len(f) < 4 || f[0] != "wan" || f[1] != pol || f[2] != "derived" {
-			t.Errorf("row %d: %q", k, lines[3+k])
+		if f := strings.Fields(lines[4+k]); len(f) < 4 || f[0] != "wan" || f[1] != pol || f[2] != "10s" {
+			t.Errorf("row %d: %q", k, lines[4+k])
 		}
 	}
 }
