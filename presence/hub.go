@@ -303,20 +303,35 @@ func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
 		_ = c.Close(err)
 		return nil, err
 	}
+	if testHookWatch != nil {
+		testHookWatch()
+	}
 	s := h.shards[int(h.next.Add(1))%len(h.shards)]
 	hc := &conn{shard: s, m: m, t: c, id: connID, user: id.User, session: id.Session, meta: id.Meta, slot: -1, index: -1}
-	h.conns.Add(1)
 	s.mu.Lock()
-	defer s.unlock()
+	if h.closing.Load() {
+		// Shutdown began after the check above: it has passed, or will
+		// pass, this shard without this connection.
+		s.mu.Unlock()
+		_ = c.Close(ErrShutdown)
+		return nil, ErrHubClosed
+	}
+	h.conns.Add(1)
 	s.add(hc)
 	s.step(hc, fsm.Input{Kind: fsm.Start})
 	if err := c.Bind(hc); err != nil {
 		s.step(hc, fsm.Input{Kind: fsm.DialFailed, Err: err})
+		s.unlock()
 		return nil, err
 	}
 	s.step(hc, fsm.Input{Kind: fsm.Connected})
+	s.unlock()
 	return &Watched{hc}, nil
 }
+
+// testHookWatch, if set, runs in Watch between its first check of the
+// hub's state and its shard's lock.
+var testHookWatch func()
 
 // Online reports whether user has a session online.
 func (h *Hub) Online(user string) bool {

@@ -339,3 +339,30 @@ func TestHubDrainResumesKickLeaves(t *testing.T) {
 		shutdown(t, h)
 	})
 }
+
+// TestHubWatchRacingShutdown: a connection whose Watch began before the
+// shutdown and reached its shard after it is refused and closed, not left
+// running unwatched by a stopped hub.
+func TestHubWatchRacingShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newTestHub(t, HubConfig{})
+		testHookWatch = func() { shutdown(t, h) }
+		defer func() { testHookWatch = nil }()
+		a, b := mem.Pipe(nil)
+		a.Bind(clientEvents{})
+		if _, err := h.Watch(memConn{b}, "late", Identity{User: "u"}); err != ErrHubClosed {
+			t.Errorf("Watch racing Shutdown: %v, want ErrHubClosed", err)
+		}
+		synctest.Wait()
+		if st := h.Stats(); st.Conns != 0 {
+			t.Fatalf("%d connections watched by a hub that has shut down", st.Conns)
+		}
+		_ = a.Close(nil)
+	})
+}
+
+// clientEvents is a client end that ignores what arrives.
+type clientEvents struct{}
+
+func (clientEvents) Frame(transport.Frame) {}
+func (clientEvents) Closed(error)          {}
