@@ -34,7 +34,7 @@ const (
 	MinResumeWindow = 10 * time.Second
 	// DefaultSlot is the width of a timer-wheel slot: a deadline fires at
 	// most this late, plus the scheduler's own latency.
-	DefaultSlot = 4 * time.Millisecond
+	DefaultSlot = 10 * time.Millisecond
 	// DefaultWriters is how many goroutines per shard write heartbeats, so
 	// one peer whose socket buffer is full delays no other connection.
 	DefaultWriters = 4
