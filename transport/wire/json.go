@@ -128,7 +128,7 @@ func DecodeJSON(b []byte) (Message, error) {
 	}
 	var j jsonMessage
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fail("", ErrMalformed, "%v", err)
+		return Message{}, &Error{Op: "decode json", Offset: -1, Err: ErrMalformed, Detail: err.Error(), Cause: err}
 	}
 	if j.HB == nil || *j.HB != Version {
 		v := "null"

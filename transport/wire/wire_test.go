@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"runtime"
@@ -114,6 +115,21 @@ func TestDecodeErrors(t *testing.T) {
 		if !errors.As(err, &we) || !errors.Is(err, c.want) {
 			t.Errorf("%s: err = %v, want *Error wrapping %v", c.name, err, c.want)
 		}
+	}
+}
+
+// TestJSONSyntaxErrorIsWrapped: the JSON decoder's own error is the cause
+// of the *Error, reachable with errors.As beside the sentinel.
+func TestJSONSyntaxErrorIsWrapped(t *testing.T) {
+	_, err := Decode([]byte(`{"hb":1,"t":`))
+	var se *json.SyntaxError
+	if !errors.As(err, &se) || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("err = %v, want ErrMalformed wrapping a *json.SyntaxError", err)
+	}
+	_, err = Decode([]byte(`{"hb":1,"t":"ping","seq":"x"}`))
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		t.Fatalf("err = %v, want a *json.UnmarshalTypeError inside", err)
 	}
 }
 

@@ -252,13 +252,26 @@ func (c *Core[T]) end(err error) {
 	c.mu.Lock()
 	switch {
 	case c.closed:
-		err = fmt.Errorf("%w: %v", transport.ErrClosed, c.reason)
+		err = ClosedError(c.reason)
 	case c.failed != nil:
 		err = c.failed
 	}
 	c.readErr = err
 	c.mu.Unlock()
 	c.ev.Closed(err)
+}
+
+// ClosedError is the error of a connection closed locally for reason: it
+// wraps both transport.ErrClosed and reason, so that errors.Is finds the
+// cause (fsm.ErrPeerSilent after a conviction, say) as well.
+func ClosedError(reason error) error {
+	if reason == nil || errors.Is(reason, transport.ErrClosed) {
+		if reason == nil {
+			return transport.ErrClosed
+		}
+		return reason
+	}
+	return fmt.Errorf("%w: %w", transport.ErrClosed, reason)
 }
 
 // Fail records that a write broke the connection, so that the read loop
