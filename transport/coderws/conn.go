@@ -249,8 +249,15 @@ func (c *Conn) Accepted() transport.Dialer { return wsconn.Accepted(c) }
 // Watch runs the heartbeat's server role on c, an accepted connection,
 // and reports presence through p. cfg's Role and Dialer are set for you;
 // cfg.OnChange still sees every change, before the presence callbacks. The
-// driver ends when the peer is dead or the connection is closed; c is
-// closed then.
+// driver ends when the peer is dead, the connection is closed or ctx is
+// done; c is closed then, even if ctx was done before the driver began.
+//
+// ctx is the connection's lifetime. r.Context() fits a handler that blocks
+// until the connection ends (reading it, as in the package example); a
+// handler that starts goroutines and returns cancels r.Context() at once,
+// so it must pass a context that outlives it (the server's shutdown
+// context, say), or the connection is closed before the peer is ever seen
+// alive.
 //
 // Flood protection comes with the driver: a peer that pings faster than
 // cfg.MinPingInterval (default fsm.DefaultMinPingInterval, 100 ms) beyond a

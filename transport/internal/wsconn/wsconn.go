@@ -401,6 +401,9 @@ func (c *Core[T]) Close(reason error, shut func(started bool)) {
 		c.closed = true
 		c.reason = reason
 		started := c.started
+		if !started {
+			c.readErr = ClosedError(reason) // no read loop will record it
+		}
 		c.mu.Unlock()
 		close(c.closing)
 		shut(started)
@@ -442,11 +445,27 @@ func Dialed[C Conn](c C, ev transport.Events, onConnect func(C)) (transport.Conn
 }
 
 // Watch runs the heartbeat's server role on c, an accepted connection, and
-// reports presence through p; c is closed if the driver cannot start.
+// reports presence through p; c is closed if the driver cannot start, and
+// when the driver ends, even before it bound c (ctx already done).
 func Watch(ctx context.Context, c Conn, cfg fsm.DriverConfig, p fsm.Presence) (*fsm.Driver, error) {
 	cfg.Role = fsm.Server
-	cfg.Dialer = Accepted(c)
-	cfg.OnChange = p.OnChange(cfg.OnChange)
+	var bound bool // touched only on the driver's goroutine
+	accepted := Accepted(c)
+	cfg.Dialer = transport.DialerFunc(func(ctx context.Context, ev transport.Events) (transport.Conn, error) {
+		conn, err := accepted.Dial(ctx, ev)
+		bound = err == nil
+		return conn, err
+	})
+	next := p.OnChange(cfg.OnChange)
+	cfg.OnChange = func(ch fsm.Change) {
+		// The driver closes a connection it bound; one it never bound (the
+		// context was done before its first turn) is closed here, or it
+		// would stay open with nobody reading it.
+		if !bound && (ch.To == fsm.Closed || ch.To == fsm.Dead) {
+			_ = c.Close(ch.Err)
+		}
+		next(ch)
+	}
 	d, err := fsm.Run(ctx, cfg)
 	if err != nil {
 		_ = c.Close(err)

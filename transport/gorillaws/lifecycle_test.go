@@ -1,0 +1,77 @@
+package gorillaws
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/transport"
+)
+
+// TestReadAfterConvictionWrapsTheCause: a peer that never answers is
+// convicted; the application's Read then fails with an error that is both
+// transport.ErrClosed and fsm.ErrPeerSilent, as are the driver's Err and
+// the Offline change.
+func TestReadAfterConvictionWrapsTheCause(t *testing.T) {
+	sws, _ := wsPair(t, nil, nil) // the client never reads: it never answers a ping
+	s, err := Wrap(sws, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline := make(chan fsm.Change, 1)
+	d, err := s.Watch(context.Background(), fsm.DriverConfig{Config: testConfig(fsm.Server)},
+		fsm.Presence{Offline: func(c fsm.Change) { offline <- c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	_, _, err = s.Read(ctx)
+	if !errors.Is(err, transport.ErrClosed) || !errors.Is(err, fsm.ErrPeerSilent) {
+		t.Errorf("Read after the conviction: %v, want ErrClosed and ErrPeerSilent", err)
+	}
+	select {
+	case c := <-offline:
+		if !errors.Is(c.Err, fsm.ErrPeerSilent) {
+			t.Errorf("offline with %v, want ErrPeerSilent", c.Err)
+		}
+	case <-time.After(bound):
+		t.Fatal("never offline")
+	}
+	<-d.Done()
+	if !errors.Is(d.Err(), fsm.ErrPeerSilent) {
+		t.Errorf("driver Err %v, want ErrPeerSilent", d.Err())
+	}
+}
+
+// TestWatchCancelledContextClosesConn: a handler that starts goroutines and
+// returns cancels r.Context() at once. The driver then closes before the
+// connection was ever bound; the connection must be closed all the same:
+// Done closes and Read returns, wrapping the context's error.
+func TestWatchCancelledContextClosesConn(t *testing.T) {
+	sws, _ := wsPair(t, nil, nil)
+	s, err := Wrap(sws, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // what returning from the handler does to r.Context()
+	d, err := s.Watch(ctx, fsm.DriverConfig{Config: testConfig(fsm.Server)}, fsm.Presence{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(bound):
+		t.Fatal("the connection was not closed when the Watch context was cancelled")
+	}
+	<-d.Done()
+	rctx, rcancel := context.WithTimeout(context.Background(), bound)
+	defer rcancel()
+	if _, _, err := s.Read(rctx); !errors.Is(err, transport.ErrClosed) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Read: %v, want ErrClosed wrapping context.Canceled", err)
+	}
+}
