@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,7 @@ type Driver struct {
 	cancel    context.CancelFunc
 	userClose atomic.Bool
 	inChange  atomic.Bool
+	goid      uint64 // the driver goroutine's id, set before it starts
 	done      chan struct{}
 	events    chan event
 	state     atomic.Uint32
@@ -136,7 +138,13 @@ func Run(ctx context.Context, cfg DriverConfig) (*Driver, error) {
 		d.writeTO = DefaultWriteTimeout
 	}
 	d.ctx, d.cancel = context.WithCancel(ctx)
-	go d.run()
+	started := make(chan struct{})
+	go func() {
+		d.goid = goid()
+		close(started)
+		d.run()
+	}()
+	<-started
 	return d, nil
 }
 
@@ -156,14 +164,39 @@ func (d *Driver) Err() error {
 }
 
 // Close closes the connection for good and waits for the driver's goroutine
-// to exit (unless called from OnChange). It is idempotent and returns nil.
+// to exit, so that once it returns Done is closed and State and Err are
+// final, whichever goroutine calls it and whatever the driver was doing
+// (an OnChange running on another goroutine included). The one exception
+// is a call from OnChange itself, on the driver's goroutine, where waiting
+// would deadlock: it returns at once and the driver exits when OnChange
+// returns. It is idempotent and returns nil.
 func (d *Driver) Close() error {
 	d.userClose.Store(true)
 	d.cancel()
-	if !d.inChange.Load() {
-		<-d.done
+	if d.inChange.Load() && goid() == d.goid {
+		return nil
 	}
+	<-d.done
 	return nil
+}
+
+// goid returns the calling goroutine's id, read from the header of its
+// stack trace ("goroutine 42 [running]:"). Go offers no other way to tell
+// whether Close runs inside OnChange on the driver's goroutine, and a flag
+// alone cannot tell that from a concurrent Close on another goroutine. It
+// is called once per driver and by Close during an OnChange.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 func (d *Driver) run() {

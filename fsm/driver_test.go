@@ -457,3 +457,48 @@ type frameFunc func(transport.Frame)
 
 func (f frameFunc) Frame(fr transport.Frame) { f(fr) }
 func (frameFunc) Closed(error)               {}
+
+// TestDriverCloseWaitsForOnChangeElsewhere: a shutdown loop calling Close
+// from its own goroutine while OnChange runs must not move on before the
+// driver has finished: Close returns only once Done is closed, with Err and
+// State final.
+func TestDriverCloseWaitsForOnChangeElsewhere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(nil)
+		defer srv.closeAll()
+		inChange, release := make(chan struct{}), make(chan struct{})
+		d, err := Run(context.Background(), DriverConfig{Config: testConfig(), Dialer: srv.l, OnChange: func(c Change) {
+			if c.To == Alive {
+				close(inChange)
+				<-release
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-inChange
+		closed := make(chan struct{})
+		go func() {
+			_ = d.Close()
+			close(closed)
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			close(release)
+			<-d.Done()
+			t.Fatal("Close returned while OnChange still ran")
+		default:
+		}
+		close(release)
+		<-closed
+		select {
+		case <-d.Done():
+		default:
+			t.Fatal("Close returned before Done closed")
+		}
+		if d.State() != Closed || !errors.Is(d.Err(), ErrClosed) {
+			t.Fatalf("after Close: %v, %v", d.State(), d.Err())
+		}
+	})
+}
