@@ -389,10 +389,18 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	if f.ReconnectWindow > 0 {
 		m.advice = f.ReconnectWindow
 	}
+	if m.probeBy != unset {
+		// The first evidence after our own stall: the silence since the
+		// last one spans our pause, and a pong's round trip too. Neither is
+		// the peer's lateness; learning them would stretch every later
+		// verdict by the stall. The detector restarts its measurement.
+		m.det.Start(m.at(m.now))
+	} else {
+		m.det.Observe(m.at(m.now), rtt)
+	}
 	m.lastEvidence = m.now
 	m.unanswered = 0
 	m.probeBy = unset
-	m.det.Observe(m.at(m.now), rtt)
 	if f.Kind == transport.Ping {
 		out = append(out, Action{Kind: SendPong, Seq: f.Seq, Payload: f.Payload})
 	}
