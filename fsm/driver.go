@@ -211,7 +211,7 @@ func (d *Driver) run() {
 		// turns, so a backoff of zero against a dialer that fails at once
 		// cannot keep the driver from hearing Close.
 		if d.ctx.Err() != nil {
-			d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
+			d.closeRequested()
 			continue
 		}
 		if d.dialDue {
@@ -224,7 +224,7 @@ func (d *Driver) run() {
 		}
 		select {
 		case <-d.ctx.Done():
-			d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
+			d.closeRequested()
 		case ev := <-d.events:
 			d.handle(ev)
 		case <-timer.C:
@@ -244,6 +244,27 @@ func (d *Driver) handle(ev event) {
 	if ev.gen == d.gen && d.conn != nil {
 		ev.in.Frame.Payload = ev.payload[:ev.n]
 		d.step(ev.in)
+	}
+}
+
+// closeRequested steps the close, after any end of the connection the
+// transport has already reported: an application whose Read failed because
+// the peer left, and which then closes the driver (a handler's deferred
+// Close), must see the peer's leaving, not its own close. Queued frames are
+// dropped: answering them now would only fail.
+func (d *Driver) closeRequested() {
+	for drained := false; !drained; {
+		select {
+		case ev := <-d.events:
+			if ev.in.Kind == PeerClosed {
+				d.handle(ev)
+			}
+		default:
+			drained = true
+		}
+	}
+	if !d.finished() {
+		d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
 	}
 }
 
@@ -331,12 +352,23 @@ func (d *Driver) dial() Input {
 	ev := &connEvents{d: d, gen: d.gen, stop: make(chan struct{})}
 	ctx, cancel := d.clk.WithDeadline(d.ctx, d.m.Deadline())
 	conn, err := d.dialer.Dial(ctx, ev)
+	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
 	if err == nil && conn == nil {
 		err = errors.New("heartbeat: dialer returned neither a connection nor an error")
 	}
 	if err != nil {
 		close(ev.stop)
+		switch {
+		case d.ctx.Err() != nil:
+			// Close (or the caller's context) cut the dial short: that is
+			// the close, not a failed dial to retry.
+			return Input{Kind: CloseRequested, Err: d.closeCause()}
+		case timedOut:
+			// The dial ran into the machine's connect deadline: the machine
+			// reports it as the connect timeout it is.
+			return Input{Kind: DeadlineReached}
+		}
 		return Input{Kind: DialFailed, Err: err}
 	}
 	d.conn, d.connEv = conn, ev
@@ -372,7 +404,7 @@ func (c *connEvents) Frame(f transport.Frame) {
 
 func (c *connEvents) Closed(err error) {
 	if err == nil {
-		err = errors.New("heartbeat: peer closed the connection")
+		err = ErrPeerClosed
 	}
 	c.send(event{gen: c.gen, in: Input{Kind: PeerClosed, Err: err}})
 }

@@ -37,7 +37,7 @@ func TestServer(t *testing.T) {
 	}
 	out.WaitFor(t, "c-1 online")
 	_ = ws.Close(websocket.StatusNormalClosure, "bye")
-	out.WaitFor(t, "c-1 offline: alive → dead (peer closed)")
+	out.WaitFor(t, "c-1 offline: alive → closed (peer left)")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

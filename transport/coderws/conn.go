@@ -188,6 +188,10 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 		Text: websocket.MessageText, Binary: websocket.MessageBinary,
 		Read:  func() (websocket.MessageType, []byte, error) { return ws.Read(c.ctx) },
 		Write: ws.Write,
+		CleanClose: func(err error) bool {
+			s := websocket.CloseStatus(err)
+			return s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway
+		},
 		// KeepReading stays false: coder's Close reads the peer's close
 		// frame itself once the loop has stopped.
 		ErrBound: ErrBound, ErrFrameKind: ErrFrameKind, ErrReservedPrefix: ErrReservedPrefix,

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +98,46 @@ func TestWatchCancelledContextClosesConn(t *testing.T) {
 	<-d.Done()
 	if _, _, err := s.Read(context.Background()); !errors.Is(err, transport.ErrClosed) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Read: %v, want ErrClosed wrapping context.Canceled", err)
+	}
+}
+
+// TestServerCleanCloseIsNotADeath: a server that closes with 1000 sends a
+// coder client straight to reconnecting (peer left), not through dead.
+func TestServerCleanCloseIsNotADeath(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		_ = ws.Close(websocket.StatusNormalClosure, "bye")
+	}))
+	defer srv.Close()
+	changes := make(chan fsm.Change, 16)
+	cfg := fastServer()
+	cfg.Backoff = &policy.Constant{Delay: time.Minute}
+	cfg.Dialer = &Dialer{URL: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	cfg.OnChange = func(c fsm.Change) { changes <- c }
+	d, err := fsm.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for {
+		select {
+		case c := <-changes:
+			if c.To == fsm.Dead {
+				t.Fatalf("a clean close reported as a death: %v", c)
+			}
+			if c.To != fsm.Reconnecting {
+				continue
+			}
+			if c.From != fsm.Alive || c.Reason != fsm.ReasonPeerLeft || !errors.Is(c.Err, fsm.ErrPeerLeft) ||
+				websocket.CloseStatus(c.Err) != websocket.StatusNormalClosure {
+				t.Fatalf("got %v, want alive → reconnecting (peer left) with the 1000 close", c)
+			}
+			return
+		case <-time.After(lifeBound):
+			t.Fatal("the client never left alive")
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport"
 )
@@ -73,5 +75,38 @@ func TestWatchCancelledContextClosesConn(t *testing.T) {
 	defer rcancel()
 	if _, _, err := s.Read(rctx); !errors.Is(err, transport.ErrClosed) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Read: %v, want ErrClosed wrapping context.Canceled", err)
+	}
+}
+
+// TestPeerCleanCloseIsNotADeath: a client that closes with 1000 has left;
+// the server's Offline reports closed (peer left), with gorilla's close
+// error and fsm.ErrPeerLeft both reachable, not alive → dead (peer closed).
+func TestPeerCleanCloseIsNotADeath(t *testing.T) {
+	sws, cws := wsPair(t, nil, nil)
+	s, err := Wrap(sws, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	online, offline := make(chan struct{}), make(chan fsm.Change, 1)
+	d, err := s.Watch(context.Background(), fsm.DriverConfig{Config: testConfig(fsm.Server)},
+		fsm.Presence{Online: func() { close(online) }, Offline: func(c fsm.Change) { offline <- c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	<-online
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := cws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(bound)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-offline:
+		var ce *websocket.CloseError
+		if c.To != fsm.Closed || c.Reason != fsm.ReasonPeerLeft || !errors.Is(c.Err, fsm.ErrPeerLeft) ||
+			!errors.As(c.Err, &ce) || ce.Code != websocket.CloseNormalClosure {
+			t.Errorf("offline: %v, want alive → closed (peer left) with the 1000 close error", c)
+		}
+	case <-time.After(bound):
+		t.Fatal("never offline")
 	}
 }

@@ -54,6 +54,10 @@ type Config[T any] struct {
 	Read func() (T, []byte, error)
 	// Write writes one data message within ctx.
 	Write func(ctx context.Context, typ T, p []byte) error
+	// CleanClose reports whether a read error is the peer's clean close
+	// (a close frame with 1000 or 1001): the end is then reported wrapped
+	// in fsm.ErrPeerLeft, an end rather than a death.
+	CleanClose func(error) bool
 	// KeepReading makes the read loop go on reading (and dropping
 	// messages) while the connection closes: gorilla reads the peer's
 	// close frame only through the loop's reads. Without it the loop
@@ -255,6 +259,8 @@ func (c *Core[T]) end(err error) {
 		err = ClosedError(c.reason)
 	case c.failed != nil:
 		err = c.failed
+	case c.cfg.CleanClose != nil && c.cfg.CleanClose(err):
+		err = fmt.Errorf("%w: %w", fsm.ErrPeerLeft, err)
 	}
 	c.readErr = err
 	c.mu.Unlock()
