@@ -91,6 +91,8 @@ type Driver struct {
 	connEv  *connEvents
 	gen     uint64
 	acts    []Action
+	payload [transport.MaxControlPayload]byte // the payload of the event being stepped
+	wctx    *writeCtx
 	errMu   sync.Mutex
 	err     error
 	pending []Input
@@ -130,6 +132,7 @@ func Run(ctx context.Context, cfg DriverConfig) (*Driver, error) {
 		done:     make(chan struct{}),
 		events:   make(chan event, eventQueue),
 		acts:     make([]Action, 0, 8),
+		pending:  make([]Input, 0, 4),
 	}
 	if d.clk == nil {
 		d.clk = clock.New()
@@ -138,6 +141,7 @@ func Run(ctx context.Context, cfg DriverConfig) (*Driver, error) {
 		d.writeTO = DefaultWriteTimeout
 	}
 	d.ctx, d.cancel = context.WithCancel(ctx)
+	d.wctx = newWriteCtx(d.ctx, d.clk)
 	started := make(chan struct{})
 	go func() {
 		d.goid = goid()
@@ -201,6 +205,7 @@ func goid() uint64 {
 
 func (d *Driver) run() {
 	defer close(d.done)
+	defer d.wctx.release()
 	defer d.cancel()
 	timer := d.clk.Timer(time.Hour)
 	timer.Stop()
@@ -226,7 +231,7 @@ func (d *Driver) run() {
 		case <-d.ctx.Done():
 			d.closeRequested()
 		case ev := <-d.events:
-			d.handle(ev)
+			d.handle(&ev)
 		case <-timer.C:
 			// select picks at random among ready cases; evidence already
 			// queued must be heard before the timer that would convict.
@@ -240,10 +245,15 @@ func (d *Driver) run() {
 
 // handle steps a transport event, unless it comes from a connection the
 // driver has already dropped.
-func (d *Driver) handle(ev event) {
+func (d *Driver) handle(ev *event) {
 	if ev.gen == d.gen && d.conn != nil {
-		ev.in.Frame.Payload = ev.payload[:ev.n]
-		d.step(ev.in)
+		// The payload is copied to a buffer of the driver's own, not
+		// sliced from ev: a slice of ev would move it to the heap on every
+		// event.
+		n := copy(d.payload[:], ev.payload[:ev.n])
+		in := ev.in
+		in.Frame.Payload = d.payload[:n]
+		d.step(in)
 	}
 }
 
@@ -257,7 +267,7 @@ func (d *Driver) closeRequested() {
 		select {
 		case ev := <-d.events:
 			if ev.in.Kind == PeerClosed {
-				d.handle(ev)
+				d.handle(&ev)
 			}
 		default:
 			drained = true
@@ -273,7 +283,7 @@ func (d *Driver) drainEvents() {
 	for {
 		select {
 		case ev := <-d.events:
-			d.handle(ev)
+			d.handle(&ev)
 		default:
 			return
 		}
@@ -296,15 +306,17 @@ func (d *Driver) finished() bool {
 // step feeds one input and carries out the actions, feeding back any input
 // they produce (a failed send).
 func (d *Driver) step(in Input) {
+	// Indexed, not consumed from the front: re-slicing from the front
+	// would shrink the capacity and reallocate every few steps.
 	d.pending = append(d.pending[:0], in)
-	for len(d.pending) > 0 {
-		in := d.pending[0]
-		d.pending = d.pending[1:]
-		d.acts = d.m.Step(d.clk.Now(), in, d.acts[:0])
-		for i := range d.acts {
-			d.do(&d.acts[i])
+	for i := 0; i < len(d.pending); i++ {
+		d.acts = d.m.Step(d.clk.Now(), d.pending[i], d.acts[:0])
+		for j := range d.acts {
+			d.do(&d.acts[j])
 		}
 	}
+	clear(d.pending) // drop the errors and payloads they hold
+	d.pending = d.pending[:0]
 }
 
 func (d *Driver) do(a *Action) {
@@ -320,9 +332,9 @@ func (d *Driver) do(a *Action) {
 		if d.conn == nil {
 			return
 		}
-		ctx, cancel := d.clk.WithTimeout(d.ctx, d.writeTO)
-		err := d.conn.Send(ctx, f)
-		cancel()
+		d.wctx.begin(d.clk.Now(), d.writeTO)
+		err := d.conn.Send(d.wctx, f)
+		d.wctx.end()
 		if err != nil {
 			d.pending = append(d.pending, Input{Kind: SendFailed, Err: err})
 		}
@@ -416,3 +428,90 @@ func (c *connEvents) send(e event) {
 	case <-c.d.done:
 	}
 }
+
+// writeCtx is the context of the driver's heartbeat writes: the driver's
+// context with a deadline WriteTimeout after each write begins. One value
+// serves every write, so the steady path allocates nothing (a
+// context.WithTimeout per write costs a context, a timer and a closure).
+// It keeps the context contract: Done closes at the deadline, with
+// context.DeadlineExceeded, or when the driver's context ends.
+type writeCtx struct {
+	parent context.Context
+	clk    clock.Clock
+	timer  *clock.Timer // cancels the write in progress at its deadline
+	stop   func() bool  // unregisters from parent
+
+	mu       sync.Mutex
+	deadline time.Time
+	done     chan struct{}
+	err      error
+}
+
+func newWriteCtx(parent context.Context, clk clock.Clock) *writeCtx {
+	w := &writeCtx{parent: parent, clk: clk, done: make(chan struct{})}
+	w.timer = clk.AfterFunc(time.Hour, w.expire)
+	w.timer.Stop()
+	w.stop = context.AfterFunc(parent, func() { w.cancel(parent.Err()) })
+	return w
+}
+
+// begin starts a write at now that must end within d.
+func (w *writeCtx) begin(now time.Time, d time.Duration) {
+	w.mu.Lock()
+	if w.err != nil && w.parent.Err() == nil {
+		// The previous write ran out of time: a fresh channel for this one.
+		w.done, w.err = make(chan struct{}), nil
+	}
+	w.deadline = now.Add(d)
+	w.mu.Unlock()
+	w.timer.Reset(d)
+}
+
+// end marks the write over.
+func (w *writeCtx) end() { w.timer.Stop() }
+
+// release unregisters from the parent context when the driver exits.
+func (w *writeCtx) release() {
+	w.timer.Stop()
+	w.stop()
+}
+
+// expire runs at a write's deadline. A timer that fired for an earlier
+// write, racing end, finds a later deadline and does nothing.
+func (w *writeCtx) expire() {
+	w.mu.Lock()
+	late := !w.clk.Now().Before(w.deadline)
+	w.mu.Unlock()
+	if late {
+		w.cancel(context.DeadlineExceeded)
+	}
+}
+
+func (w *writeCtx) cancel(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		close(w.done)
+	}
+}
+
+func (w *writeCtx) Deadline() (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.deadline, true
+}
+
+func (w *writeCtx) Done() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done
+}
+
+func (w *writeCtx) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *writeCtx) Value(key any) any { return w.parent.Value(key) }

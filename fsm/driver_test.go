@@ -504,3 +504,66 @@ func TestDriverCloseWaitsForOnChangeElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// stuckConn's Send blocks until its context is done while stuck is set,
+// and records the deadline each write was given.
+type stuckConn struct {
+	stuck     atomic.Bool
+	deadlines chan time.Duration
+	clk       clock.Clock
+}
+
+func (s *stuckConn) Send(ctx context.Context, _ transport.Frame) error {
+	dl, _ := ctx.Deadline()
+	s.deadlines <- dl.Sub(s.clk.Now())
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.stuck.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+func (s *stuckConn) Close(error) error { return nil }
+
+// TestDriverWriteTimeout: a heartbeat write is given WriteTimeout; a stuck
+// one fails with context.DeadlineExceeded at that time (a send failure),
+// and the next write, on the next connection, gets a fresh deadline.
+func TestDriverWriteTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewMock()
+		conn := &stuckConn{deadlines: make(chan time.Duration, 8), clk: clk}
+		conn.stuck.Store(true)
+		rec := &recorder{}
+		d, err := Run(context.Background(), DriverConfig{Config: testConfig(), Clock: clk, OnChange: rec.record, WriteTimeout: 2 * time.Second,
+			Dialer: transport.DialerFunc(func(context.Context, transport.Events) (transport.Conn, error) { return conn, nil })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		synctest.Wait()
+		clk.Add(5 * time.Second) // the first ping: stuck
+		synctest.Wait()
+		if got := <-conn.deadlines; got != 2*time.Second {
+			t.Fatalf("write deadline %v from now, want 2s", got)
+		}
+		conn.stuck.Store(false)
+		clk.Add(2 * time.Second)
+		synctest.Wait()
+		c, ok := rec.first(Dead)
+		if !ok || c.Reason != ReasonSendFailed || !errors.Is(c.Err, context.DeadlineExceeded) {
+			t.Fatalf("changes %v, want dead (send failed) by the write timeout", rec.all())
+		}
+		clk.Add(time.Second) // redial
+		synctest.Wait()
+		clk.Add(5 * time.Second) // the next ping
+		synctest.Wait()
+		if got := <-conn.deadlines; got != 2*time.Second {
+			t.Fatalf("next write deadline %v from now, want 2s", got)
+		}
+		if n := len(rec.all()); n != 5 || d.State() != Alive {
+			t.Fatalf("the next write failed: %v", rec.all())
+		}
+	})
+}
