@@ -176,16 +176,18 @@ func driverPair(tb testing.TB) *pongWaiter {
 	a.peer, b.peer = b, a
 	w := &pongWaiter{wake: make(chan struct{}, 1)}
 	quiet := func() *policy.Fixed { return &policy.Fixed{SuspectAfter: time.Minute, DeadAfter: time.Minute} }
-	pinger, err := Run(context.Background(), DriverConfig{
-		Config: Config{Role: Server, Detector: quiet(), Interval: answeredPing{}, MinPingInterval: time.Millisecond},
-		Dialer: transport.Accepted(func(ev transport.Events) (transport.Conn, error) { w.Events = ev; a.ev = w; return a, nil }),
+	bound := make(chan struct{}) // the answerer is bound before the pinger sends to it
+	answerer, err := Run(context.Background(), DriverConfig{
+		Config: Config{Role: Server, Detector: quiet(), Interval: policy.Never{}, PingBurst: -1},
+		Dialer: transport.Accepted(func(ev transport.Events) (transport.Conn, error) { b.ev = ev; close(bound); return b, nil }),
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	answerer, err := Run(context.Background(), DriverConfig{
-		Config: Config{Role: Server, Detector: quiet(), Interval: policy.Never{}, PingBurst: -1},
-		Dialer: transport.Accepted(func(ev transport.Events) (transport.Conn, error) { b.ev = ev; return b, nil }),
+	<-bound
+	pinger, err := Run(context.Background(), DriverConfig{
+		Config: Config{Role: Server, Detector: quiet(), Interval: answeredPing{}, MinPingInterval: time.Millisecond},
+		Dialer: transport.Accepted(func(ev transport.Events) (transport.Conn, error) { w.Events = ev; a.ev = w; return a, nil }),
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -2,6 +2,7 @@ package gorillaws
 
 import (
 	"context"
+	"io"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -117,32 +118,50 @@ func BenchmarkHeartbeatCycle(b *testing.B) {
 }
 
 // rawGorillaLoop is gorilla's own minimum for the same cycle, without the
-// heartbeat: one side writes a ping with WriteControl, the other's default
-// ping handler answers with WriteControl, a pong handler signals. Both
-// sides keep a reader running, as gorilla requires for its handlers.
-func rawGorillaLoop(tb testing.TB) (next func()) {
+// heartbeat. With control frames: one side writes a ping with
+// WriteControl, the other's default ping handler answers with
+// WriteControl, a pong handler signals. With a data format: one side
+// writes a small binary message, the other reads it into a buffer of its
+// own and writes one back. Both sides keep a reader running, as gorilla
+// requires for its handlers.
+func rawGorillaLoop(tb testing.TB, format wire.Format) (next func()) {
 	tb.Helper()
 	sws, cws := wsPair(tb, nil, nil)
 	wake := make(chan struct{}, 1)
-	sws.SetPongHandler(func(string) error {
+	signal := func() {
 		select {
 		case wake <- struct{}{}:
 		default:
 		}
-		return nil
-	})
-	for _, ws := range []*websocket.Conn{sws, cws} {
-		go func() {
-			for {
-				if _, _, err := ws.NextReader(); err != nil {
-					return
-				}
-			}
-		}()
 	}
+	msg, _ := wire.AppendBinary(nil, &wire.Message{Type: wire.Ping, Seq: 1 << 20, SentAt: 1 << 40})
+	read := func(ws *websocket.Conn, answer bool) {
+		var buf [wire.MaxMessageSize]byte
+		for {
+			_, r, err := ws.NextReader()
+			if err != nil {
+				return
+			}
+			n, _ := io.ReadFull(r, buf[:])
+			if !answer {
+				signal()
+			} else if ws.WriteMessage(websocket.BinaryMessage, buf[:n]) != nil {
+				return
+			}
+		}
+	}
+	sws.SetPongHandler(func(string) error { signal(); return nil })
+	go read(sws, false)
+	go read(cws, format != wire.Control)
 	payload := wire.AppendControl(nil, 1<<20, 0)
 	next = func() {
-		if err := sws.WriteControl(websocket.PingMessage, payload, time.Now().Add(bound)); err != nil {
+		var err error
+		if format == wire.Control {
+			err = sws.WriteControl(websocket.PingMessage, payload, time.Now().Add(bound))
+		} else {
+			err = sws.WriteMessage(websocket.BinaryMessage, msg)
+		}
+		if err != nil {
 			tb.Fatal(err)
 		}
 		<-wake
@@ -165,31 +184,41 @@ func mallocsPerCycle(n int, next func()) float64 {
 	return float64(after.Mallocs-before.Mallocs) / float64(n)
 }
 
-// TestHeartbeatCycleAddsNoAllocation: in control-frame mode a whole cycle
-// through two drivers and two adapters allocates no more than gorilla's own
-// ping, pong and handlers do without the heartbeat (WriteControl allocates
-// its frame buffer and a timer on every call; that is gorilla's, and the
-// adapter cannot write control frames any other way). Everything of ours
-// (the drivers, the read loops, the control payloads) allocates nothing.
+// TestHeartbeatCycleAddsNoAllocation: a whole cycle through two drivers
+// and two adapters allocates no more than gorilla itself does for the same
+// exchange without the heartbeat. With control frames that is
+// WriteControl's frame buffer and timer on every call (800 B a cycle); with
+// binary heartbeats, NextReader's and a client NextWriter's small structs.
+// Everything of ours (the drivers, the read loops, the payloads, the
+// encoding and decoding) allocates nothing. (JSON heartbeats are decoded
+// by encoding/json, which allocates; use the binary form where it counts.)
 func TestHeartbeatCycleAddsNoAllocation(t *testing.T) {
 	const n = 300
-	raw := mallocsPerCycle(n, rawGorillaLoop(t))
-	ours := mallocsPerCycle(n, heartbeatLoop(t, wire.Control))
-	t.Logf("allocations per ping/pong cycle: gorilla alone %.2f, through the heartbeat %.2f", raw, ours)
-	if ours > raw+0.1 {
-		t.Errorf("the heartbeat adds %.2f allocations per cycle to gorilla's %.2f", ours-raw, raw)
+	for _, f := range []wire.Format{wire.Control, wire.Binary} {
+		t.Run(f.String(), func(t *testing.T) {
+			raw := mallocsPerCycle(n, rawGorillaLoop(t, f))
+			ours := mallocsPerCycle(n, heartbeatLoop(t, f))
+			t.Logf("allocations per ping/pong cycle: gorilla alone %.2f, through the heartbeat %.2f", raw, ours)
+			if ours > raw+0.1 {
+				t.Errorf("the heartbeat adds %.2f allocations per cycle to gorilla's %.2f", ours-raw, raw)
+			}
+		})
 	}
 }
 
-// BenchmarkGorillaCycle is gorilla's own ping/pong cycle, without the
-// heartbeat, for comparison with BenchmarkHeartbeatCycle/control.
+// BenchmarkGorillaCycle is gorilla's own cycle, without the heartbeat, for
+// comparison with BenchmarkHeartbeatCycle.
 //
 //	go test ./transport/gorillaws -run '^$' -bench 'GorillaCycle|HeartbeatCycle' -benchmem
 func BenchmarkGorillaCycle(b *testing.B) {
-	next := rawGorillaLoop(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		next()
+	for _, f := range []wire.Format{wire.Control, wire.Binary} {
+		b.Run(f.String(), func(b *testing.B) {
+			next := rawGorillaLoop(b, f)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				next()
+			}
+		})
 	}
 }

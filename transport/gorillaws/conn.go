@@ -1,6 +1,7 @@
 package gorillaws
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,9 @@ type Conn struct {
 	readLimit    int64
 	closeTimeout time.Duration
 	wmu          chan struct{} // the data-writer lock, held by Write and application-level heartbeats
+	// scratch receives inbound messages with application-level heartbeats
+	// (nil with control frames); owned by the read loop.
+	scratch *[wire.MaxMessageSize + 1]byte
 }
 
 // Wrap wraps an established gorilla connection, client or server side.
@@ -119,6 +123,9 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 		return nil, err
 	}
 	c.core = core
+	if core.Format() != wire.Control {
+		c.scratch = new([wire.MaxMessageSize + 1]byte)
+	}
 	if c.closeTimeout < 0 {
 		return nil, fmt.Errorf("gorillaws: close timeout %v must be positive (zero means %v)", c.closeTimeout, DefaultCloseTimeout)
 	}
@@ -193,14 +200,31 @@ func (c *Conn) Bind(ev transport.Events) error {
 }
 
 // read reads the next data message; gorilla runs the ping and pong
-// handlers inside it.
+// handlers inside it. With application-level heartbeats, a message that
+// fits the scratch buffer (every heartbeat does) is read into it, and a
+// heartbeat is returned there, valid until the next read, so the steady
+// heartbeat allocates nothing; any other message is the caller's own.
 func (c *Conn) read() (int, []byte, error) {
 	typ, r, err := c.ws.NextReader()
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := io.ReadAll(r)
-	return typ, data, err
+	if c.scratch == nil {
+		data, err := io.ReadAll(r)
+		return typ, data, err
+	}
+	n, err := io.ReadFull(r, c.scratch[:])
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // the whole message is in scratch
+		if wire.IsHeartbeat(c.scratch[:n]) {
+			return typ, c.scratch[:n], nil
+		}
+		return typ, bytes.Clone(c.scratch[:n]), nil
+	case nil: // longer than scratch: no heartbeat
+		rest, err := io.ReadAll(r)
+		return typ, append(bytes.Clone(c.scratch[:n]), rest...), err
+	}
+	return typ, nil, err
 }
 
 // Read returns the next application message: its gorilla message type

@@ -1,6 +1,7 @@
 package gorillaws
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
 
 // TestReadAfterConvictionWrapsTheCause: a peer that never answers is
@@ -108,5 +111,51 @@ func TestPeerCleanCloseIsNotADeath(t *testing.T) {
 		}
 	case <-time.After(bound):
 		t.Fatal("never offline")
+	}
+}
+
+// TestDataSurvivesScratchReuse: with application-level heartbeats the read
+// loop reads into a reused buffer; messages handed to Read stay intact
+// while later heartbeats and messages reuse it, short and long alike.
+func TestDataSurvivesScratchReuse(t *testing.T) {
+	sws, cws := wsPair(t, wire.Subprotocols(), nil)
+	s, err := Wrap(sws, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bind(conformance.NewRecorder()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(nil)
+	hb, _ := wire.AppendBinary(nil, &wire.Message{Type: wire.Ping, Seq: 7})
+	long := bytes.Repeat([]byte("L"), 3*wire.MaxMessageSize)
+	exact := bytes.Repeat([]byte("E"), wire.MaxMessageSize+1)
+	want := [][]byte{[]byte("short"), long, exact, []byte("after")}
+	for _, m := range [][]byte{want[0], hb, want[1], hb, want[2], hb, want[3], hb} {
+		if err := cws.WriteMessage(websocket.BinaryMessage, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	var got [][]byte
+	for range want {
+		_, p, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p)
+	}
+	// Read past the last heartbeat: the loop has reused its buffer since.
+	if err := cws.WriteMessage(websocket.BinaryMessage, []byte("xxxxxxxxxxxx")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("message %d: %d bytes %.12q…, want %d bytes %.12q…", i, len(got[i]), got[i], len(want[i]), want[i])
+		}
 	}
 }

@@ -30,6 +30,9 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 )
 
+// sendBufSize fits any heartbeat message but the largest JSON ones.
+const sendBufSize = 256
+
 // Config describes one connection to New. T is the library's message type
 // (websocket.TextMessage's type).
 type Config[T any] struct {
@@ -50,7 +53,9 @@ type Config[T any] struct {
 	// Text and Binary are the library's message types for JSON and binary
 	// heartbeats.
 	Text, Binary T
-	// Read reads the next data message; only the read loop calls it.
+	// Read reads the next data message; only the read loop calls it. It may
+	// return a heartbeat message (wire.IsHeartbeat) in a buffer it reuses
+	// on the next call; any other message must be the caller's to keep.
 	Read func() (T, []byte, error)
 	// Write writes one data message within ctx.
 	Write func(ctx context.Context, typ T, p []byte) error
@@ -87,6 +92,7 @@ type Core[T any] struct {
 	readErr error
 	failed  error // a broken write, reported as the end unless Close came first
 
+	sendBuf chan []byte // the encoding buffer of SendMessage, when free
 	peerID  atomic.Pointer[string]
 	scratch [transport.MaxControlPayload]byte // owned by the read goroutine
 	echo    [wire.EchoSize]byte               // owned by the read goroutine
@@ -115,12 +121,17 @@ func New[T any](cfg Config[T]) (*Core[T], error) {
 	if len(cfg.ConnID) > wire.MaxConnIDLen {
 		return nil, fmt.Errorf("%s: connection ID of %d bytes is longer than %d", cfg.Name, len(cfg.ConnID), wire.MaxConnIDLen)
 	}
-	return &Core[T]{
+	c := &Core[T]{
 		cfg:     cfg,
 		msgs:    make(chan message[T], cfg.Queue),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
-	}, nil
+	}
+	if cfg.Format != wire.Control {
+		c.sendBuf = make(chan []byte, 1)
+		c.sendBuf <- make([]byte, 0, sendBufSize)
+	}
+	return c, nil
 }
 
 // Format returns how heartbeats travel on this connection.
@@ -381,11 +392,25 @@ func (c *Core[T]) SendMessage(ctx context.Context, m *wire.Message) error {
 		cp.ConnID = c.cfg.ConnID
 		m = &cp
 	}
-	var buf [256]byte
+	// One buffer serves the writes that do not overlap (the steady
+	// heartbeat); a concurrent one (a Drain sent meanwhile) makes its own.
+	var buf []byte
+	select {
+	case buf = <-c.sendBuf:
+	default:
+		buf = make([]byte, 0, sendBufSize)
+	}
+	defer func() {
+		select {
+		case c.sendBuf <- buf[:0]:
+		default:
+		}
+	}()
 	b, err := wire.Append(buf[:0], c.cfg.Format, m)
 	if err != nil {
 		return err
 	}
+	buf = b[:0] // keep what Append grew, if it did
 	typ := c.cfg.Binary
 	if c.cfg.Format == wire.JSON {
 		typ = c.cfg.Text
