@@ -567,3 +567,28 @@ func TestDriverWriteTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestDriverCloseFromOnConnect: a Dialer (an adapter's OnConnect) runs on
+// the driver's goroutine too; Close from there must not deadlock.
+func TestDriverCloseFromOnConnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(nil)
+		defer srv.closeAll()
+		var d *Driver
+		ready := make(chan struct{})
+		dialer := transport.DialerFunc(func(ctx context.Context, ev transport.Events) (transport.Conn, error) {
+			<-ready
+			_ = d.Close() // must not wait for itself
+			return srv.l.Dial(ctx, ev)
+		})
+		var err error
+		if d, err = Run(context.Background(), DriverConfig{Config: testConfig(), Dialer: dialer}); err != nil {
+			t.Fatal(err)
+		}
+		close(ready)
+		<-d.Done()
+		if d.State() != Closed || !errors.Is(d.Err(), ErrClosed) {
+			t.Fatalf("after Close from the dialer: %v %v", d.State(), d.Err())
+		}
+	})
+}
