@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/transport"
 	"github.com/heartbeat-go/heartbeat/transport/conformance"
 	"github.com/heartbeat-go/heartbeat/transport/wire"
@@ -158,4 +161,68 @@ func TestDataSurvivesScratchReuse(t *testing.T) {
 			t.Errorf("message %d: %d bytes %.12q…, want %d bytes %.12q…", i, len(got[i]), got[i], len(want[i]), want[i])
 		}
 	}
+}
+
+// TestUserVisibleErrorsWrap: the errors an application sees keep their
+// causes for errors.Is and errors.As: a refused dial (the change and the
+// backoff's give-up), and a connection broken without a close frame (Read
+// and Offline), which is a death (peer closed), not a leaving.
+func TestUserVisibleErrorsWrap(t *testing.T) {
+	t.Run("dial", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close() // nothing listens there now: the dial is refused
+		changes := make(chan fsm.Change, 8)
+		cfg := fsm.DriverConfig{Config: testConfig(fsm.Client), Dialer: &Dialer{URL: "ws://" + addr + "/ws"},
+			OnChange: func(c fsm.Change) { changes <- c }}
+		cfg.Backoff = &policy.Constant{Delay: time.Millisecond, MaxAttempts: 1}
+		d, err := fsm.Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		c := <-changes
+		var op *net.OpError
+		if c.Reason != fsm.ReasonDialFailed || !errors.As(c.Err, &op) || !errors.Is(c.Err, syscall.ECONNREFUSED) {
+			t.Errorf("dial failure %v: want the *net.OpError and ECONNREFUSED inside", c)
+		}
+		select {
+		case <-d.Done():
+		case <-time.After(bound):
+			t.Fatal("the backoff never gave up")
+		}
+		var gu *policy.GaveUpError
+		if !errors.Is(d.Err(), policy.ErrGaveUp) || !errors.As(d.Err(), &gu) {
+			t.Errorf("driver Err %v, want a *policy.GaveUpError", d.Err())
+		}
+	})
+	t.Run("broken", func(t *testing.T) {
+		sws, cws := wsPair(t, nil, nil)
+		s, err := Wrap(sws, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		online, offline := make(chan struct{}), make(chan fsm.Change, 1)
+		d, err := s.Watch(context.Background(), fsm.DriverConfig{Config: testConfig(fsm.Server)},
+			fsm.Presence{Online: func() { close(online) }, Offline: func(c fsm.Change) { offline <- c }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		<-online
+		_ = cws.NetConn().Close() // no close frame
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		defer cancel()
+		var ce *websocket.CloseError
+		if _, _, err := s.Read(ctx); !errors.As(err, &ce) || ce.Code != websocket.CloseAbnormalClosure {
+			t.Errorf("Read: %v, want gorilla's 1006 close error", err)
+		}
+		c := <-offline
+		if c.Reason != fsm.ReasonPeerClosed || errors.Is(c.Err, fsm.ErrPeerLeft) || !errors.As(c.Err, &ce) {
+			t.Errorf("offline %v, want dead (peer closed) with gorilla's error", c)
+		}
+	})
 }

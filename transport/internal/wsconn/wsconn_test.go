@@ -310,3 +310,14 @@ func TestReadErrorWrapsTheReason(t *testing.T) {
 		t.Errorf("ClosedError(nil) = %v", err)
 	}
 }
+
+// TestSendErrorWrapsTheCause: a failed heartbeat write names the adapter
+// and the frame and keeps the library's error for errors.Is.
+func TestSendErrorWrapsTheCause(t *testing.T) {
+	c, _ := newCore(t, Config[int]{})
+	broken := errors.New("broken pipe")
+	if err := c.SendError(transport.Pong, broken); !errors.Is(err, broken) {
+		t.Errorf("SendError: %v, want the cause wrapped", err)
+	}
+	c.Close(nil, func(bool) {})
+}
