@@ -96,6 +96,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"json long id", []byte(`{"hb":1,"t":"ping","id":"` + strings.Repeat("x", 65) + `"}`), ErrTooLarge},
 		{"json window", []byte(`{"hb":1,"t":"drain","rw":-5}`), ErrMalformed},
 		{"json too large", append([]byte(`{"hb":1,"t":"ping","x":"`), bytes.Repeat([]byte("a"), MaxMessageSize)...), ErrTooLarge},
+		{"json invalid utf-8", []byte("{\"hb\":1,\"t\":\"close\",\"reason\":\"\x85\x85\"}"), ErrMalformed},
 		{"json many meta", []byte(`{"hb":1,"t":"ping","meta":{"a":"","b":"","c":"","d":"","e":"","f":"","g":"","h":"","i":""}}`), ErrTooLarge},
 		{"bin short", []byte{0xFF, 'h', 1}, ErrMalformed},
 		{"bin version", mut(func(b []byte) []byte { b[2] = 9; return b }), ErrVersion},
