@@ -20,15 +20,17 @@ const (
 	EvLost                    // connecting, alive, suspect → dead
 	EvRetry                   // dead → reconnecting (client)
 	EvDial                    // reconnecting → connecting
-	EvGiveUp                  // connecting, dead → closed (the backoff gave up)
+	EvGiveUp                  // connecting, alive, suspect, dead → closed (the backoff gave up)
 	EvClose                   // any state but closed → closed
+	EvLeft                    // alive, suspect → closed (server: the peer closed cleanly)
+	EvRedial                  // alive, suspect → reconnecting (client: the peer closed cleanly)
 
 	numEvents = iota
 )
 
 var eventNames = [numEvents]string{
 	"connected", "dial_failed", "suspect", "evidence", "convict", "lost",
-	"retry", "dial", "give_up", "close",
+	"retry", "dial", "give_up", "close", "left", "redial",
 }
 
 func (e Event) String() string {
@@ -58,8 +60,10 @@ func Declaration() lfsm.Events {
 		{Name: EvLost.String(), Src: s(Connecting, Alive, Suspect), Dst: Dead.String()},
 		{Name: EvRetry.String(), Src: s(Dead), Dst: Reconnecting.String()},
 		{Name: EvDial.String(), Src: s(Reconnecting), Dst: Connecting.String()},
-		{Name: EvGiveUp.String(), Src: s(Connecting, Dead), Dst: Closed.String()},
+		{Name: EvGiveUp.String(), Src: s(Connecting, Alive, Suspect, Dead), Dst: Closed.String()},
 		{Name: EvClose.String(), Src: s(Connecting, Alive, Suspect, Dead, Reconnecting), Dst: Closed.String()},
+		{Name: EvLeft.String(), Src: s(Alive, Suspect), Dst: Closed.String()},
+		{Name: EvRedial.String(), Src: s(Alive, Suspect), Dst: Reconnecting.String()},
 	}
 }
 

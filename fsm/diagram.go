@@ -22,7 +22,9 @@ func DiagramDoc() string {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", ev.Name, strings.Join(ev.Src, ", "), ev.Dst)
 	}
 	b.WriteString("\nThe client role takes `retry` and `dial_failed`; the server role takes `lost` from\n")
-	b.WriteString("connecting instead, and stays in dead. `give_up` is taken when the backoff policy\n")
-	b.WriteString("refuses another attempt.\n")
+	b.WriteString("connecting instead, and stays in dead. A peer that closes the connection cleanly\n")
+	b.WriteString("(close code 1000 or 1001, reason `peer left`) is an end, not a death: the server\n")
+	b.WriteString("role takes `left` to closed, a client `redial` to reconnecting. `give_up` is taken\n")
+	b.WriteString("when the backoff policy refuses another attempt.\n")
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,7 @@ type DriverConfig struct {
 	// OnChange, if set, is called with every state change, in order, none
 	// dropped, on the driver's goroutine: it must return promptly, and while
 	// it runs the connection is not watched. It may call Close, which then
-	// returns without waiting.
+	// returns without waiting (see Close).
 	OnChange func(Change)
 	// WriteTimeout bounds each heartbeat write. Zero means
 	// DefaultWriteTimeout.
@@ -81,7 +82,7 @@ type Driver struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	userClose atomic.Bool
-	inChange  atomic.Bool
+	goid      uint64 // the driver goroutine's id, set before it starts
 	done      chan struct{}
 	events    chan event
 	state     atomic.Uint32
@@ -91,6 +92,8 @@ type Driver struct {
 	connEv  *connEvents
 	gen     uint64
 	acts    []Action
+	payload [transport.MaxControlPayload]byte // the payload of the event being stepped
+	wctx    *writeCtx
 	errMu   sync.Mutex
 	err     error
 	pending []Input
@@ -130,6 +133,7 @@ func Run(ctx context.Context, cfg DriverConfig) (*Driver, error) {
 		done:     make(chan struct{}),
 		events:   make(chan event, eventQueue),
 		acts:     make([]Action, 0, 8),
+		pending:  make([]Input, 0, 4),
 	}
 	if d.clk == nil {
 		d.clk = clock.New()
@@ -138,7 +142,14 @@ func Run(ctx context.Context, cfg DriverConfig) (*Driver, error) {
 		d.writeTO = DefaultWriteTimeout
 	}
 	d.ctx, d.cancel = context.WithCancel(ctx)
-	go d.run()
+	d.wctx = newWriteCtx(d.ctx, d.clk)
+	started := make(chan struct{})
+	go func() {
+		d.goid = goid()
+		close(started)
+		d.run()
+	}()
+	<-started
 	return d, nil
 }
 
@@ -158,18 +169,46 @@ func (d *Driver) Err() error {
 }
 
 // Close closes the connection for good and waits for the driver's goroutine
-// to exit (unless called from OnChange). It is idempotent and returns nil.
+// to exit, so that once it returns Done is closed and State and Err are
+// final, whichever goroutine calls it and whatever the driver was doing
+// (an OnChange running meanwhile included). The one exception is a call
+// made on the driver's own goroutine (from OnChange, the Dialer, a
+// Dialer's OnConnect), where waiting would deadlock: it returns at once
+// and the driver exits as soon as that callback returns. It is idempotent
+// and returns nil.
 func (d *Driver) Close() error {
 	d.userClose.Store(true)
 	d.cancel()
-	if !d.inChange.Load() {
-		<-d.done
+	if goid() == d.goid {
+		return nil
 	}
+	<-d.done
 	return nil
+}
+
+// goid returns the calling goroutine's id, read from the header of its
+// stack trace ("goroutine 42 [running]:"). Go offers no other way to tell
+// whether Close runs on the driver's goroutine (inside one of its
+// callbacks), and a flag set around the callbacks cannot tell that from a
+// concurrent Close on another goroutine. It costs about a microsecond, once
+// per driver and once per Close.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 func (d *Driver) run() {
 	defer close(d.done)
+	defer d.wctx.release()
 	defer d.cancel()
 	timer := d.clk.Timer(time.Hour)
 	timer.Stop()
@@ -180,7 +219,7 @@ func (d *Driver) run() {
 		// turns, so a backoff of zero against a dialer that fails at once
 		// cannot keep the driver from hearing Close.
 		if d.ctx.Err() != nil {
-			d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
+			d.closeRequested()
 			continue
 		}
 		if d.dialDue {
@@ -193,9 +232,9 @@ func (d *Driver) run() {
 		}
 		select {
 		case <-d.ctx.Done():
-			d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
+			d.closeRequested()
 		case ev := <-d.events:
-			d.handle(ev)
+			d.handle(&ev)
 		case <-timer.C:
 			// select picks at random among ready cases; evidence already
 			// queued must be heard before the timer that would convict.
@@ -209,10 +248,36 @@ func (d *Driver) run() {
 
 // handle steps a transport event, unless it comes from a connection the
 // driver has already dropped.
-func (d *Driver) handle(ev event) {
+func (d *Driver) handle(ev *event) {
 	if ev.gen == d.gen && d.conn != nil {
-		ev.in.Frame.Payload = ev.payload[:ev.n]
-		d.step(ev.in)
+		// The payload is copied to a buffer of the driver's own, not
+		// sliced from ev: a slice of ev would move it to the heap on every
+		// event.
+		n := copy(d.payload[:], ev.payload[:ev.n])
+		in := ev.in
+		in.Frame.Payload = d.payload[:n]
+		d.step(in)
+	}
+}
+
+// closeRequested steps the close, after any end of the connection the
+// transport has already reported: an application whose Read failed because
+// the peer left, and which then closes the driver (a handler's deferred
+// Close), must see the peer's leaving, not its own close. Queued frames are
+// dropped: answering them now would only fail.
+func (d *Driver) closeRequested() {
+	for drained := false; !drained; {
+		select {
+		case ev := <-d.events:
+			if ev.in.Kind == PeerClosed {
+				d.handle(&ev)
+			}
+		default:
+			drained = true
+		}
+	}
+	if !d.finished() {
+		d.step(Input{Kind: CloseRequested, Err: d.closeCause()})
 	}
 }
 
@@ -221,7 +286,7 @@ func (d *Driver) drainEvents() {
 	for {
 		select {
 		case ev := <-d.events:
-			d.handle(ev)
+			d.handle(&ev)
 		default:
 			return
 		}
@@ -244,15 +309,17 @@ func (d *Driver) finished() bool {
 // step feeds one input and carries out the actions, feeding back any input
 // they produce (a failed send).
 func (d *Driver) step(in Input) {
+	// Indexed, not consumed from the front: re-slicing from the front
+	// would shrink the capacity and reallocate every few steps.
 	d.pending = append(d.pending[:0], in)
-	for len(d.pending) > 0 {
-		in := d.pending[0]
-		d.pending = d.pending[1:]
-		d.acts = d.m.Step(d.clk.Now(), in, d.acts[:0])
-		for i := range d.acts {
-			d.do(&d.acts[i])
+	for i := 0; i < len(d.pending); i++ {
+		d.acts = d.m.Step(d.clk.Now(), d.pending[i], d.acts[:0])
+		for j := range d.acts {
+			d.do(&d.acts[j])
 		}
 	}
+	clear(d.pending) // drop the errors and payloads they hold
+	d.pending = d.pending[:0]
 }
 
 func (d *Driver) do(a *Action) {
@@ -268,9 +335,9 @@ func (d *Driver) do(a *Action) {
 		if d.conn == nil {
 			return
 		}
-		ctx, cancel := d.clk.WithTimeout(d.ctx, d.writeTO)
-		err := d.conn.Send(ctx, f)
-		cancel()
+		d.wctx.begin(d.clk.Now(), d.writeTO)
+		err := d.conn.Send(d.wctx, f)
+		d.wctx.end()
 		if err != nil {
 			d.pending = append(d.pending, Input{Kind: SendFailed, Err: err})
 		}
@@ -286,9 +353,7 @@ func (d *Driver) do(a *Action) {
 			d.errMu.Unlock()
 		}
 		if d.onChange != nil {
-			d.inChange.Store(true)
 			d.onChange(Change{At: d.clk.Now(), From: a.From, To: a.To, Event: a.Event, Reason: a.Reason, Err: a.Err, Delay: a.Delay})
-			d.inChange.Store(false)
 		}
 	}
 }
@@ -300,12 +365,23 @@ func (d *Driver) dial() Input {
 	ev := &connEvents{d: d, gen: d.gen, stop: make(chan struct{})}
 	ctx, cancel := d.clk.WithDeadline(d.ctx, d.m.Deadline())
 	conn, err := d.dialer.Dial(ctx, ev)
+	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
 	if err == nil && conn == nil {
 		err = errors.New("heartbeat: dialer returned neither a connection nor an error")
 	}
 	if err != nil {
 		close(ev.stop)
+		switch {
+		case d.ctx.Err() != nil:
+			// Close (or the caller's context) cut the dial short: that is
+			// the close, not a failed dial to retry.
+			return Input{Kind: CloseRequested, Err: d.closeCause()}
+		case timedOut:
+			// The dial ran into the machine's connect deadline: the machine
+			// reports it as the connect timeout it is.
+			return Input{Kind: DeadlineReached}
+		}
 		return Input{Kind: DialFailed, Err: err}
 	}
 	d.conn, d.connEv = conn, ev
@@ -341,7 +417,7 @@ func (c *connEvents) Frame(f transport.Frame) {
 
 func (c *connEvents) Closed(err error) {
 	if err == nil {
-		err = errors.New("heartbeat: peer closed the connection")
+		err = ErrPeerClosed
 	}
 	c.send(event{gen: c.gen, in: Input{Kind: PeerClosed, Err: err}})
 }
@@ -353,3 +429,90 @@ func (c *connEvents) send(e event) {
 	case <-c.d.done:
 	}
 }
+
+// writeCtx is the context of the driver's heartbeat writes: the driver's
+// context with a deadline WriteTimeout after each write begins. One value
+// serves every write, so the steady path allocates nothing (a
+// context.WithTimeout per write costs a context, a timer and a closure).
+// It keeps the context contract: Done closes at the deadline, with
+// context.DeadlineExceeded, or when the driver's context ends.
+type writeCtx struct {
+	parent context.Context
+	clk    clock.Clock
+	timer  *clock.Timer // cancels the write in progress at its deadline
+	stop   func() bool  // unregisters from parent
+
+	mu       sync.Mutex
+	deadline time.Time
+	done     chan struct{}
+	err      error
+}
+
+func newWriteCtx(parent context.Context, clk clock.Clock) *writeCtx {
+	w := &writeCtx{parent: parent, clk: clk, done: make(chan struct{})}
+	w.timer = clk.AfterFunc(time.Hour, w.expire)
+	w.timer.Stop()
+	w.stop = context.AfterFunc(parent, func() { w.cancel(parent.Err()) })
+	return w
+}
+
+// begin starts a write at now that must end within d.
+func (w *writeCtx) begin(now time.Time, d time.Duration) {
+	w.mu.Lock()
+	if w.err != nil && w.parent.Err() == nil {
+		// The previous write ran out of time: a fresh channel for this one.
+		w.done, w.err = make(chan struct{}), nil
+	}
+	w.deadline = now.Add(d)
+	w.mu.Unlock()
+	w.timer.Reset(d)
+}
+
+// end marks the write over.
+func (w *writeCtx) end() { w.timer.Stop() }
+
+// release unregisters from the parent context when the driver exits.
+func (w *writeCtx) release() {
+	w.timer.Stop()
+	w.stop()
+}
+
+// expire runs at a write's deadline. A timer that fired for an earlier
+// write, racing end, finds a later deadline and does nothing.
+func (w *writeCtx) expire() {
+	w.mu.Lock()
+	late := !w.clk.Now().Before(w.deadline)
+	w.mu.Unlock()
+	if late {
+		w.cancel(context.DeadlineExceeded)
+	}
+}
+
+func (w *writeCtx) cancel(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		close(w.done)
+	}
+}
+
+func (w *writeCtx) Deadline() (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.deadline, true
+}
+
+func (w *writeCtx) Done() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done
+}
+
+func (w *writeCtx) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *writeCtx) Value(key any) any { return w.parent.Value(key) }

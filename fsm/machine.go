@@ -21,6 +21,16 @@ var (
 	ErrConnectTimeout = errors.New("heartbeat: connect timeout")
 	// ErrClosed: the user closed the connection.
 	ErrClosed = errors.New("heartbeat: closed")
+	// ErrPeerLeft is wrapped by the error of a PeerClosed input when the
+	// peer closed the connection cleanly (a WebSocket close frame with
+	// 1000 or 1001; the adapters wrap it around their library's error).
+	// The Machine reports it as ReasonPeerLeft: the server role closes
+	// (the peer is gone, not dead), a client redials without passing
+	// through dead.
+	ErrPeerLeft = errors.New("heartbeat: peer closed the connection cleanly")
+	// ErrPeerClosed is the cause the driver reports when a transport says
+	// its connection ended without saying why.
+	ErrPeerClosed = errors.New("heartbeat: peer closed the connection")
 )
 
 // InputKind says what happened.
@@ -342,9 +352,16 @@ func (m *Machine) apply(in Input, out []Action) []Action {
 		reason := ReasonSendFailed
 		if in.Kind == PeerClosed {
 			reason = ReasonPeerClosed
+			if errors.Is(in.Err, ErrPeerLeft) {
+				reason = ReasonPeerLeft
+			}
 		}
 		switch m.state {
 		case Alive, Suspect:
+			if reason == ReasonPeerLeft {
+				out = m.left(out, in.Err)
+				break
+			}
 			out = m.lose(out, EvLost, reason, in.Err)
 		case Connecting:
 			if m.dialing {
@@ -389,10 +406,18 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	if f.ReconnectWindow > 0 {
 		m.advice = f.ReconnectWindow
 	}
+	if m.probeBy != unset {
+		// The first evidence after our own stall: the silence since the
+		// last one spans our pause, and a pong's round trip too. Neither is
+		// the peer's lateness; learning them would stretch every later
+		// verdict by the stall. The detector restarts its measurement.
+		m.det.Start(m.at(m.now))
+	} else {
+		m.det.Observe(m.at(m.now), rtt)
+	}
 	m.lastEvidence = m.now
 	m.unanswered = 0
 	m.probeBy = unset
-	m.det.Observe(m.at(m.now), rtt)
 	if f.Kind == transport.Ping {
 		out = append(out, Action{Kind: SendPong, Seq: f.Seq, Payload: f.Payload})
 	}
@@ -538,6 +563,19 @@ func (m *Machine) lose(out []Action, ev Event, reason Reason, err error) []Actio
 	}
 	out = m.transition(out, ev, reason, err)
 	return m.retry(out, EvRetry, ReasonRetry, err)
+}
+
+// left ends a live connection the peer closed cleanly: the server role
+// closes, a client redials, neither through dead.
+func (m *Machine) left(out []Action, err error) []Action {
+	out = append(out, Action{Kind: CloseTransport, Err: err})
+	if m.role == Server {
+		return m.transition(out, EvLeft, ReasonPeerLeft, err)
+	}
+	if m.now-m.connectedAt >= m.stableAfter {
+		m.attempt = 0
+	}
+	return m.retry(out, EvRedial, ReasonPeerLeft, err)
 }
 
 // retry asks the backoff for the next delay and moves to Reconnecting through

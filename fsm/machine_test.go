@@ -508,6 +508,7 @@ func TestConfigValidation(t *testing.T) {
 // of the declaration.
 func TestEveryDeclaredEdgeIsTaken(t *testing.T) {
 	taken := map[[2]State]bool{}
+	events := map[Event]bool{}
 	run := func(role Role, script func(r *rig)) {
 		cfg := testConfig()
 		cfg.Role = role
@@ -516,6 +517,11 @@ func TestEveryDeclaredEdgeIsTaken(t *testing.T) {
 		script(r)
 		for e := range r.edges {
 			taken[e] = true
+		}
+		for _, a := range r.all {
+			if a.Kind == StateChanged {
+				events[a.Event] = true
+			}
 		}
 	}
 	closeNow := func(r *rig) { r.step(Input{Kind: CloseRequested}) }
@@ -542,12 +548,20 @@ func TestEveryDeclaredEdgeIsTaken(t *testing.T) {
 	})
 	run(Server, func(r *rig) { r.step(Input{Kind: Start}); r.step(Input{Kind: DialFailed}); closeNow(r) })
 	run(Server, func(r *rig) { r.connected().step(Input{Kind: PeerClosed}) })
+	leave := func(r *rig) { r.step(Input{Kind: PeerClosed, Err: ErrPeerLeft}) }
+	run(Server, func(r *rig) { leave(r.connected()) })
+	run(Server, func(r *rig) { r.connected().wakeUntil(Suspect, time.Minute); leave(r) })
+	run(Client, func(r *rig) { leave(r.connected()); closeNow(r) })
+	run(Client, func(r *rig) { r.connected().wakeUntil(Suspect, time.Minute); leave(r); closeNow(r) })
 	for _, ev := range Declaration() {
 		for _, src := range ev.Src {
 			edge := [2]State{mustState(src), mustState(ev.Dst)}
 			if !taken[edge] {
 				t.Errorf("edge %s --%s--> %s never taken", src, ev.Name, ev.Dst)
 			}
+		}
+		if !events[mustEvent(ev.Name)] {
+			t.Errorf("event %s never taken", ev.Name)
 		}
 	}
 }

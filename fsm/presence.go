@@ -6,9 +6,11 @@ type Presence struct {
 	// Online, if set, is called once, when the connection is first alive.
 	Online func()
 	// Offline, if set, is called once, after Online, when the peer is dead
-	// or the connection closed; the change says why (ReasonPingFlood,
-	// ReasonUnanswered, ReasonPeerClosed, ...). A suspect peer is still
-	// online: presence does not flap while the heartbeat probes.
+	// or the connection closed; the change says why (ReasonPeerLeft for a
+	// clean close by the peer, ReasonPeerClosed for a connection that broke,
+	// ReasonUnanswered, ReasonPingFlood, ReasonUserClose, ...). A suspect
+	// peer is still online: presence does not flap while the heartbeat
+	// probes.
 	Offline func(Change)
 }
 

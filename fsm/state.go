@@ -17,7 +17,8 @@ const (
 	Dead
 	// Reconnecting: waiting out a backoff delay before the next dial.
 	Reconnecting
-	// Closed: terminal. The user closed it, or the backoff gave up.
+	// Closed: terminal. The user closed it, the backoff gave up or, for the
+	// server role, the peer left (closed the connection cleanly).
 	Closed
 
 	numStates = iota
@@ -71,6 +72,7 @@ const (
 	ReasonBackoffElapsed        // the reconnect delay is over
 	ReasonGaveUp                // the backoff gave up
 	ReasonUserClose             // Close was requested
+	ReasonPeerLeft              // the peer closed the connection cleanly (ErrPeerLeft): an end, not a death
 
 	numReasons = iota
 )
@@ -78,7 +80,7 @@ const (
 var reasonNames = [numReasons]string{
 	"none", "connected", "dial failed", "connect timeout", "silence", "local stall",
 	"evidence", "unanswered", "peer closed", "send failed", "ping flood", "retry",
-	"backoff elapsed", "gave up", "user close",
+	"backoff elapsed", "gave up", "user close", "peer left",
 }
 
 func (r Reason) String() string {

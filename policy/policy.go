@@ -12,7 +12,10 @@ import (
 // Implementations must do O(1) work and allocate nothing per call.
 type Detector interface {
 	// Start tells the detector a connection was established at now. It may
-	// keep what it learned on earlier connections.
+	// keep what it learned on earlier connections. The Machine also calls
+	// it, in place of Observe, for the first evidence after its own stall
+	// (Config.StallThreshold): the silence since the last evidence spans
+	// our pause, not the peer's lateness, and must not be learned.
 	Start(now time.Time)
 	// Observe records evidence of life (any inbound frame) arriving at now.
 	// rtt is the round trip of the ping this frame answers, or 0 if unknown.

@@ -54,9 +54,10 @@ func end(c *Conn) conformance.End {
 		Abort: func() { _ = c.WebSocket().CloseNow() },
 		// coder chooses its own ping payload and answers pings itself;
 		// application-level heartbeats carry everything.
-		PingsCarrySeq:    app,
-		PingsCarryAdvice: app,
-		SendsPongs:       app,
+		PingsCarrySeq:     app,
+		PingsCarryAdvice:  app,
+		SendsPongs:        app,
+		ReportsCleanClose: true,
 	}
 }
 

@@ -197,6 +197,10 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 		Text: websocket.MessageText, Binary: websocket.MessageBinary,
 		Read:  func() (websocket.MessageType, []byte, error) { return ws.Read(c.ctx) },
 		Write: ws.Write,
+		CleanClose: func(err error) bool {
+			s := websocket.CloseStatus(err)
+			return s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway
+		},
 		// KeepReading stays false: coder's Close reads the peer's close
 		// frame itself once the loop has stopped.
 		ErrBound: ErrBound, ErrFrameKind: ErrFrameKind, ErrReservedPrefix: ErrReservedPrefix,
@@ -264,8 +268,15 @@ func (c *Conn) Accepted() transport.Dialer { return wsconn.Accepted(c) }
 // Watch runs the heartbeat's server role on c, an accepted connection,
 // and reports presence through p. cfg's Role and Dialer are set for you;
 // cfg.OnChange still sees every change, before the presence callbacks. The
-// driver ends when the peer is dead or the connection is closed; c is
-// closed then.
+// driver ends when the peer is dead, the connection is closed or ctx is
+// done; c is closed then, even if ctx was done before the driver began.
+//
+// ctx is the connection's lifetime. r.Context() fits a handler that blocks
+// until the connection ends (reading it, as in the package example); a
+// handler that starts goroutines and returns cancels r.Context() at once,
+// so it must pass a context that outlives it (the server's shutdown
+// context, say), or the connection is closed before the peer is ever seen
+// alive.
 //
 // Flood protection comes with the driver: a peer that pings faster than
 // cfg.MinPingInterval (default fsm.DefaultMinPingInterval, 100 ms) beyond a

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport"
 )
 
@@ -48,6 +49,10 @@ type End struct {
 	// SendsPongs: Send(Pong) writes a pong (false for an end whose library
 	// answers pings itself and cannot send a pong on request).
 	SendsPongs bool
+	// ReportsCleanClose: when the peer closes cleanly (Close(fsm.ErrClosed),
+	// a WebSocket close 1000), this end reports Closed with an error that
+	// wraps fsm.ErrPeerLeft, so the heartbeat sees an end, not a death.
+	ReportsCleanClose bool
 }
 
 // Harness describes the pairs the suite runs on.
@@ -72,6 +77,7 @@ func Run(t *testing.T, h Harness) {
 		{"PayloadLimit", testPayloadLimit},
 		{"Close", testClose},
 		{"Abort", testAbort},
+		{"CleanClose", testCleanClose},
 		{"ConcurrentSends", testConcurrent},
 	}
 	for _, tc := range tests {
@@ -216,11 +222,30 @@ func testClose(t *testing.T, a, b End, ra, rb *Recorder) {
 	}
 }
 
-// testAbort: an abrupt end reaches the peer as Closed with an error.
+// testAbort: an abrupt end reaches the peer as Closed with an error, and
+// not as the peer leaving.
 func testAbort(t *testing.T, a, b End, ra, rb *Recorder) {
 	a.Abort()
-	if err := rb.WaitClosed(t); err == nil {
+	err := rb.WaitClosed(t)
+	if err == nil {
 		t.Error("abrupt end reported as a clean close (nil error)")
+	}
+	if errors.Is(err, fsm.ErrPeerLeft) {
+		t.Errorf("abrupt end reported as the peer leaving: %v", err)
+	}
+}
+
+// testCleanClose: a user's Close reaches a peer that tells clean closes
+// apart as fsm.ErrPeerLeft.
+func testCleanClose(t *testing.T, a, b End, ra, rb *Recorder) {
+	if !b.ReportsCleanClose {
+		t.Skip("this end does not tell a clean close apart")
+	}
+	if err := a.Conn.Close(fsm.ErrClosed); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := rb.WaitClosed(t); !errors.Is(err, fsm.ErrPeerLeft) {
+		t.Errorf("a clean close reached the peer as %v, want fsm.ErrPeerLeft wrapped", err)
 	}
 }
 

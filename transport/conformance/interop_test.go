@@ -47,26 +47,28 @@ func TestCrossConformance(t *testing.T) {
 
 func gorillaEnd(c *gorillaws.Conn) conformance.End {
 	return conformance.End{
-		Conn:             c,
-		Bind:             c.Bind,
-		SendData:         func(ctx context.Context) error { return c.Write(ctx, websocket.TextMessage, []byte("data")) },
-		Abort:            func() { _ = c.WebSocket().UnderlyingConn().Close() },
-		PingsCarrySeq:    true,
-		PingsCarryAdvice: true,
-		SendsPongs:       true,
+		Conn:              c,
+		Bind:              c.Bind,
+		SendData:          func(ctx context.Context) error { return c.Write(ctx, websocket.TextMessage, []byte("data")) },
+		Abort:             func() { _ = c.WebSocket().UnderlyingConn().Close() },
+		PingsCarrySeq:     true,
+		PingsCarryAdvice:  true,
+		SendsPongs:        true,
+		ReportsCleanClose: true,
 	}
 }
 
 func coderEnd(c *coderws.Conn) conformance.End {
 	app := c.Format() != wire.Control
 	return conformance.End{
-		Conn:             c,
-		Bind:             c.Bind,
-		SendData:         func(ctx context.Context) error { return c.Write(ctx, coder.MessageText, []byte("data")) },
-		Abort:            func() { _ = c.WebSocket().CloseNow() },
-		PingsCarrySeq:    app,
-		PingsCarryAdvice: app,
-		SendsPongs:       app,
+		Conn:              c,
+		Bind:              c.Bind,
+		SendData:          func(ctx context.Context) error { return c.Write(ctx, coder.MessageText, []byte("data")) },
+		Abort:             func() { _ = c.WebSocket().CloseNow() },
+		PingsCarrySeq:     app,
+		PingsCarryAdvice:  app,
+		SendsPongs:        app,
+		ReportsCleanClose: true,
 	}
 }
 

@@ -30,7 +30,7 @@ func RunFormats(t *testing.T, name string, newPair func(t *testing.T, f wire.For
 // handler makes a connection of every request with accept. It returns the
 // server's ws:// URL and a function that waits for the next accepted
 // connection; a failed accept fails the test.
-func Serve[C any](t *testing.T, accept func(w http.ResponseWriter, r *http.Request) (C, error)) (url string, accepted func() C) {
+func Serve[C any](t testing.TB, accept func(w http.ResponseWriter, r *http.Request) (C, error)) (url string, accepted func() C) {
 	t.Helper()
 	type result struct {
 		c  C

@@ -1,6 +1,7 @@
 package gorillaws
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,9 @@ type Conn struct {
 	readLimit    int64
 	closeTimeout time.Duration
 	wmu          chan struct{} // the data-writer lock, held by Write and application-level heartbeats
+	// scratch receives inbound messages with application-level heartbeats
+	// (nil with control frames); owned by the read loop.
+	scratch *[wire.MaxMessageSize + 1]byte
 }
 
 // Wrap wraps an established gorilla connection, client or server side.
@@ -109,6 +113,9 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed,
 		Text: websocket.TextMessage, Binary: websocket.BinaryMessage,
 		Read: c.read, Write: c.writeData,
+		CleanClose: func(err error) bool {
+			return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
+		},
 		KeepReading: true, // the peer's close frame reaches Close only through the loop's reads
 		ErrBound:    ErrBound, ErrFrameKind: ErrFrameKind, ErrReservedPrefix: ErrReservedPrefix,
 	})
@@ -116,6 +123,9 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 		return nil, err
 	}
 	c.core = core
+	if core.Format() != wire.Control {
+		c.scratch = new([wire.MaxMessageSize + 1]byte)
+	}
 	if c.closeTimeout < 0 {
 		return nil, fmt.Errorf("gorillaws: close timeout %v must be positive (zero means %v)", c.closeTimeout, DefaultCloseTimeout)
 	}
@@ -150,8 +160,15 @@ func (c *Conn) Accepted() transport.Dialer { return wsconn.Accepted(c) }
 // Watch runs the heartbeat's server role on c, an accepted connection,
 // and reports presence through p. cfg's Role and Dialer are set for you;
 // cfg.OnChange still sees every change, before the presence callbacks. The
-// driver ends when the peer is dead or the connection is closed; c is
-// closed then.
+// driver ends when the peer is dead, the connection is closed or ctx is
+// done; c is closed then, even if ctx was done before the driver began.
+//
+// ctx is the connection's lifetime. r.Context() fits a handler that blocks
+// until the connection ends (reading it, as in the package example); a
+// handler that starts goroutines and returns cancels r.Context() at once,
+// so it must pass a context that outlives it (the server's shutdown
+// context, say), or the connection is closed before the peer is ever seen
+// alive.
 //
 // Flood protection comes with the driver: a peer that pings faster than
 // cfg.MinPingInterval (default fsm.DefaultMinPingInterval, 100 ms) beyond a
@@ -183,14 +200,31 @@ func (c *Conn) Bind(ev transport.Events) error {
 }
 
 // read reads the next data message; gorilla runs the ping and pong
-// handlers inside it.
+// handlers inside it. With application-level heartbeats, a message that
+// fits the scratch buffer (every heartbeat does) is read into it, and a
+// heartbeat is returned there, valid until the next read, so the steady
+// heartbeat allocates nothing; any other message is the caller's own.
 func (c *Conn) read() (int, []byte, error) {
 	typ, r, err := c.ws.NextReader()
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := io.ReadAll(r)
-	return typ, data, err
+	if c.scratch == nil {
+		data, err := io.ReadAll(r)
+		return typ, data, err
+	}
+	n, err := io.ReadFull(r, c.scratch[:])
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // the whole message is in scratch
+		if wire.IsHeartbeat(c.scratch[:n]) {
+			return typ, c.scratch[:n], nil
+		}
+		return typ, bytes.Clone(c.scratch[:n]), nil
+	case nil: // longer than scratch: no heartbeat
+		rest, err := io.ReadAll(r)
+		return typ, append(bytes.Clone(c.scratch[:n]), rest...), err
+	}
+	return typ, nil, err
 }
 
 // Read returns the next application message: its gorilla message type

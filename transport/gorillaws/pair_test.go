@@ -14,7 +14,7 @@ import (
 // wsPair connects a gorilla client to a gorilla server over loopback and
 // returns both raw connections. dial, if set, wraps the client's TCP
 // connection (to inject faults).
-func wsPair(t *testing.T, subprotocols []string, dial func(net.Conn) net.Conn) (server, client *websocket.Conn) {
+func wsPair(t testing.TB, subprotocols []string, dial func(net.Conn) net.Conn) (server, client *websocket.Conn) {
 	t.Helper()
 	up := websocket.Upgrader{Subprotocols: subprotocols}
 	url, accepted := conformance.Serve(t, func(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {

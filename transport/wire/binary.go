@@ -179,7 +179,11 @@ func (d *binDecoder) decode() (Message, error) {
 		if int(n)*2 > len(d.b)-d.off {
 			return Message{}, d.fail("meta", ErrMalformed, "%d entries claimed, only %d bytes remain", n, len(d.b)-d.off)
 		}
-		m.Meta = make(map[string]string, n)
+		// An empty section decodes to nil, as in JSON: one message, one
+		// decoded form.
+		if n > 0 {
+			m.Meta = make(map[string]string, n)
+		}
 		for range n {
 			k, err := d.str("meta key", MaxMetaKeyLen)
 			if err != nil {

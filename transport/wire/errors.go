@@ -25,6 +25,7 @@ type Error struct {
 	Offset int    // byte offset in the input, or -1
 	Err    error  // ErrMalformed, ErrTooLarge, ErrVersion or ErrUnknownType
 	Detail string // what was found and what was expected
+	Cause  error  // the underlying error (encoding/json's, for JSON), or nil
 }
 
 func (e *Error) Error() string {
@@ -41,5 +42,11 @@ func (e *Error) Error() string {
 	return s + " (" + e.Err.Error() + ")"
 }
 
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the sentinel and the cause, if any, for errors.Is and
+// errors.As.
+func (e *Error) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.Cause}
+}

@@ -126,9 +126,16 @@ func DecodeJSON(b []byte) (Message, error) {
 	if !bytes.HasPrefix(b, jsonPrefix) {
 		return fail("", ErrMalformed, `no JSON heartbeat prefix (want {"hb":)`)
 	}
+	// JSON text is UTF-8 (RFC 8259 §8.1). encoding/json would replace each
+	// invalid byte with U+FFFD, three bytes, so a decoded message could
+	// carry more than was sent and differ from what the binary form, which
+	// rejects invalid UTF-8, makes of the same strings.
+	if !utf8.Valid(b) {
+		return fail("", ErrMalformed, "not valid UTF-8")
+	}
 	var j jsonMessage
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fail("", ErrMalformed, "%v", err)
+		return Message{}, &Error{Op: "decode json", Offset: -1, Err: ErrMalformed, Detail: err.Error(), Cause: err}
 	}
 	if j.HB == nil || *j.HB != Version {
 		v := "null"

@@ -100,6 +100,8 @@ type Message struct {
 	// the same address.
 	Target string
 	// Meta is small user metadata (at most MaxMetaEntries entries).
+	// Decoders return nil, never an empty map, when there is none, so a
+	// message has one decoded form whichever encoding carried it.
 	Meta map[string]string
 }
 

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"runtime"
@@ -95,6 +96,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"json long id", []byte(`{"hb":1,"t":"ping","id":"` + strings.Repeat("x", 65) + `"}`), ErrTooLarge},
 		{"json window", []byte(`{"hb":1,"t":"drain","rw":-5}`), ErrMalformed},
 		{"json too large", append([]byte(`{"hb":1,"t":"ping","x":"`), bytes.Repeat([]byte("a"), MaxMessageSize)...), ErrTooLarge},
+		{"json invalid utf-8", []byte("{\"hb\":1,\"t\":\"close\",\"reason\":\"\x85\x85\"}"), ErrMalformed},
 		{"json many meta", []byte(`{"hb":1,"t":"ping","meta":{"a":"","b":"","c":"","d":"","e":"","f":"","g":"","h":"","i":""}}`), ErrTooLarge},
 		{"bin short", []byte{0xFF, 'h', 1}, ErrMalformed},
 		{"bin version", mut(func(b []byte) []byte { b[2] = 9; return b }), ErrVersion},
@@ -114,6 +116,21 @@ func TestDecodeErrors(t *testing.T) {
 		if !errors.As(err, &we) || !errors.Is(err, c.want) {
 			t.Errorf("%s: err = %v, want *Error wrapping %v", c.name, err, c.want)
 		}
+	}
+}
+
+// TestJSONSyntaxErrorIsWrapped: the JSON decoder's own error is the cause
+// of the *Error, reachable with errors.As beside the sentinel.
+func TestJSONSyntaxErrorIsWrapped(t *testing.T) {
+	_, err := Decode([]byte(`{"hb":1,"t":`))
+	var se *json.SyntaxError
+	if !errors.As(err, &se) || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("err = %v, want ErrMalformed wrapping a *json.SyntaxError", err)
+	}
+	_, err = Decode([]byte(`{"hb":1,"t":"ping","seq":"x"}`))
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		t.Fatalf("err = %v, want a *json.UnmarshalTypeError inside", err)
 	}
 }
 

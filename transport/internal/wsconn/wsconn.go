@@ -30,6 +30,9 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 )
 
+// sendBufSize fits any heartbeat message but the largest JSON ones.
+const sendBufSize = 256
+
 // Config describes one connection to New. T is the library's message type
 // (websocket.TextMessage's type).
 type Config[T any] struct {
@@ -50,10 +53,16 @@ type Config[T any] struct {
 	// Text and Binary are the library's message types for JSON and binary
 	// heartbeats.
 	Text, Binary T
-	// Read reads the next data message; only the read loop calls it.
+	// Read reads the next data message; only the read loop calls it. It may
+	// return a heartbeat message (wire.IsHeartbeat) in a buffer it reuses
+	// on the next call; any other message must be the caller's to keep.
 	Read func() (T, []byte, error)
 	// Write writes one data message within ctx.
 	Write func(ctx context.Context, typ T, p []byte) error
+	// CleanClose reports whether a read error is the peer's clean close
+	// (a close frame with 1000 or 1001): the end is then reported wrapped
+	// in fsm.ErrPeerLeft, an end rather than a death.
+	CleanClose func(error) bool
 	// KeepReading makes the read loop go on reading (and dropping
 	// messages) while the connection closes: gorilla reads the peer's
 	// close frame only through the loop's reads. Without it the loop
@@ -83,6 +92,7 @@ type Core[T any] struct {
 	readErr error
 	failed  error // a broken write, reported as the end unless Close came first
 
+	sendBuf chan []byte // the encoding buffer of SendMessage, when free
 	peerID  atomic.Pointer[string]
 	scratch [transport.MaxControlPayload]byte // owned by the read goroutine
 	echo    [wire.EchoSize]byte               // owned by the read goroutine
@@ -111,12 +121,17 @@ func New[T any](cfg Config[T]) (*Core[T], error) {
 	if len(cfg.ConnID) > wire.MaxConnIDLen {
 		return nil, fmt.Errorf("%s: connection ID of %d bytes is longer than %d", cfg.Name, len(cfg.ConnID), wire.MaxConnIDLen)
 	}
-	return &Core[T]{
+	c := &Core[T]{
 		cfg:     cfg,
 		msgs:    make(chan message[T], cfg.Queue),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
-	}, nil
+	}
+	if cfg.Format != wire.Control {
+		c.sendBuf = make(chan []byte, 1)
+		c.sendBuf <- make([]byte, 0, sendBufSize)
+	}
+	return c, nil
 }
 
 // Format returns how heartbeats travel on this connection.
@@ -252,13 +267,28 @@ func (c *Core[T]) end(err error) {
 	c.mu.Lock()
 	switch {
 	case c.closed:
-		err = fmt.Errorf("%w: %v", transport.ErrClosed, c.reason)
+		err = ClosedError(c.reason)
 	case c.failed != nil:
 		err = c.failed
+	case c.cfg.CleanClose != nil && c.cfg.CleanClose(err):
+		err = fmt.Errorf("%w: %w", fsm.ErrPeerLeft, err)
 	}
 	c.readErr = err
 	c.mu.Unlock()
 	c.ev.Closed(err)
+}
+
+// ClosedError is the error of a connection closed locally for reason: it
+// wraps both transport.ErrClosed and reason, so that errors.Is finds the
+// cause (fsm.ErrPeerSilent after a conviction, say) as well.
+func ClosedError(reason error) error {
+	if reason == nil || errors.Is(reason, transport.ErrClosed) {
+		if reason == nil {
+			return transport.ErrClosed
+		}
+		return reason
+	}
+	return fmt.Errorf("%w: %w", transport.ErrClosed, reason)
 }
 
 // Fail records that a write broke the connection, so that the read loop
@@ -362,11 +392,25 @@ func (c *Core[T]) SendMessage(ctx context.Context, m *wire.Message) error {
 		cp.ConnID = c.cfg.ConnID
 		m = &cp
 	}
-	var buf [256]byte
+	// One buffer serves the writes that do not overlap (the steady
+	// heartbeat); a concurrent one (a Drain sent meanwhile) makes its own.
+	var buf []byte
+	select {
+	case buf = <-c.sendBuf:
+	default:
+		buf = make([]byte, 0, sendBufSize)
+	}
+	defer func() {
+		select {
+		case c.sendBuf <- buf[:0]:
+		default:
+		}
+	}()
 	b, err := wire.Append(buf[:0], c.cfg.Format, m)
 	if err != nil {
 		return err
 	}
+	buf = b[:0] // keep what Append grew, if it did
 	typ := c.cfg.Binary
 	if c.cfg.Format == wire.JSON {
 		typ = c.cfg.Text
@@ -388,6 +432,9 @@ func (c *Core[T]) Close(reason error, shut func(started bool)) {
 		c.closed = true
 		c.reason = reason
 		started := c.started
+		if !started {
+			c.readErr = ClosedError(reason) // no read loop will record it
+		}
 		c.mu.Unlock()
 		close(c.closing)
 		shut(started)
@@ -429,11 +476,27 @@ func Dialed[C Conn](c C, ev transport.Events, onConnect func(C)) (transport.Conn
 }
 
 // Watch runs the heartbeat's server role on c, an accepted connection, and
-// reports presence through p; c is closed if the driver cannot start.
+// reports presence through p; c is closed if the driver cannot start, and
+// when the driver ends, even before it bound c (ctx already done).
 func Watch(ctx context.Context, c Conn, cfg fsm.DriverConfig, p fsm.Presence) (*fsm.Driver, error) {
 	cfg.Role = fsm.Server
-	cfg.Dialer = Accepted(c)
-	cfg.OnChange = p.OnChange(cfg.OnChange)
+	var bound bool // touched only on the driver's goroutine
+	accepted := Accepted(c)
+	cfg.Dialer = transport.DialerFunc(func(ctx context.Context, ev transport.Events) (transport.Conn, error) {
+		conn, err := accepted.Dial(ctx, ev)
+		bound = err == nil
+		return conn, err
+	})
+	next := p.OnChange(cfg.OnChange)
+	cfg.OnChange = func(ch fsm.Change) {
+		// The driver closes a connection it bound; one it never bound (the
+		// context was done before its first turn) is closed here, or it
+		// would stay open with nobody reading it.
+		if !bound && (ch.To == fsm.Closed || ch.To == fsm.Dead) {
+			_ = c.Close(ch.Err)
+		}
+		next(ch)
+	}
 	d, err := fsm.Run(ctx, cfg)
 	if err != nil {
 		_ = c.Close(err)

@@ -279,3 +279,45 @@ func TestControlPayloads(t *testing.T) {
 		t.Errorf("PongSeq of a peer's payload %d, want 0", seq)
 	}
 }
+
+// TestReadErrorWrapsTheReason: after a local Close for a reason (the
+// driver's conviction, say), Read's error is both transport.ErrClosed and
+// the reason, with or without a running read loop.
+func TestReadErrorWrapsTheReason(t *testing.T) {
+	silent := errors.New("test: peer silent")
+	t.Run("bound", func(t *testing.T) {
+		c, l := newCore(t, Config[int]{})
+		r := conformance.NewRecorder()
+		_ = c.Bind(r, nil)
+		c.Close(silent, func(bool) { close(l.in) })
+		_, _, err := c.Read(context.Background())
+		if !errors.Is(err, transport.ErrClosed) || !errors.Is(err, silent) {
+			t.Errorf("Read: %v, want ErrClosed wrapping the reason", err)
+		}
+		if err := r.WaitClosed(t); !errors.Is(err, silent) {
+			t.Errorf("Closed(%v), want the reason wrapped", err)
+		}
+	})
+	t.Run("never bound", func(t *testing.T) {
+		c, _ := newCore(t, Config[int]{})
+		c.Close(silent, func(bool) {})
+		_, _, err := c.Read(context.Background())
+		if !errors.Is(err, transport.ErrClosed) || !errors.Is(err, silent) {
+			t.Errorf("Read: %v, want ErrClosed wrapping the reason", err)
+		}
+	})
+	if err := ClosedError(nil); err != transport.ErrClosed {
+		t.Errorf("ClosedError(nil) = %v", err)
+	}
+}
+
+// TestSendErrorWrapsTheCause: a failed heartbeat write names the adapter
+// and the frame and keeps the library's error for errors.Is.
+func TestSendErrorWrapsTheCause(t *testing.T) {
+	c, _ := newCore(t, Config[int]{})
+	broken := errors.New("broken pipe")
+	if err := c.SendError(transport.Pong, broken); !errors.Is(err, broken) {
+		t.Errorf("SendError: %v, want the cause wrapped", err)
+	}
+	c.Close(nil, func(bool) {})
+}
