@@ -56,7 +56,7 @@ func serve(ctx context.Context, ln net.Listener, out io.Writer) error {
 	up := websocket.Upgrader{Subprotocols: wire.Subprotocols()} // browsers may ask for app-level heartbeats
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
+		ws, err := gorillaws.Upgrade(&up, w, r, nil) // the client's order of preference wins
 		if err != nil {
 			return
 		}

@@ -125,9 +125,8 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 	if c.readLimit == 0 {
 		c.readLimit = DefaultReadLimit
 	}
-	if c.readLimit > 0 {
-		ws.SetReadLimit(c.readLimit)
-	}
+	// The limit is enforced in read, not by gorilla, whose close frame
+	// carries an empty reason.
 	return c, nil
 }
 
@@ -189,7 +188,18 @@ func (c *Conn) read() (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := io.ReadAll(r)
+	if c.readLimit <= 0 {
+		data, err := io.ReadAll(r)
+		return typ, data, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, c.readLimit+1))
+	if err == nil && int64(len(data)) > c.readLimit {
+		// 1009 with a reason the peer can read; at most readLimit+1 bytes
+		// were read, whatever the frame claimed.
+		text := fmt.Sprintf("gorillaws: message over the read limit of %d bytes", c.readLimit)
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, text), time.Now().Add(c.closeTimeout))
+		return 0, nil, fmt.Errorf("%s: %w", text, websocket.ErrReadLimit)
+	}
 	return typ, data, err
 }
 
