@@ -15,11 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 
@@ -160,6 +163,15 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	g, _ := ws.NetConn().(*gateConn)
+	s.mu.Lock()
+	s.tokens[page] = append(s.tokens[page], tok)
+	if g != nil {
+		g.page = page
+		s.live[page]++
+		s.maxLive[page] = max(s.maxLive[page], s.live[page])
+	}
+	s.mu.Unlock()
 	if s.raw != nil {
 		s.raw(ws)
 		return
@@ -170,17 +182,16 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var det policy.Detector = &policy.Adaptive{Interval: interval, Probe: probe}
+	var iv policy.Interval = &policy.AdaptiveInterval{Min: probe, Max: interval, ProbeGrowth: 2}
 	if s.lenient.Load() {
+		// Tolerate long silences, and ping only to probe: a page that
+		// stood still then sees nothing queued, only a long silence.
 		det = &policy.Fixed{SuspectAfter: 20 * time.Second, DeadAfter: 30 * time.Second}
+		iv = &policy.Listen{Probe: probe}
 	}
 	advice := time.Duration(s.advice.Load()) * time.Millisecond
-	s.mu.Lock()
-	s.tokens[page] = append(s.tokens[page], tok)
-	s.live[page]++
-	s.maxLive[page] = max(s.maxLive[page], s.live[page])
-	s.mu.Unlock()
 	d, err := c.Watch(context.Background(), fsm.DriverConfig{
-		Config: fsm.Config{Detector: det, Interval: &policy.AdaptiveInterval{Min: probe, Max: interval, ProbeGrowth: 2}},
+		Config: fsm.Config{Detector: det, Interval: iv},
 		Advice: func() time.Duration { return advice },
 	}, fsm.Presence{
 		Online: func() {},
@@ -191,9 +202,6 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	if err != nil {
-		s.mu.Lock()
-		s.live[page]--
-		s.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -207,7 +215,6 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 		}
 		<-c.Done()
 		s.mu.Lock()
-		s.live[page]--
 		delete(s.drivers, d)
 		s.mu.Unlock()
 	})
@@ -225,8 +232,9 @@ func (s *server) kill() {
 	s.mu.Unlock()
 	_ = hs.Close()
 	for _, c := range conns {
+		c.frozen.Store(false)
 		c.thaw()
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
 }
 
@@ -295,10 +303,12 @@ func (l *gateListener) Accept() (net.Conn, error) {
 // writes wait and Close leaves the socket open, as a hung server would.
 type gateConn struct {
 	net.Conn
-	s        *server
-	frozen   atomic.Bool
-	thawOnce sync.Once
-	thawed   chan struct{}
+	s         *server
+	page      string // set at the upgrade: the socket counts as live until closed
+	frozen    atomic.Bool
+	thawOnce  sync.Once
+	thawed    chan struct{}
+	closeOnce sync.Once
 }
 
 func (g *gateConn) thaw() { g.thawOnce.Do(func() { close(g.thawed) }) }
@@ -320,9 +330,14 @@ func (g *gateConn) Write(p []byte) (int, error) {
 }
 
 func (g *gateConn) Close() error {
-	g.s.mu.Lock()
-	delete(g.s.conns, g)
-	g.s.mu.Unlock()
+	g.closeOnce.Do(func() {
+		g.s.mu.Lock()
+		delete(g.s.conns, g)
+		if g.page != "" {
+			g.s.live[g.page]--
+		}
+		g.s.mu.Unlock()
+	})
 	if g.frozen.Load() {
 		go func() { // a hung server does not close; the test's end does
 			<-g.thawed
@@ -450,18 +465,33 @@ func quantiles(xs []float64) string {
 
 // ---------------------------------------------------------------- tests
 
+// TestBrowser runs the scenarios in one Chromium, each against its own
+// server; run one with -run 'TestBrowser/FrozenPage'. Figures are printed
+// with -v; docs/integrating.md quotes them.
+func TestBrowser(t *testing.T) {
+	bctx := browser(t, 8*time.Minute)
+	t.Run("HealthyStaysAlive", func(t *testing.T) { testHealthy(t, bctx) })
+	t.Run("OffersJSONFirst", func(t *testing.T) { testJSONFirst(t, bctx) })
+	t.Run("ServerRestarts", func(t *testing.T) { testRestarts(t, bctx) })
+	t.Run("FirstRedialSpread", func(t *testing.T) { testSpread(t, bctx) })
+	t.Run("FrozenServer", func(t *testing.T) { testFrozenServer(t, bctx) })
+	t.Run("FrozenPage", func(t *testing.T) { testFrozenPage(t, bctx) })
+	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
+	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
+	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
+}
+
 // A healthy page stays alive, and the server never declares it offline.
-func TestBrowserHealthyStaysAlive(t *testing.T) {
-	bctx := browser(t, 60*time.Second)
+func testHealthy(t *testing.T, bctx context.Context) {
 	s := newServer(t)
 	p := open(t, bctx, s.url("h", opts(nil)))
 	p.until(5*time.Second, "alive", isAlive)
-	run := 15 * time.Second
+	run := 12 * time.Second
 	wait(p.ctx, run)
 	st := p.stats()
 	_, _, off := s.counts("h")
-	t.Logf("healthy: %v run at interval %v: page changes %d (%+v), server offline events %d, errors %v, subprotocol %s",
-		run, interval, len(st.Changes), st.Changes, len(off), st.Errors, st.Protocol)
+	t.Logf("healthy: %v at a %v interval: page changes %d, server offline events %d, errors %d, subprotocol %s",
+		run, interval, len(st.Changes), len(off), len(st.Errors), st.Protocol)
 	if st.State != "alive" || len(st.Changes) != 1 || len(off) != 0 || len(st.Errors) != 0 {
 		t.Fatalf("false verdict: page %s %+v, server offline %v, errors %v", st.State, st.Changes, off, st.Errors)
 	}
@@ -470,9 +500,9 @@ func TestBrowserHealthyStaysAlive(t *testing.T) {
 	}
 }
 
-// A page that offers JSON first gets JSON, and stays alive on it.
-func TestBrowserOffersJSONFirst(t *testing.T) {
-	bctx := browser(t, 30*time.Second)
+// A page that offers JSON first gets JSON (the server honours the client's
+// order), and stays alive on it.
+func testJSONFirst(t *testing.T, bctx context.Context) {
 	s := newServer(t)
 	p := open(t, bctx, s.url("j", opts(map[string]any{"protocols": []string{wire.SubprotocolJSON, wire.SubprotocolBinary}})))
 	st := p.until(5*time.Second, "alive", isAlive)
@@ -480,7 +510,365 @@ func TestBrowserOffersJSONFirst(t *testing.T) {
 		t.Fatalf("negotiated %q, want %q", st.Protocol, wire.SubprotocolJSON)
 	}
 	wait(p.ctx, 5*interval)
-	if st := p.stats(); st.State != "alive" || len(st.Changes) != 1 {
-		t.Fatalf("page %s %+v", st.State, st.Changes)
+	if st := p.stats(); st.State != "alive" || len(st.Changes) != 1 || len(st.Errors) != 0 {
+		t.Fatalf("page %s %+v %v", st.State, st.Changes, st.Errors)
+	}
+}
+
+// lastAlive returns the wall time of the page's last change to alive after
+// since, or 0.
+func lastAlive(st pageStats, since float64) float64 {
+	for i := len(st.Changes) - 1; i >= 0; i-- {
+		if c := st.Changes[i]; c.To == "alive" && c.Wall > since {
+			return c.Wall
+		}
+	}
+	return 0
+}
+
+// The server is killed and restarted 20 times: no page ever holds more than
+// one socket (counted in the page and on the server), and every page is
+// back within the advised window plus a dial.
+func testRestarts(t *testing.T, bctx context.Context) {
+	const pages, restarts = 10, 20
+	const window = time.Second
+	s := newServer(t)
+	s.advice.Store(window.Milliseconds())
+	tabs := make([]*tab, pages)
+	for i := range tabs {
+		tabs[i] = open(t, bctx, s.url(fmt.Sprintf("r%d", i), opts(nil)))
+	}
+	for _, p := range tabs {
+		p.until(5*time.Second, "alive", isAlive)
+	}
+	// Back within the window, plus one failed dial's full-jitter retry
+	// (backoffBase) for a page whose draw fell before the restart, plus a
+	// dial.
+	bound := window + time.Second + time.Second
+	var back []float64
+	for i := range restarts {
+		wait(bctx, 1200*time.Millisecond) // past stableAfter: each loss starts a fresh streak
+		killed := nowMs()
+		s.kill()
+		s.restart()
+		for _, p := range tabs {
+			st := p.until(bound+2*time.Second, fmt.Sprintf("restart %d: back", i), func(st pageStats) bool { return lastAlive(st, killed) > 0 })
+			back = append(back, lastAlive(st, killed)-killed)
+		}
+	}
+	worst := 0
+	for i, p := range tabs {
+		st := p.stats()
+		_, srvMax, _ := s.counts(fmt.Sprintf("r%d", i))
+		worst = max(worst, st.MaxLive, srvMax)
+		if st.MaxLive > 1 || srvMax > 1 || st.Live > 1 {
+			t.Errorf("page %d: at most %d sockets in the page and %d on the server at once", i, st.MaxLive, srvMax)
+		}
+		if len(st.Errors) != 0 {
+			t.Errorf("page %d: errors %v", i, st.Errors)
+		}
+	}
+	t.Logf("restarts: %d pages × %d kills, advised window %v: most sockets open at once per page %d (page and server); back after the kill: %s",
+		pages, restarts, window, worst, quantiles(back))
+	if m := slices.Max(back); m > float64(bound.Milliseconds()) {
+		t.Errorf("a page came back %.0f ms after the kill, bound %v", m, bound)
+	}
+}
+
+// Across many pages, the first redial after a crash is spread uniformly
+// over the advised window.
+func testSpread(t *testing.T, bctx context.Context) {
+	const pages = 50
+	const window = 3 * time.Second
+	s := newServer(t)
+	s.advice.Store(window.Milliseconds())
+	tabs := make([]*tab, pages)
+	for i := range tabs { // tabs of one browser
+		tabs[i] = open(t, bctx, s.url(fmt.Sprintf("s%d", i), opts(nil)))
+	}
+	for _, p := range tabs {
+		p.until(10*time.Second, "alive", isAlive)
+	}
+	wait(bctx, 1500*time.Millisecond)
+	killed := nowMs()
+	s.kill()
+	s.restart()
+	var first []float64
+	for _, p := range tabs {
+		st := p.until(window+5*time.Second, "back", func(st pageStats) bool { return lastAlive(st, killed) > 0 })
+		var lost, dialed float64
+		for _, c := range st.Changes {
+			if c.Wall < killed {
+				continue
+			}
+			if c.To == "dead" && lost == 0 {
+				lost = c.Wall
+			}
+			if c.To == "connecting" && lost > 0 && dialed == 0 {
+				dialed = c.Wall
+			}
+		}
+		if lost == 0 || dialed == 0 {
+			t.Fatalf("no loss and redial in %+v", st.Changes)
+		}
+		first = append(first, dialed-lost)
+	}
+	var hist [6]int // 500 ms buckets over the 3 s window
+	for _, d := range first {
+		hist[min(int(d/500), len(hist)-1)]++
+	}
+	t.Logf("spread: %d pages, advised window %v: first redial after the loss %s; per 500 ms: %v", pages, window, quantiles(first), hist)
+	if m := slices.Max(first); m > float64(window.Milliseconds())+100 {
+		t.Errorf("a first redial came %.0f ms after the loss, beyond the %v window", m, window)
+	}
+	// Uniform over the window: each half holds at least a quarter of
+	// the pages (a redial at once, as without the advice, puts all of them
+	// in the first bucket).
+	lo := 0
+	for _, d := range first {
+		if d < float64(window.Milliseconds())/2 {
+			lo++
+		}
+	}
+	if lo < pages/4 || pages-lo < pages/4 {
+		t.Errorf("first redials not spread: %d of %d in the first half of the window", lo, pages)
+	}
+}
+
+// The server stops answering with the socket left open: the page reaches
+// dead within the detector's bound and redials.
+func testFrozenServer(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	s.advice.Store(500)
+	p := open(t, bctx, s.url("f", opts(nil)))
+	p.until(5*time.Second, "alive", isAlive)
+	wait(p.ctx, 4*interval) // let the detector learn the link
+	bound, err := chromedp.Run(p.ctx, chromedp.Evaluate[float64](`hb.client.detector.bound()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := chromedp.Run(p.ctx, chromedp.Evaluate[float64](`hb.client.timeouts().dead`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := nowMs()
+	s.freezeAll()
+	st := p.until(time.Duration(bound)*time.Millisecond+2*time.Second, "dead", func(st pageStats) bool {
+		return slices.ContainsFunc(st.Changes, func(c change) bool { return c.To == "dead" })
+	})
+	var deadAt float64
+	for _, c := range st.Changes {
+		if c.To == "dead" {
+			deadAt = c.Wall
+			break
+		}
+	}
+	st = p.until(10*time.Second, "redialed", func(st pageStats) bool { return lastAlive(st, deadAt) > 0 })
+	t.Logf("frozen server: dead %.0f ms after the freeze (dead timeout then %.0f ms, documented bound %.0f ms); alive again %.0f ms after dead",
+		deadAt-frozen, dead, bound, lastAlive(st, deadAt)-deadAt)
+	if deadAt-frozen > bound+500 {
+		t.Errorf("dead after %.0f ms, bound %.0f ms", deadAt-frozen, bound)
+	}
+}
+
+// The page stands still for longer than its dead timeout while the server
+// goes on, twice: frozen through the page lifecycle (CDP
+// Page.setWebLifecycleState), then by a main thread busy for as long (a
+// long task, a suspended laptop). Chromium closes the sockets of a page it
+// freezes (the page reads close 1006 on waking and redials); the busy page
+// keeps its socket and wakes with its timers late to a long silence (the
+// server only listens), which its stall guard probes before convicting:
+// with the guard off (stallThreshold huge) this phase fails. Neither stall may end in a
+// verdict of the page's own detector (unanswered).
+func testFrozenPage(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	s.lenient.Store(true) // the server waits out the frozen page, and only listens
+	p := open(t, bctx, s.url("z", opts(nil)))
+	p.until(5*time.Second, "alive", isAlive)
+	wait(p.ctx, 3*interval)
+	dead, err := chromedp.Run(p.ctx, chromedp.Evaluate[float64](`hb.client.timeouts().dead`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeze := time.Duration(dead)*time.Millisecond + 3*time.Second
+	trail := func(st pageStats) (out []string) {
+		for _, c := range st.Changes {
+			out = append(out, c.To+"("+c.Reason+")")
+		}
+		return out
+	}
+	convicted := func(st pageStats) bool {
+		return slices.ContainsFunc(st.Changes, func(c change) bool { return c.Reason == "unanswered" })
+	}
+
+	if _, err := chromedp.Call(p.ctx, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateFrozen}); err != nil {
+		t.Fatal(err)
+	}
+	wait(p.ctx, freeze)
+	if _, err := chromedp.Call(p.ctx, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateActive}); err != nil {
+		t.Fatal(err)
+	}
+	wait(p.ctx, 3*time.Second) // the close of the frozen socket reaches the page after it wakes
+	st := p.until(5*time.Second, "alive after the lifecycle freeze", isAlive)
+	_, _, off := s.counts("z")
+	t.Logf("frozen page (lifecycle, %v; dead timeout %.0f ms): page changes %v, closes %v, server offline %v", freeze, dead, trail(st), st.Closes, off)
+	if convicted(st) {
+		t.Fatalf("false dead after the lifecycle freeze: %v", trail(st))
+	}
+
+	before := len(st.Changes)
+	wait(p.ctx, 3*interval)
+	if _, err := chromedp.Run(p.ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+		`setTimeout(() => { const end = performance.now() + %d; while (performance.now() < end) {} }, 0)`, freeze.Milliseconds()))); err != nil {
+		t.Fatal(err)
+	}
+	wait(p.ctx, freeze+4*time.Second)
+	st = p.stats()
+	busy := st.Changes[before:]
+	t.Logf("frozen page (main thread busy %v): page changes %v, state %s", freeze, trail(pageStats{Changes: busy}), st.State)
+	if st.State != "alive" || slices.ContainsFunc(busy, func(c change) bool { return c.To == "dead" }) {
+		t.Fatalf("false dead after the busy stall: %v", trail(pageStats{Changes: busy}))
+	}
+}
+
+// Malformed and oversized frames from the server raise error events; the
+// page neither crashes nor drops the connection.
+func testMalformed(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	s.raw = rawServer
+	p := open(t, bctx, s.url("m", opts(map[string]any{"maxMessageSize": 1000})))
+	st := p.until(5*time.Second, "four errors", func(st pageStats) bool { return len(st.Errors) >= 4 })
+	wait(p.ctx, 3*interval)
+	st = p.stats()
+	t.Logf("malformed: errors %v, state %s", st.Errors, st.State)
+	want := []string{"EMALFORMED", "EMALFORMED", "ETOOBIG", "EMALFORMED"}
+	if !slices.Equal(st.Errors, want) || st.State != "alive" || len(st.Changes) != 1 {
+		t.Fatalf("errors %v (want %v), state %s, changes %+v", st.Errors, want, st.State, st.Changes)
+	}
+}
+
+// rawServer plays a server that sends bad frames, then behaves: it answers
+// pings and pings every interval.
+func rawServer(ws *websocket.Conn) {
+	f := wire.FormatOf(ws.Subprotocol())
+	typ := websocket.BinaryMessage
+	if f == wire.JSON {
+		typ = websocket.TextMessage
+	}
+	var mu sync.Mutex
+	write := func(t int, b []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		return ws.WriteMessage(t, b)
+	}
+	_ = write(websocket.TextMessage, []byte(`{"hb":1,"t":"ping","seq":`))                                                // truncated JSON
+	_ = write(websocket.BinaryMessage, []byte{0xFF, 'h', 1, 1, 1, 0, 0, 60})                                             // an ID longer than the frame
+	_ = write(websocket.TextMessage, []byte(strings.Repeat("x", 2000)))                                                  // over the page's maxMessageSize
+	_ = write(websocket.TextMessage, []byte(`{"hb":1,"t":"ping","seq":1,"ts":1,"pad":"`+strings.Repeat("x", 2000)+`"}`)) // a heartbeat over 1024 bytes
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		for seq := uint64(1); ; seq++ {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+			}
+			b, _ := wire.Append(nil, f, &wire.Message{Type: wire.Ping, Seq: seq})
+			if write(typ, b) != nil {
+				return
+			}
+		}
+	}()
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		m, err := wire.Decode(msg)
+		if err != nil || m.Type != wire.Ping {
+			continue
+		}
+		b, _ := wire.Append(nil, f, &wire.Message{Type: wire.Pong, Seq: m.Seq, SentAt: m.SentAt})
+		if write(typ, b) != nil {
+			return
+		}
+	}
+}
+
+// Offline, then online (CDP network emulation): a page waiting out a long
+// backoff redials at once on "online".
+func testOffline(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	s.advice.Store(0) // no advice: the page falls back on its (long) full jitter
+	p := open(t, bctx, s.url("o", opts(map[string]any{"backoffBase": 60000, "backoffCap": 60000})))
+	p.until(5*time.Second, "alive", isAlive)
+	setOffline := func(off bool) {
+		t.Helper()
+		if _, err := chromedp.Call(p.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
+			Offline: off, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(p.ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setOffline(true)
+	s.kill() // the connection is lost while offline
+	p.until(15*time.Second, "reconnecting", func(st pageStats) bool { return st.State == "reconnecting" })
+	s.restart()
+	wait(p.ctx, 500*time.Millisecond)
+	online := nowMs()
+	setOffline(false)
+	st := p.until(5*time.Second, "alive after online", func(st pageStats) bool { return lastAlive(st, online) > 0 })
+	var reason string
+	for _, c := range st.Changes {
+		if c.Wall > online && c.To == "connecting" {
+			reason = c.Reason
+			break
+		}
+	}
+	took := lastAlive(st, online) - online
+	t.Logf("offline/online: alive again %.0f ms after online (redial reason %q), backoff base 60 s", took, reason)
+	if took > 1000 || reason != "network online" {
+		t.Fatalf("alive %.0f ms after online, redial reason %q; want within 1 s, on \"network online\"", took, reason)
+	}
+}
+
+// Reloads keep the tab's resume token: every dial of every reload carries
+// the same one.
+func testReloads(t *testing.T, bctx context.Context) {
+	const reloads = 100
+	s := newServer(t)
+	p := open(t, bctx, s.url("l", opts(nil)))
+	first := p.until(5*time.Second, "alive", isAlive).Token
+	var back []float64
+	for i := range reloads {
+		start := nowMs()
+		if err := chromedp.Do(p.ctx, chromedp.Reload()); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		st := p.until(5*time.Second, "alive after reload", isAlive)
+		back = append(back, lastAlive(st, start)-start)
+		if st.Token != first {
+			t.Fatalf("reload %d: token %q, was %q", i, st.Token, first)
+		}
+	}
+	s.mu.Lock()
+	toks := slices.Clone(s.tokens["l"])
+	s.mu.Unlock()
+	same := 0
+	for _, tk := range toks {
+		if tk == first {
+			same++
+		}
+	}
+	t.Logf("reloads: %d reloads, %d dials, %d with the first token (%s=%s…); reload to alive %s", reloads, len(toks), same, js.ResumeParam, first[:4], quantiles(back))
+	if same != len(toks) || len(toks) < reloads+1 {
+		t.Fatalf("%d of %d dials carried the tab's token", same, len(toks))
 	}
 }
