@@ -110,6 +110,8 @@ export declare class HeartbeatClient {
   /** The resume token sent as RESUME_PARAM, or null with resume: false. */
   readonly resumeToken: string | null;
   readonly stats: { dials: number; opens: number };
+  /** The detector; detector.bound() is the most its dead timeout can grow to. */
+  readonly detector: Adaptive;
   on<K extends keyof EventMap>(type: K, fn: (ev: EventMap[K]) => void): () => void;
   start(): this;
   close(reason?: string): void;
