@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -476,6 +477,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("FirstRedialSpread", func(t *testing.T) { testSpread(t, bctx) })
 	t.Run("FrozenServer", func(t *testing.T) { testFrozenServer(t, bctx) })
 	t.Run("FrozenPage", func(t *testing.T) { testFrozenPage(t, bctx) })
+	t.Run("HiddenPage", func(t *testing.T) { testHidden(t, bctx) })
 	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
 	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
 	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
@@ -728,6 +730,60 @@ func testFrozenPage(t *testing.T, bctx context.Context) {
 	t.Logf("frozen page (main thread busy %v): page changes %v, state %s", freeze, trail(pageStats{Changes: busy}), st.State)
 	if st.State != "alive" || slices.ContainsFunc(busy, func(c change) bool { return c.To == "dead" }) {
 		t.Fatalf("false dead after the busy stall: %v", trail(pageStats{Changes: busy}))
+	}
+}
+
+// minimize hides the tab (minimized, its document is hidden) or shows it
+// again.
+func (p *tab) minimize(hide bool) {
+	p.t.Helper()
+	w, err := chromedp.Call(p.ctx, cdpbrowser.GetWindowForTarget, cdpbrowser.GetWindowForTargetParams{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	state := cdpbrowser.WindowStateNormal
+	if hide {
+		state = cdpbrowser.WindowStateMinimized
+	}
+	if _, err := chromedp.Call(p.ctx, cdpbrowser.SetWindowBounds, cdpbrowser.SetWindowBoundsParams{WindowID: w.WindowID, Bounds: &cdpbrowser.Bounds{WindowState: state}}); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// A hidden page stays alive; a hidden page whose socket died redials
+// within a second of becoming visible, though its backoff is long.
+func testHidden(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	s.advice.Store(0) // no advice: the page falls back on its (long) full jitter
+	p := open(t, bctx, s.url("v", opts(map[string]any{"backoffBase": 60000, "backoffCap": 60000})))
+	p.until(5*time.Second, "alive", isAlive)
+	p.minimize(true)
+	hidden, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.visibilityState`))
+	if err != nil || hidden != "hidden" {
+		t.Fatalf("minimized page is %q (%v), want hidden", hidden, err)
+	}
+	wait(p.ctx, 10*interval)
+	if st := p.stats(); st.State != "alive" || len(st.Changes) != 1 {
+		t.Fatalf("hidden page: %s %+v", st.State, st.Changes)
+	}
+	s.kill() // the server goes while the page is hidden
+	p.until(10*time.Second, "reconnecting", func(st pageStats) bool { return st.State == "reconnecting" })
+	s.restart()
+	shown := nowMs()
+	p.minimize(false)
+	st := p.until(5*time.Second, "alive after visible", func(st pageStats) bool { return lastAlive(st, shown) > 0 })
+	var reason string
+	for _, c := range st.Changes {
+		if c.Wall > shown && c.To == "connecting" {
+			reason = c.Reason
+			break
+		}
+	}
+	took := lastAlive(st, shown) - shown
+	t.Logf("hidden page: alive through %v hidden; after a loss while hidden, alive again %.0f ms after it became visible (redial reason %q), backoff base 60 s",
+		10*interval, took, reason)
+	if took > 1000 || reason != "page visible" {
+		t.Fatalf("alive %.0f ms after visible, redial reason %q; want within 1 s, on \"page visible\"", took, reason)
 	}
 }
 
