@@ -864,12 +864,14 @@ func testOffline(t *testing.T, bctx context.Context) {
 	p.until(5*time.Second, "alive", isAlive)
 	setOffline := func(off bool) {
 		t.Helper()
-		if _, err := chromedp.Call(p.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
-			Offline: off, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
-			t.Fatal(err)
-		}
+		// The requests first, then navigator.onLine and its event: a page
+		// told it is online dials at once.
 		if _, err := chromedp.Call(p.ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
 			MatchedNetworkConditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(p.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
+			Offline: off, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
 			t.Fatal(err)
 		}
 	}
