@@ -886,7 +886,7 @@ export class HeartbeatClient {
   }
 
   onVisibility() {
-    if (!this.document || this.document.visibilityState !== "visible") return;
+    if (!this.document || this.document.visibilityState !== "visible" || this.hiddenInCache) return;
     if (this.state === RECONNECTING) {
       this.clearTimer();
       this.redial("page visible");
@@ -926,7 +926,11 @@ export class HeartbeatClient {
     this.hiddenInCache = true;
     this.dropSocket(1001, "page hidden");
     this.clearTimer();
-    if (this.state !== RECONNECTING) this.transition(RECONNECTING, "page hidden");
+    this.redialAt = null; // no redial from the cache: pageshow dials
+    if (this.state !== RECONNECTING) {
+      this.transition(DEAD, "page hidden");
+      this.transition(RECONNECTING, "retry");
+    }
   }
 
   onPageShow(e) {

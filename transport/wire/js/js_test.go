@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 	"github.com/heartbeat-go/heartbeat/transport/wire/js"
 )
@@ -47,6 +49,34 @@ func TestVectorsMatchWire(t *testing.T) {
 		if hex.EncodeToString(gotB) != v[0] || string(gotJ) != v[1] {
 			t.Errorf("vector %q / %q re-encodes to %x / %s", v[0], v[1], gotB, gotJ)
 		}
+	}
+}
+
+// TestTransitionsMatchFSM checks the transitions the JS unit tests allow
+// (unit/transitions.json: every change the client makes must be one) against
+// fsm.Declaration, so the module cannot take a transition the Go Machine
+// cannot.
+func TestTransitionsMatchFSM(t *testing.T) {
+	b, err := os.ReadFile("unit/transitions.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js []string
+	if err := json.Unmarshal(b, &js); err != nil {
+		t.Fatal(err)
+	}
+	var gos []string
+	for _, e := range fsm.Declaration() {
+		for _, src := range e.Src {
+			if p := src + ">" + e.Dst; !slices.Contains(gos, p) {
+				gos = append(gos, p)
+			}
+		}
+	}
+	slices.Sort(gos)
+	slices.Sort(js)
+	if !slices.Equal(js, gos) {
+		t.Errorf("unit/transitions.json %q\nfsm.Declaration    %q", js, gos)
 	}
 }
 

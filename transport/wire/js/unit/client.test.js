@@ -5,6 +5,11 @@ import {
   SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, RESUME_PARAM, RESUME_KEY,
 } from "../heartbeat.js";
 import { FakeClock, FakeSocket, FakeTarget, FakeStorage } from "./fake.js";
+import { readFileSync } from "node:fs";
+
+// The transitions fsm.Declaration allows (TestTransitionsMatchFSM checks
+// the file against it): every change the client makes must be one.
+const legal = new Set(JSON.parse(readFileSync(new URL("./transitions.json", import.meta.url))));
 
 let clock, win, doc, storage;
 
@@ -25,7 +30,10 @@ function mk(opts = {}) {
   });
   c.changes = [];
   c.errors = [];
-  c.on("change", (ch) => c.changes.push(ch));
+  c.on("change", (ch) => {
+    assert.ok(legal.has(`${ch.from}>${ch.to}`), `illegal transition ${ch.from} → ${ch.to} (${ch.reason})`);
+    c.changes.push(ch);
+  });
   c.on("error", (e) => c.errors.push(e));
   return c.start();
 }
@@ -269,6 +277,8 @@ test("the back/forward cache: pagehide closes with 1001, pageshow redials", () =
   s.accept(SUBPROTOCOL_JSON);
   win.fire("pagehide", { persisted: true });
   assert.deepEqual(s.closedWith, { code: 1001, reason: "page hidden" });
+  assert.equal(trail(c), "alive(connected) dead(page hidden) reconnecting(retry)");
+  assert.equal(clock.pending(), 0, "a timer runs in the cache");
   clock.advance(3600000);
   assert.equal(FakeSocket.all.length, 1, "dialed from the cache");
   win.fire("pageshow", { persisted: true });
