@@ -478,6 +478,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("FrozenServer", func(t *testing.T) { testFrozenServer(t, bctx) })
 	t.Run("FrozenPage", func(t *testing.T) { testFrozenPage(t, bctx) })
 	t.Run("HiddenPage", func(t *testing.T) { testHidden(t, bctx) })
+	t.Run("BackForwardCache", func(t *testing.T) { testBFCache(t, bctx) })
 	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
 	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
 	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
@@ -784,6 +785,50 @@ func testHidden(t *testing.T, bctx context.Context) {
 		10*interval, took, reason)
 	if took > 1000 || reason != "page visible" {
 		t.Fatalf("alive %.0f ms after visible, redial reason %q; want within 1 s, on \"page visible\"", took, reason)
+	}
+}
+
+// Leaving the page for another and coming back (the back/forward cache):
+// the page closes its socket on pagehide, and the server hears of it at
+// once (a close with 1001, which a page may not send, would throw and
+// leave the socket to the server's detector), and dials at once on
+// pageshow.
+func testBFCache(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	p := open(t, bctx, s.url("b", opts(nil)))
+	p.until(5*time.Second, "alive", isAlive)
+	if err := chromedp.Do(p.ctx, chromedp.Navigate("http://"+s.addr+"/hb/package.json")); err != nil {
+		t.Fatal(err)
+	}
+	left := nowMs()
+	var gone float64 // how long the server held the page's socket after it left
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); wait(p.ctx, 20*time.Millisecond) {
+		if live, _, _ := s.counts("b"); live == 0 {
+			gone = nowMs() - left
+			break
+		}
+	}
+	if gone == 0 {
+		t.Fatal("the server still holds the socket of a page in the cache after 5 s")
+	}
+	back := nowMs()
+	// A restore from the cache fires no load event, which NavigateBack
+	// would wait for: go back from the page itself.
+	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](`history.back()`)); err != nil {
+		t.Fatal(err)
+	}
+	st := p.until(5*time.Second, "alive after back", func(st pageStats) bool { return lastAlive(st, back) > 0 })
+	var trail []string
+	for _, c := range st.Changes {
+		trail = append(trail, c.To+"("+c.Reason+")")
+	}
+	_, _, off := s.counts("b")
+	t.Logf("back/forward cache: the server's socket closed %.0f ms after the page left (server offline: %v); page changes %v; alive %.0f ms after back", gone, off, trail, lastAlive(st, back)-back)
+	if gone > 1000 || !slices.Equal(off, []string{"peer closed"}) {
+		t.Errorf("the page's close did not reach the server: socket held %.0f ms, server offline %v", gone, off)
+	}
+	if !slices.Contains(trail, "connecting(page shown)") {
+		t.Fatalf("not restored from the cache, or no redial on pageshow: %v", trail)
 	}
 }
 

@@ -918,13 +918,13 @@ export class HeartbeatClient {
     this.schedule();
   }
 
-  // The back/forward cache: a page entering it closes its socket with 1001
+  // The back/forward cache: a page entering it closes its socket
   // (an open socket keeps a page out of the cache, and the server would
   // otherwise hold it); a page restored from it dials at once.
   onPageHide(e) {
     if (!e || !e.persisted || this.state === CLOSED) return;
     this.hiddenInCache = true;
-    this.dropSocket(1001, "page hidden");
+    this.dropSocket(1000, "page hidden"); // a page may send only 1000 or 3000-4999
     this.clearTimer();
     this.redialAt = null; // no redial from the cache: pageshow dials
     if (this.state !== RECONNECTING) {

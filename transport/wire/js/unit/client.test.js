@@ -271,12 +271,12 @@ test("a hidden page becoming visible with a dead socket redials at once", () => 
   assert.equal(c.changes.at(-1).reason, "page visible");
 });
 
-test("the back/forward cache: pagehide closes with 1001, pageshow redials", () => {
+test("the back/forward cache: pagehide closes with 1000, pageshow redials", () => {
   const c = mk();
   const s = last();
   s.accept(SUBPROTOCOL_JSON);
   win.fire("pagehide", { persisted: true });
-  assert.deepEqual(s.closedWith, { code: 1001, reason: "page hidden" });
+  assert.deepEqual(s.closedWith, { code: 1000, reason: "page hidden" });
   assert.equal(trail(c), "alive(connected) dead(page hidden) reconnecting(retry)");
   assert.equal(clock.pending(), 0, "a timer runs in the cache");
   clock.advance(3600000);

@@ -65,6 +65,8 @@ export class FakeSocket {
     this.sent.push(d);
   }
   close(code, reason) {
+    // As browsers do: only 1000 and 3000-4999 may be sent.
+    if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) throw new Error("InvalidAccessError: close code " + code);
     if (this.readyState >= 2) return;
     this.readyState = 2;
     this.closedWith = { code, reason };
