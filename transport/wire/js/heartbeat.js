@@ -581,6 +581,9 @@ export class HeartbeatClient {
   dropSocket(code, reason) {
     const ws = this.ws;
     if (!ws) return;
+    // A close reason over 123 bytes makes close() throw and leaves the
+    // socket open: cut it at a character boundary.
+    while (utf8Len(reason) > MAX_REASON) reason = reason.slice(0, -1);
     this.ws = null;
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     try {

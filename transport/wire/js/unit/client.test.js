@@ -156,6 +156,17 @@ test("without advice the redials follow full jitter from 1 s", () => {
   assert.deepEqual(delays, [2, 4, 8, 16, 30, 30, 30]); // 0.999 of 2^(n-1) s, capped at 30 s
 });
 
+test("close() closes the socket even with an overlong reason", () => {
+  const c = mk();
+  const s = last();
+  s.accept(SUBPROTOCOL_JSON);
+  c.close("é".repeat(100));
+  assert.equal(s.closedWith.code, 1000);
+  assert.equal(s.closedWith.reason, "é".repeat(61));
+  assert.equal(c.state, "closed");
+  assert.equal(trail(c), "alive(connected) closed(user close)");
+});
+
 test("close 1000 from the server is final: no redial", () => {
   const c = mk();
   last().accept(SUBPROTOCOL_JSON);

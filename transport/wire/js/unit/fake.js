@@ -67,6 +67,7 @@ export class FakeSocket {
   close(code, reason) {
     // As browsers do: only 1000 and 3000-4999 may be sent.
     if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) throw new Error("InvalidAccessError: close code " + code);
+    if (reason !== undefined && new TextEncoder().encode(reason).length > 123) throw new Error("SyntaxError: close reason over 123 bytes");
     if (this.readyState >= 2) return;
     this.readyState = 2;
     this.closedWith = { code, reason };
