@@ -8,6 +8,7 @@ package js_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -104,6 +105,7 @@ type server struct {
 	addr    string
 	advice  atomic.Int64 // ms
 	lenient atomic.Bool  // a server detector that tolerates long silences
+	echo    atomic.Bool  // echo application messages
 	raw     func(ws *websocket.Conn)
 
 	mu      sync.Mutex
@@ -140,6 +142,17 @@ func (s *server) handler() http.Handler {
 		_, _ = w.Write([]byte(testPage))
 	})
 	mux.HandleFunc("/ws", s.ws)
+	mux.HandleFunc("/doc", func(w http.ResponseWriter, r *http.Request) {
+		src, err := docSnippet()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>doc</title>\n"+
+			"<script>window.got = []; window.render = (d) => got.push(d); window.showLogin = () => got.push(\"login\");</script>\n"+
+			"<script type=module>\n%s\nwindow.hb = { client: hb };</script>", src)
+	})
 	return mux
 }
 
@@ -209,9 +222,15 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 	s.drivers[d] = true
 	s.mu.Unlock()
 	s.wg.Go(func() {
-		for { // drain application messages
-			if _, _, err := c.Read(context.Background()); err != nil {
+		for { // drain application messages, or echo them
+			typ, msg, err := c.Read(context.Background())
+			if err != nil {
 				break
+			}
+			if s.echo.Load() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = c.Write(ctx, typ, msg)
+				cancel()
 			}
 		}
 		<-c.Done()
@@ -471,6 +490,7 @@ func quantiles(xs []float64) string {
 // with -v; docs/integrating.md quotes them.
 func TestBrowser(t *testing.T) {
 	bctx := browser(t, 8*time.Minute)
+	t.Run("DocSnippet", func(t *testing.T) { testDocSnippet(t, bctx) })
 	t.Run("HealthyStaysAlive", func(t *testing.T) { testHealthy(t, bctx) })
 	t.Run("OffersJSONFirst", func(t *testing.T) { testJSONFirst(t, bctx) })
 	t.Run("ServerRestarts", func(t *testing.T) { testRestarts(t, bctx) })
@@ -482,6 +502,50 @@ func TestBrowser(t *testing.T) {
 	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
 	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
 	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
+}
+
+// docSnippet returns the page's code block of docs/integrating.md: the
+// js block after "The page:".
+func docSnippet() (string, error) {
+	b, err := os.ReadFile("../../../docs/integrating.md")
+	if err != nil {
+		return "", err
+	}
+	_, rest, ok := strings.Cut(string(b), "The page:\n\n```js\n")
+	if !ok {
+		return "", errors.New("docs/integrating.md has no js block after \"The page:\"")
+	}
+	src, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		return "", errors.New("unterminated js block")
+	}
+	return src, nil
+}
+
+// The page snippet of docs/integrating.md, run as written: it connects,
+// sends "hello" when open, and renders the echo.
+func testDocSnippet(t *testing.T, bctx context.Context) {
+	if _, err := docSnippet(); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t)
+	s.echo.Store(true)
+	p := open(t, bctx, "http://"+s.addr+"/doc")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](`window.got`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(got, []string{"hello"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`window.hb ? hb.client.state : "no client"`))
+			t.Fatalf("the snippet rendered %q, want [hello]; client %s", got, st)
+		}
+		wait(p.ctx, 20*time.Millisecond)
+	}
 }
 
 // A healthy page stays alive, and the server never declares it offline.
