@@ -350,6 +350,19 @@ func (g *gateConn) Write(p []byte) (int, error) {
 }
 
 func (g *gateConn) Close() error {
+	if g.frozen.Load() {
+		// A hung server does not close: the socket stays open (and listed,
+		// so kill thaws it) until the test ends.
+		go func() {
+			<-g.thawed
+			_ = g.close()
+		}()
+		return nil
+	}
+	return g.close()
+}
+
+func (g *gateConn) close() error {
 	g.closeOnce.Do(func() {
 		g.s.mu.Lock()
 		delete(g.s.conns, g)
@@ -358,13 +371,6 @@ func (g *gateConn) Close() error {
 		}
 		g.s.mu.Unlock()
 	})
-	if g.frozen.Load() {
-		go func() { // a hung server does not close; the test's end does
-			<-g.thawed
-			_ = g.Conn.Close()
-		}()
-		return nil
-	}
 	return g.Conn.Close()
 }
 
