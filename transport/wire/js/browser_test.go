@@ -67,7 +67,7 @@ class CountingWS extends WebSocket {
 const hb = window.hb = { changes: [], errors: [], closes: [], messages: 0 };
 hb.stats = () => ({ state: c.state, live, maxLive, made, errors: hb.errors, closes: hb.closes,
   changes: hb.changes, token: c.resumeToken, protocol: c.protocol, now: performance.timeOrigin + performance.now() });
-const ws = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?page=" + q.get("page");
+const ws = (location.protocol === "https:" ? "wss://" : "ws://") + (q.get("wshost") || location.host) + "/ws?page=" + q.get("page");
 const c = connect(ws, { ...opts, WebSocket: CountingWS });
 hb.client = c;
 c.on("change", (ch) => hb.changes.push({ from: ch.from, to: ch.to, reason: ch.reason, code: ch.code ?? 0, wall: performance.timeOrigin + ch.at }));
@@ -106,6 +106,7 @@ type server struct {
 	advice  atomic.Int64 // ms
 	lenient atomic.Bool  // a server detector that tolerates long silences
 	echo    atomic.Bool  // echo application messages
+	refused atomic.Int64 // handshakes the upgrader refused
 	raw     func(ws *websocket.Conn)
 
 	mu      sync.Mutex
@@ -175,6 +176,7 @@ func (s *server) ws(w http.ResponseWriter, r *http.Request) {
 	up := &websocket.Upgrader{Subprotocols: wire.Subprotocols()}
 	ws, err := gorillaws.Upgrade(up, w, r, nil)
 	if err != nil {
+		s.refused.Add(1)
 		return
 	}
 	g, _ := ws.NetConn().(*gateConn)
@@ -505,6 +507,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("FrozenPage", func(t *testing.T) { testFrozenPage(t, bctx) })
 	t.Run("HiddenPage", func(t *testing.T) { testHidden(t, bctx) })
 	t.Run("BackForwardCache", func(t *testing.T) { testBFCache(t, bctx) })
+	t.Run("CrossOrigin", func(t *testing.T) { testCrossOrigin(t, bctx) })
 	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
 	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
 	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
@@ -899,6 +902,21 @@ func testBFCache(t *testing.T, bctx context.Context) {
 	}
 	if !slices.Contains(trail, "connecting(page shown)") {
 		t.Fatalf("not restored from the cache, or no redial on pageshow: %v", trail)
+	}
+}
+
+// A page from another origin (127.0.0.1 dialing localhost) is refused by
+// gorilla's default CheckOrigin with 403; the page learns only close 1006,
+// with no reason, and keeps redialing with backoff.
+func testCrossOrigin(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	_, port, _ := net.SplitHostPort(s.addr)
+	p := open(t, bctx, s.url("x", opts(nil))+"&wshost=localhost:"+port)
+	st := p.until(10*time.Second, "two refused dials", func(st pageStats) bool { return len(st.Closes) >= 2 })
+	t.Logf("cross-origin: server refused %d handshakes (403); the page read closes %v, errors %v, state %s", s.refused.Load(), st.Closes, st.Errors, st.State)
+	if s.refused.Load() < 2 || slices.ContainsFunc(st.Closes, func(c int) bool { return c != 1006 }) ||
+		slices.ContainsFunc(st.Changes, func(c change) bool { return c.To == "alive" }) {
+		t.Fatalf("refused %d, closes %v, changes %+v", s.refused.Load(), st.Closes, st.Changes)
 	}
 }
 
