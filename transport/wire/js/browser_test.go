@@ -70,7 +70,7 @@ hb.stats = () => ({ state: c.state, live, maxLive, made, errors: hb.errors, clos
 const ws = (location.protocol === "https:" ? "wss://" : "ws://") + (q.get("wshost") || location.host) + "/ws?page=" + q.get("page");
 const c = connect(ws, { ...opts, WebSocket: CountingWS });
 hb.client = c;
-c.on("change", (ch) => hb.changes.push({ from: ch.from, to: ch.to, reason: ch.reason, code: ch.code ?? 0, wall: performance.timeOrigin + ch.at }));
+c.on("change", (ch) => hb.changes.push({ from: ch.from, to: ch.to, reason: ch.reason, code: ch.code ?? 0, closeReason: ch.closeReason ?? "", wall: performance.timeOrigin + ch.at }));
 c.on("error", (e) => hb.errors.push(e.code));
 c.on("close", (e) => hb.closes.push(e.code));
 c.on("message", () => hb.messages++);
@@ -80,6 +80,7 @@ window.addEventListener("error", (e) => hb.errors.push("uncaught: " + e.message)
 type change struct {
 	From, To, Reason string
 	Code             int
+	CloseReason      string
 	Wall             float64 // Unix ms
 }
 
@@ -508,6 +509,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("HiddenPage", func(t *testing.T) { testHidden(t, bctx) })
 	t.Run("BackForwardCache", func(t *testing.T) { testBFCache(t, bctx) })
 	t.Run("CrossOrigin", func(t *testing.T) { testCrossOrigin(t, bctx) })
+	t.Run("TooBig", func(t *testing.T) { testTooBig(t, bctx) })
 	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
 	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
 	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
@@ -917,6 +919,32 @@ func testCrossOrigin(t *testing.T, bctx context.Context) {
 	if s.refused.Load() < 2 || slices.ContainsFunc(st.Closes, func(c int) bool { return c != 1006 }) ||
 		slices.ContainsFunc(st.Changes, func(c change) bool { return c.To == "alive" }) {
 		t.Fatalf("refused %d, closes %v, changes %+v", s.refused.Load(), st.Closes, st.Changes)
+	}
+}
+
+// A page that sends a message over the server's read limit (gorillaws's
+// default, 1 MiB) is closed with 1009 and a reason it can read, raises
+// ETOOBIG and redials.
+func testTooBig(t *testing.T, bctx context.Context) {
+	s := newServer(t)
+	p := open(t, bctx, s.url("t", opts(nil)))
+	p.until(5*time.Second, "alive", isAlive)
+	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](`hb.client.send("x".repeat(2 << 20))`)); err != nil {
+		t.Fatal(err)
+	}
+	st := p.until(10*time.Second, "closed with 1009, then alive again", func(st pageStats) bool {
+		return slices.Contains(st.Closes, 1009) && st.State == "alive" && len(st.Changes) > 1
+	})
+	var reason string
+	for _, c := range st.Changes {
+		if c.Code == 1009 {
+			reason = c.CloseReason
+			break
+		}
+	}
+	t.Logf("too big: the page read close 1009 %q, errors %v, and came back", reason, st.Errors)
+	if !strings.Contains(reason, "read limit of 1048576 bytes") || !slices.Contains(st.Errors, "ETOOBIG") {
+		t.Fatalf("close reason %q, errors %v", reason, st.Errors)
 	}
 }
 
