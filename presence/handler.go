@@ -102,7 +102,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(code), code)
 		return
 	}
-	ws, err := h.up.Upgrade(w, r, nil) // on failure gorilla has answered (400, 403, ...)
+	ws, err := gorillaws.Upgrade(&h.up, w, r, nil) // the client's order of subprotocols wins; on failure gorilla has answered (400, 403, ...)
 	if err != nil {
 		hub.logf(slog.LevelInfo, "upgrade failed", slog.String("remote", r.RemoteAddr), slog.String("err", err.Error()))
 		return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,10 +235,16 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 
 // Accept upgrades an HTTP request with the hooks in place and wraps the
 // connection: the server side in one call. To use application-level
-// heartbeats, list wire.Subprotocols() in opts.Subprotocols.
+// heartbeats, list wire.Subprotocols() in opts.Subprotocols; the client's
+// order of preference among them wins (coder's own Accept takes the
+// server's).
 func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions, o Options) (*Conn, error) {
 	h := NewHooks()
-	ws, err := websocket.Accept(w, r, h.AcceptOptions(opts))
+	ao := h.AcceptOptions(opts)
+	if len(ao.Subprotocols) > 0 { // the client's order of preference, not coder's (the server's)
+		ao.Subprotocols = wire.ClientOrder(offered(r), ao.Subprotocols)
+	}
+	ws, err := websocket.Accept(w, r, ao)
 	if err != nil {
 		return nil, err
 	}
@@ -420,4 +427,17 @@ func (c *Conn) closeHandshake(code websocket.StatusCode, text string) {
 	case <-done:
 	case <-t.C:
 	}
+}
+
+// offered returns the subprotocols the client offered, in its order.
+func offered(r *http.Request) []string {
+	var out []string
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(h, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

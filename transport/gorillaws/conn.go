@@ -135,9 +135,8 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 	if c.readLimit == 0 {
 		c.readLimit = DefaultReadLimit
 	}
-	if c.readLimit > 0 {
-		ws.SetReadLimit(c.readLimit)
-	}
+	// The limit is enforced in read, not by gorilla, whose close frame
+	// carries an empty reason.
 	return c, nil
 }
 
@@ -210,21 +209,44 @@ func (c *Conn) read() (int, []byte, error) {
 		return 0, nil, err
 	}
 	if c.scratch == nil {
-		data, err := io.ReadAll(r)
-		return typ, data, err
+		return c.readRest(typ, nil, r)
 	}
 	n, err := io.ReadFull(r, c.scratch[:])
 	switch err {
 	case io.EOF, io.ErrUnexpectedEOF: // the whole message is in scratch
+		if c.readLimit > 0 && int64(n) > c.readLimit {
+			return c.overLimit()
+		}
 		if wire.IsHeartbeat(c.scratch[:n]) {
 			return typ, c.scratch[:n], nil
 		}
 		return typ, bytes.Clone(c.scratch[:n]), nil
 	case nil: // longer than scratch: no heartbeat
-		rest, err := io.ReadAll(r)
-		return typ, append(bytes.Clone(c.scratch[:n]), rest...), err
+		return c.readRest(typ, bytes.Clone(c.scratch[:n]), r)
 	}
 	return typ, nil, err
+}
+
+// readRest reads the rest of a message after head, holding it to the read
+// limit: at most readLimit+1 bytes are read, whatever the frame claimed.
+func (c *Conn) readRest(typ int, head []byte, r io.Reader) (int, []byte, error) {
+	if c.readLimit <= 0 {
+		rest, err := io.ReadAll(r)
+		return typ, append(head, rest...), err
+	}
+	rest, err := io.ReadAll(io.LimitReader(r, c.readLimit+1-int64(len(head))))
+	data := append(head, rest...)
+	if err == nil && int64(len(data)) > c.readLimit {
+		return c.overLimit()
+	}
+	return typ, data, err
+}
+
+// overLimit closes with 1009 and a reason the peer can read.
+func (c *Conn) overLimit() (int, []byte, error) {
+	text := fmt.Sprintf("gorillaws: message over the read limit of %d bytes", c.readLimit)
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, text), time.Now().Add(c.closeTimeout))
+	return 0, nil, fmt.Errorf("%s: %w", text, websocket.ErrReadLimit)
 }
 
 // Read returns the next application message: its gorilla message type

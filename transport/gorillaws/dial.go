@@ -10,6 +10,7 @@ import (
 
 	"github.com/heartbeat-go/heartbeat/transport"
 	"github.com/heartbeat-go/heartbeat/transport/internal/wsconn"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
 
 // Dialer is the client role's transport.Dialer: each Dial opens a new
@@ -54,4 +55,20 @@ func (d *Dialer) Dial(ctx context.Context, ev transport.Events) (transport.Conn,
 		return nil, err
 	}
 	return wsconn.Dialed(c, ev, d.OnConnect)
+}
+
+// Upgrade upgrades an HTTP request with up, choosing the subprotocol in the
+// client's order of preference among up.Subprotocols (gorilla's own
+// Upgrade takes the first of up.Subprotocols that the client offered, so
+// a browser asking for wire.SubprotocolJSON first would get binary
+// heartbeats from a server listing wire.Subprotocols()). up is not
+// modified. A cross-origin request fails up.CheckOrigin (by default: the
+// Origin header's host must equal the request's Host) with 403, which the
+// browser reports only as close 1006.
+func Upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*websocket.Conn, error) {
+	u := *up
+	if u.Subprotocols != nil {
+		u.Subprotocols = wire.ClientOrder(websocket.Subprotocols(r), u.Subprotocols)
+	}
+	return u.Upgrade(w, r, responseHeader)
 }

@@ -3,6 +3,8 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
+	"strings"
 
 	"github.com/heartbeat-go/heartbeat/transport"
 )
@@ -46,6 +48,25 @@ const (
 // Subprotocols lists the subprotocols in order of preference, for a client
 // to offer and a server to accept.
 func Subprotocols() []string { return []string{SubprotocolBinary, SubprotocolJSON} }
+
+// ClientOrder returns the server's subprotocols, supported, reordered
+// into the client's order of preference, offered (the handshake's
+// Sec-WebSocket-Protocol list), leaving out those the client did not
+// offer. gorilla's Upgrader and coder's Accept both take the first of the
+// server's list that the client offered, so the server's order wins; given
+// this list instead, they take the client's first choice. The result is
+// never nil, so a server library does not fall back to another source.
+func ClientOrder(offered, supported []string) []string {
+	out := make([]string, 0, len(supported))
+	for _, o := range offered {
+		for _, s := range supported {
+			if strings.EqualFold(o, s) && !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
 
 // FormatOf returns the format a negotiated subprotocol selects: Control for
 // any other (or none).
