@@ -200,7 +200,7 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 		Write: ws.Write,
 		CleanClose: func(err error) bool {
 			s := websocket.CloseStatus(err)
-			return s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway
+			return s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway || s == wire.ClosePageAway
 		},
 		// KeepReading stays false: coder's Close reads the peer's close
 		// frame itself once the loop has stopped.

@@ -114,7 +114,7 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 		Text: websocket.TextMessage, Binary: websocket.BinaryMessage,
 		Read: c.read, Write: c.writeData,
 		CleanClose: func(err error) bool {
-			return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
+			return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, wire.ClosePageAway)
 		},
 		KeepReading: true, // the peer's close frame reaches Close only through the loop's reads
 		ErrBound:    ErrBound, ErrFrameKind: ErrFrameKind, ErrReservedPrefix: ErrReservedPrefix,

@@ -13,6 +13,12 @@ const (
 	CloseNormal          = 1000 // the user closed the connection
 	CloseGoingAway       = 1001 // shutting down, or the peer was lost
 	ClosePolicyViolation = 1008 // the peer broke the heartbeat's rules (ping flood)
+	// ClosePageAway is what the browser client (heartbeat.js) sends where
+	// a Go client sends CloseGoingAway, which a page may not send (only
+	// 1000 and 3000–4999): it leaves this connection, not its session —
+	// it redials, or goes into the back/forward cache. Adapters and the
+	// presence hub read it as 1001; 1000 from a page means it is done.
+	ClosePageAway = 4001
 )
 
 // CloseStatus returns the close code and the reason text (at most 123

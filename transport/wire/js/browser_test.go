@@ -513,6 +513,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
 	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
 	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
+	t.Run("ReloadsKeepPresence", func(t *testing.T) { testReloadsKeepPresence(t, bctx) })
 }
 
 // docSnippet returns the page's code block of docs/integrating.md: the

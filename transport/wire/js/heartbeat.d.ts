@@ -13,6 +13,13 @@ export declare const CLOSED: "closed";
 export declare const MAX_MESSAGE_SIZE: 1024;
 /** The query parameter that carries the resume token on every dial. */
 export declare const RESUME_PARAM: "hb_resume";
+/**
+ * The close code of a socket the client leaves but not its session (to
+ * redial, or into the back/forward cache); a Go client sends 1001 there,
+ * which a page may not. The server keeps the session for its resume
+ * window. `close()` alone sends 1000: done.
+ */
+export declare const CLOSE_PAGE_AWAY: 4001;
 /** The sessionStorage key the resume token is kept under. */
 export declare const RESUME_KEY: "heartbeat.resume";
 

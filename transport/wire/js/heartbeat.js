@@ -29,6 +29,11 @@ const TYPES = ["", "ping", "pong", "drain", "close"];
 
 // The resume token travels as this query parameter on every dial.
 export const RESUME_PARAM = "hb_resume";
+// CLOSE_PAGE_AWAY (wire.ClosePageAway) closes a socket the client leaves
+// but not its session — to redial, or into the back/forward cache — where
+// a Go client sends 1001, which a page may not: the server keeps the
+// session for its resume window. 1000 is sent only by close(): done.
+export const CLOSE_PAGE_AWAY = 4001;
 // The sessionStorage key the token is kept under.
 export const RESUME_KEY = "heartbeat.resume";
 
@@ -554,7 +559,7 @@ export class HeartbeatClient {
   }
 
   dial() {
-    this.dropSocket(1000, "redial");
+    this.dropSocket(CLOSE_PAGE_AWAY, "redial");
     this.attempt++;
     this.stats.dials++;
     this.dialStart = this.now();
@@ -596,7 +601,7 @@ export class HeartbeatClient {
   onOpen() {
     const p = this.ws.protocol;
     if (!this.protocols.includes(p)) {
-      this.dropSocket(1000, "no heartbeat subprotocol");
+      this.dropSocket(CLOSE_PAGE_AWAY, "no heartbeat subprotocol");
       this.emit("error", new HeartbeatError("EPROTOCOL", "heartbeat: the server accepted no offered subprotocol (got " + JSON.stringify(p) + ")"));
       this.transition(CLOSED, "gave up");
       this.teardown();
@@ -791,7 +796,7 @@ export class HeartbeatClient {
   // ---- losses and redials
 
   dialFailed(reason, extra = {}) {
-    this.dropSocket(1000, reason);
+    this.dropSocket(CLOSE_PAGE_AWAY, reason);
     this.transition(RECONNECTING, reason === "connect timeout" ? "connect timeout" : "dial failed", extra);
     this.planRedial("normal");
   }
@@ -803,7 +808,7 @@ export class HeartbeatClient {
       this.attempt = 0;
       this.streakStart = t;
     }
-    this.dropSocket(1000, reason);
+    this.dropSocket(CLOSE_PAGE_AWAY, reason);
     this.transition(DEAD, reason, extra);
     if (mode === "terminal") {
       this.transition(CLOSED, "gave up", extra);
@@ -927,7 +932,7 @@ export class HeartbeatClient {
   onPageHide(e) {
     if (!e || !e.persisted || this.state === CLOSED) return;
     this.hiddenInCache = true;
-    this.dropSocket(1000, "page hidden"); // a page may send only 1000 or 3000-4999
+    this.dropSocket(CLOSE_PAGE_AWAY, "page hidden"); // a page may send only 1000 or 3000-4999
     this.clearTimer();
     this.redialAt = null; // no redial from the cache: pageshow dials
     if (this.state !== RECONNECTING) {

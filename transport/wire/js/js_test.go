@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -121,6 +122,7 @@ func TestModuleConstants(t *testing.T) {
 		`SUBPROTOCOL_BINARY = "` + wire.SubprotocolBinary + `"`,
 		`RESUME_PARAM = "` + js.ResumeParam + `"`,
 		"MAX_MESSAGE_SIZE = 1024",
+		"CLOSE_PAGE_AWAY = " + strconv.Itoa(wire.ClosePageAway),
 	} {
 		if !strings.Contains(string(src), want) {
 			t.Errorf("heartbeat.js lacks %s", want)

@@ -2,7 +2,7 @@ import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import {
   HeartbeatClient, DEFAULTS, encodeJSON, encodeBinary, decodeJSON, decodeBinary,
-  SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, RESUME_PARAM, RESUME_KEY,
+  SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, CLOSE_PAGE_AWAY, RESUME_PARAM, RESUME_KEY,
 } from "../heartbeat.js";
 import { FakeClock, FakeSocket, FakeTarget, FakeStorage } from "./fake.js";
 import { readFileSync } from "node:fs";
@@ -282,12 +282,12 @@ test("a hidden page becoming visible with a dead socket redials at once", () => 
   assert.equal(c.changes.at(-1).reason, "page visible");
 });
 
-test("the back/forward cache: pagehide closes with 1000, pageshow redials", () => {
+test("the back/forward cache: pagehide closes with 4001 (away, not done), pageshow redials", () => {
   const c = mk();
   const s = last();
   s.accept(SUBPROTOCOL_JSON);
   win.fire("pagehide", { persisted: true });
-  assert.deepEqual(s.closedWith, { code: 1000, reason: "page hidden" });
+  assert.deepEqual(s.closedWith, { code: CLOSE_PAGE_AWAY, reason: "page hidden" });
   assert.equal(trail(c), "alive(connected) dead(page hidden) reconnecting(retry)");
   assert.equal(clock.pending(), 0, "a timer runs in the cache");
   clock.advance(3600000);
@@ -362,4 +362,12 @@ test("one socket at any moment across a hundred losses of every kind", () => {
     oneSocket();
   }
   assert.notEqual(c.state, "closed");
+});
+
+test("a lost server is closed with 4001, so the server keeps the session; only close() sends 1000", () => {
+  const c = mk();
+  const s = last();
+  s.accept(SUBPROTOCOL_JSON);
+  clock.advance(60000); // the server never answers: unanswered, then a redial
+  assert.equal(s.closedWith.code, CLOSE_PAGE_AWAY); // close() sends 1000: see above
 });
