@@ -31,6 +31,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/heartbeat-go/heartbeat/transport/wire/js"
 )
 
 //go:embed index.html
@@ -92,15 +93,18 @@ func serve(ctx context.Context, ln net.Listener, out io.Writer, acceptRate float
 	ws, err := presence.NewHandler(presence.HandlerConfig{
 		Hub: hub,
 		// A demo trusts the name in the URL; a real server checks a cookie
-		// or a token here. The session is the tab's resume token if it sent
-		// one, so a reload is not a leave.
+		// or a token here. The session is the tab's resume token
+		// (heartbeat.js sends one), so a reload is not a leave.
 		Authenticate: func(r *http.Request) (presence.Identity, error) {
 			user := r.URL.Query().Get("user")
 			if user == "" {
 				return presence.Identity{}, errors.New("no user")
 			}
-			session := r.URL.Query().Get("resume")
-			if session == "" {
+			session, err := js.ResumeToken(r)
+			if err != nil {
+				return presence.Identity{}, err
+			}
+			if session == "" { // a client without a resume token
 				session = r.RemoteAddr
 			}
 			return presence.Identity{User: user, Session: session}, nil
@@ -125,6 +129,7 @@ func serve(ctx context.Context, ln net.Listener, out io.Writer, acceptRate float
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", ws)
+	mux.Handle("/hb/", http.StripPrefix("/hb", js.Handler())) // the browser client
 	mux.HandleFunc("/presence", func(w http.ResponseWriter, r *http.Request) { streamPresence(w, r, hub) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
