@@ -15,6 +15,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"syscall"
 	"sync"
 	"time"
 
@@ -29,7 +30,7 @@ func main() {
 	url := flag.String("url", "ws://127.0.0.1:8080/ws", "server address")
 	every := flag.Duration("every", 3*time.Second, "how often to send a message")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *url, *every, os.Stdout); err != nil {
 		log.Fatal(err)
