@@ -15,8 +15,8 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"syscall"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
