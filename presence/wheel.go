@@ -19,7 +19,7 @@ type wheel struct {
 	n      int
 }
 
-const wheelSlots = 4096 // with 4 ms slots, one lap is 16.4 s
+const wheelSlots = 4096 // with 10 ms slots, one lap is 41 s
 
 func newWheel(origin time.Time, res time.Duration) *wheel {
 	return &wheel{res: int64(res), origin: origin}
