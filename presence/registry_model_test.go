@@ -3,7 +3,9 @@ package presence
 import (
 	"fmt"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,4 +307,23 @@ func TestRegistryMatchesModel(t *testing.T) {
 			t.Fatal(v)
 		}
 	})
+}
+
+// docs/invariants.md names each invariant the model check reports, by the
+// same ID and name.
+func TestInvariantsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/invariants.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Presence registry")
+	if !ok {
+		t.Fatal("docs/invariants.md has no presence registry section")
+	}
+	for _, inv := range []string{invNoGhost, invNotLost, invNoFlap, invOrder, invDeadline, invSnapshots} {
+		id, name, _ := strings.Cut(strings.Trim(inv, "[]"), " ")
+		if !strings.Contains(section, "| "+id+" | "+name+" |") {
+			t.Errorf("docs/invariants.md lacks the row of %s %s", id, name)
+		}
+	}
 }
