@@ -86,6 +86,9 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	// r.Context() ends when the handler returns, and the connection with
+	// it: the handler blocks in its read loop below for the connection's
+	// life. A handler that returns at once must pass a longer-lived context.
 	d, err := c.Watch(r.Context(), fsm.DriverConfig{}, fsm.Presence{
 		Online:  func() { log.Println("online") },
 		Offline: func(ch fsm.Change) { log.Println("offline:", ch.Reason) },
