@@ -215,7 +215,7 @@ func (c *Conn) read() (int, []byte, error) {
 	switch err {
 	case io.EOF, io.ErrUnexpectedEOF: // the whole message is in scratch
 		if c.readLimit > 0 && int64(n) > c.readLimit {
-			return c.overLimit()
+			return c.overLimit(r)
 		}
 		if wire.IsHeartbeat(c.scratch[:n]) {
 			return typ, c.scratch[:n], nil
@@ -237,15 +237,20 @@ func (c *Conn) readRest(typ int, head []byte, r io.Reader) (int, []byte, error) 
 	rest, err := io.ReadAll(io.LimitReader(r, c.readLimit+1-int64(len(head))))
 	data := append(head, rest...)
 	if err == nil && int64(len(data)) > c.readLimit {
-		return c.overLimit()
+		return c.overLimit(r)
 	}
 	return typ, data, err
 }
 
-// overLimit closes with 1009 and a reason the peer can read.
-func (c *Conn) overLimit() (int, []byte, error) {
+// overLimit closes with 1009 and a reason the peer can read. It then
+// discards the rest of the message (for at most the close timeout): a
+// socket closed with unread bytes in its buffer is reset, and the reset
+// can overtake the close frame, so the peer would see only 1006.
+func (c *Conn) overLimit(r io.Reader) (int, []byte, error) {
 	text := fmt.Sprintf("gorillaws: message over the read limit of %d bytes", c.readLimit)
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, text), time.Now().Add(c.closeTimeout))
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.closeTimeout))
+	_, _ = io.Copy(io.Discard, r)
 	return 0, nil, fmt.Errorf("%s: %w", text, websocket.ErrReadLimit)
 }
 

@@ -900,7 +900,7 @@ func testBFCache(t *testing.T, bctx context.Context) {
 	}
 	_, _, off := s.counts("b")
 	t.Logf("back/forward cache: the server's socket closed %.0f ms after the page left (server offline: %v); page changes %v; alive %.0f ms after back", gone, off, trail, lastAlive(st, back)-back)
-	if gone > 1000 || !slices.Equal(off, []string{"peer closed"}) {
+	if gone > 1000 || !slices.Equal(off, []string{"peer left"}) {
 		t.Errorf("the page's close did not reach the server: socket held %.0f ms, server offline %v", gone, off)
 	}
 	if !slices.Contains(trail, "connecting(page shown)") {
