@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/gorilla/websocket"
 
@@ -46,25 +47,32 @@ type HandlerConfig struct {
 	// before any of its messages is handed to OnMessage.
 	OnConnect func(c *Client)
 	// OnMessage, if set, is called with every application message of a
-	// connection, in order, on that connection's handler goroutine.
-	// Without it messages are read and dropped.
+	// connection, in order, on that connection's reader goroutine (the
+	// adapter's): it must return promptly, since the connection reads
+	// nothing else meanwhile, heartbeats included. Without it messages
+	// are dropped.
 	OnMessage func(c *Client, messageType int, data []byte)
-	// OnDisconnect, if set, is called once the connection has ended (its
+	// OnDisconnect, if set, is called once the connection has ended and
+	// its last message was handed to OnMessage, on a hub goroutine (its
 	// presence is the hub's business: the session may live on).
 	OnDisconnect func(c *Client, err error)
 }
 
-// Client is one connection served by a Handler.
+// Client is one connection served by a Handler. Write to it with its
+// Write method (the adapter's), from any goroutine.
 type Client struct {
 	*gorillaws.Conn
 	Identity Identity
 	Watched  *Watched
+
+	gate sync.Mutex // held until OnConnect returns: no message before it
 }
 
-// Handler is an http.Handler that authenticates, upgrades, hands the
-// connection to the hub and runs its read side. The handler goroutine lives
-// as long as the connection (it reads the application's messages), so the
-// request's context stays valid for OnMessage.
+// Handler is an http.Handler that authenticates, upgrades and hands the
+// connection to the hub; the adapter's reader then delivers the messages.
+// ServeHTTP returns as soon as the connection is watched: no goroutine of
+// the handler's (nor net/http's buffers) lives on per connection, and the
+// request's context, cancelled then, is used for nothing.
 type Handler struct {
 	cfg HandlerConfig
 	up  websocket.Upgrader
@@ -79,8 +87,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if up.Subprotocols == nil {
 		up.Subprotocols = wire.Subprotocols()
 	}
-	if cfg.Options.ConnID != "" {
-		return nil, fmt.Errorf("%w: Options.ConnID is assigned by the handler", ErrConfig)
+	if cfg.Options.ConnID != "" || cfg.Options.OnData != nil {
+		return nil, fmt.Errorf("%w: Options.ConnID and Options.OnData are the handler's (messages go to OnMessage)", ErrConfig)
 	}
 	return &Handler{cfg: cfg, up: up}, nil
 }
@@ -107,35 +115,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hub.logf(slog.LevelInfo, "upgrade failed", slog.String("remote", r.RemoteAddr), slog.String("err", err.Error()))
 		return
 	}
+	cl := &Client{Identity: id}
+	cl.gate.Lock()
+	defer cl.gate.Unlock()
 	opts := h.cfg.Options
 	opts.ConnID = hub.NewConnID()
+	opts.OnData = func(typ int, data []byte) {
+		cl.gate.Lock() // waits for OnConnect, the first time
+		cl.gate.Unlock()
+		if h.cfg.OnMessage != nil {
+			h.cfg.OnMessage(cl, typ, data)
+		}
+	}
 	c, err := gorillaws.Wrap(ws, opts)
 	if err != nil {
 		_ = ws.Close()
 		hub.logf(slog.LevelError, "wrap failed", slog.String("err", err.Error()))
 		return
 	}
-	watched, err := hub.Watch(c, opts.ConnID, id)
+	cl.Conn = c
+	var onEnd func(error)
+	if h.cfg.OnDisconnect != nil {
+		onEnd = func(err error) { h.cfg.OnDisconnect(cl, err) }
+	}
+	watched, err := hub.watch(c, opts.ConnID, id, onEnd)
 	if err != nil {
 		return
 	}
-	cl := &Client{Conn: c, Identity: id, Watched: watched}
+	cl.Watched = watched
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(cl)
-	}
-	// The read side: Read returns an error once the connection has ended.
-	ctx := context.WithoutCancel(r.Context())
-	for {
-		typ, msg, err := c.Read(ctx)
-		if err != nil {
-			if h.cfg.OnDisconnect != nil {
-				h.cfg.OnDisconnect(cl, err)
-			}
-			return
-		}
-		if h.cfg.OnMessage != nil {
-			h.cfg.OnMessage(cl, typ, msg)
-		}
 	}
 }
 

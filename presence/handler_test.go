@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -230,4 +232,86 @@ func (w syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// TestHandlerOneGoroutinePerConnection: the handler returns once the hub
+// watches the connection; what remains per connection is the adapter's
+// reader. OnMessage sees each message, OnDisconnect each end, once.
+func TestHandlerOneGoroutinePerConnection(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const n = 50
+	var mu sync.Mutex
+	messages, ends := 0, 0
+	ended := make(chan struct{}, n)
+	hub, err := presence.NewHub(presence.HubConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := presence.NewHandler(presence.HandlerConfig{Hub: hub,
+		Authenticate: func(r *http.Request) (presence.Identity, error) {
+			return presence.Identity{User: r.URL.Query().Get("u"), Session: "s"}, nil
+		},
+		OnMessage: func(c *presence.Client, typ int, msg []byte) {
+			mu.Lock()
+			messages++
+			mu.Unlock()
+		},
+		OnDisconnect: func(c *presence.Client, err error) {
+			mu.Lock()
+			ends++
+			mu.Unlock()
+			ended <- struct{}{}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	base := runtime.NumGoroutine()
+	var clients []*websocket.Conn
+	for i := range n {
+		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/?u="+fmt.Sprint("u", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, ws)
+		if err := ws.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hub.Stats().Users < n && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if st := hub.Stats(); st.Users != n {
+		t.Fatalf("%d users online, want %d", st.Users, n)
+	}
+	// Client-side gorilla connections that nobody reads start no goroutine;
+	// the server's per connection are what is left.
+	per := float64(runtime.NumGoroutine()-base) / n
+	t.Logf("%.2f goroutines per connection", per)
+	if per > 1.2 {
+		t.Errorf("%.2f goroutines per watched connection, want about 1 (the adapter's reader)", per)
+	}
+	for _, ws := range clients {
+		_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"))
+		_ = ws.Close()
+	}
+	timeout := time.After(10 * time.Second)
+	for range n {
+		select {
+		case <-ended:
+		case <-timeout:
+			t.Fatalf("OnDisconnect called %d times, want %d", ends, n)
+		}
+	}
+	mu.Lock()
+	if messages != n || ends != n {
+		t.Errorf("OnMessage saw %d messages, OnDisconnect %d ends; want %d each", messages, ends, n)
+	}
+	mu.Unlock()
+	if err := hub.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

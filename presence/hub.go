@@ -290,6 +290,12 @@ func (w *Watched) State() fsm.State {
 // adapter's Options.ConnID so the client learns it). On an error c is
 // closed.
 func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
+	return h.watch(c, connID, id, nil)
+}
+
+// watch is Watch; onEnd, if set, is called once the connection is over and
+// closed (its reader has exited), on a closer goroutine.
+func (h *Hub) watch(c Conn, connID string, id Identity, onEnd func(error)) (*Watched, error) {
 	if h.closing.Load() {
 		_ = c.Close(ErrShutdown)
 		return nil, ErrHubClosed
@@ -307,7 +313,7 @@ func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
 		testHookWatch()
 	}
 	s := h.shards[int(h.next.Add(1))%len(h.shards)]
-	hc := &conn{shard: s, m: m, t: c, id: connID, user: id.User, session: id.Session, meta: id.Meta, slot: -1, index: -1}
+	hc := &conn{shard: s, m: m, t: c, id: connID, user: id.User, session: id.Session, meta: id.Meta, slot: -1, index: -1, onEnd: onEnd}
 	s.mu.Lock()
 	if h.closing.Load() {
 		// Shutdown began after the check above: it has passed, or will

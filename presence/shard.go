@@ -28,6 +28,8 @@ type conn struct {
 	slot       int32 // -1: not in the wheel
 	index      int32 // in shard.all; -1: not there
 
+	onEnd func(error) // see Hub.watch
+
 	writing bool      // a heartbeat write is in flight
 	online  bool      // the registry knows it alive
 	final   fsm.State // the last state, once m is nil
@@ -258,6 +260,10 @@ func (s *shard) changed(c *conn, a *fsm.Action) {
 		c.m = nil
 		s.drop(c)
 		h.conns.Add(-1)
+		if c.onEnd != nil {
+			h.enqueueCloseJob(closeJob{s: s, t: c.t, reason: a.Err, onEnd: c.onEnd})
+			c.onEnd = nil
+		}
 		if c.online {
 			in := Input{Kind: ConnLost, Conn: c.id}
 			if closedOnPurpose(a.Err) {
@@ -421,14 +427,21 @@ type closeJob struct {
 	s      *shard
 	t      Conn
 	reason error
+	// onEnd, if set, runs after the close (Close is idempotent, and waits
+	// for the reader to exit), instead of the shutdown note.
+	onEnd func(error)
 }
 
 // enqueueClose queues a connection's close for the closer goroutines,
 // starting one if fewer than maxClosers run. It never blocks.
 func (h *Hub) enqueueClose(s *shard, t Conn, reason error) {
+	h.enqueueCloseJob(closeJob{s: s, t: t, reason: reason})
+}
+
+func (h *Hub) enqueueCloseJob(j closeJob) {
 	h.closeWG.Add(1)
 	h.closeMu.Lock()
-	h.closeQ = append(h.closeQ, closeJob{s, t, reason})
+	h.closeQ = append(h.closeQ, j)
 	start := h.closers < maxClosers
 	if start {
 		h.closers++
@@ -451,7 +464,12 @@ func (h *Hub) closer() {
 		h.closeQ[0] = closeJob{}
 		h.closeQ = h.closeQ[1:]
 		h.closeMu.Unlock()
-		j.s.close(j.t, j.reason)
+		if j.onEnd != nil {
+			_ = j.t.Close(j.reason)
+			j.onEnd(j.reason)
+		} else {
+			j.s.close(j.t, j.reason)
+		}
 		h.closeWG.Done()
 	}
 }

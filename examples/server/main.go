@@ -81,13 +81,27 @@ func serve(ctx context.Context, ln net.Listener, out io.Writer, acceptRate float
 	if err != nil {
 		return err
 	}
+	// One goroutine broadcasts, so OnMessage (on a connection's reader)
+	// returns at once; a burst beyond the queue drops lines.
+	lines := make(chan []byte, 256)
+	broadcastDone := make(chan struct{})
+	go func() {
+		defer close(broadcastDone)
+		for msg := range lines {
+			mu.Lock()
+			for c := range clients {
+				wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = c.Write(wctx, websocket.TextMessage, msg) // a client that does not read within 1 s misses the line
+				cancel()
+			}
+			mu.Unlock()
+		}
+	}()
+	defer func() { close(lines); <-broadcastDone }()
 	broadcast := func(msg []byte) {
-		mu.Lock()
-		defer mu.Unlock()
-		for c := range clients {
-			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = c.Write(wctx, websocket.TextMessage, msg) // a client that does not read within 1 s misses the line
-			cancel()
+		select {
+		case lines <- msg:
+		default:
 		}
 	}
 	ws, err := presence.NewHandler(presence.HandlerConfig{

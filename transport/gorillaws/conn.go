@@ -75,6 +75,13 @@ type Options struct {
 	// *wire.Error of a heartbeat message that could not be decoded. The
 	// message is dropped; the connection stays up.
 	OnMalformed func(error)
+	// OnData, if set, is called on the read goroutine with every
+	// application message, in order, instead of queueing it for Read
+	// (which then fails with an error wrapping wsconn's ErrOnData): a
+	// server then needs no goroutine of its own per connection to read.
+	// data is the callee's to keep. It must return promptly (the
+	// connection reads nothing else meanwhile) and must not call Close.
+	OnData func(messageType int, data []byte)
 }
 
 // Conn is a gorilla/websocket connection watched by the heartbeat. It owns
@@ -110,7 +117,7 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 	core, err := wsconn.New(wsconn.Config[int]{
 		Name: "gorillaws", Subprotocol: ws.Subprotocol(),
 		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue,
-		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed,
+		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed, OnData: opts.OnData,
 		Text: websocket.TextMessage, Binary: websocket.BinaryMessage,
 		Read: c.read, Write: c.writeData,
 		CleanClose: func(err error) bool {

@@ -30,6 +30,10 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 )
 
+// ErrOnData is wrapped by Read's error on a connection whose messages go
+// to an OnData callback.
+var ErrOnData = errors.New("messages are delivered to Options.OnData, not Read")
+
 // sendBufSize fits any heartbeat message but the largest JSON ones.
 const sendBufSize = 256
 
@@ -49,6 +53,10 @@ type Config[T any] struct {
 	Queue       int
 	OnMessage   func(wire.Message)
 	OnMalformed func(error)
+	// OnData, if set, receives every application message on the read loop,
+	// in order, instead of the queue Read drains; Read then fails with
+	// ErrOnData. It spares the application a goroutine per connection.
+	OnData func(typ T, data []byte)
 
 	// Text and Binary are the library's message types for JSON and binary
 	// heartbeats.
@@ -123,9 +131,11 @@ func New[T any](cfg Config[T]) (*Core[T], error) {
 	}
 	c := &Core[T]{
 		cfg:     cfg,
-		msgs:    make(chan message[T], cfg.Queue),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+	}
+	if cfg.OnData == nil { // with OnData nothing is queued
+		c.msgs = make(chan message[T], cfg.Queue)
 	}
 	if cfg.Format != wire.Control {
 		c.sendBuf = make(chan []byte, 1)
@@ -188,6 +198,10 @@ func (c *Core[T]) readLoop() {
 		// Reported before it is queued: the message is evidence of life
 		// even while the application has not read it yet.
 		c.ev.Frame(transport.Frame{Kind: transport.Data})
+		if c.cfg.OnData != nil {
+			c.cfg.OnData(typ, data)
+			continue
+		}
 		select {
 		case c.msgs <- message[T]{typ, data}:
 		case <-c.closing:
@@ -308,6 +322,9 @@ func (c *Core[T]) Fail(err error) bool {
 // returns the queued messages and then the error that ended it.
 func (c *Core[T]) Read(ctx context.Context) (T, []byte, error) {
 	var zero T
+	if c.cfg.OnData != nil {
+		return zero, nil, fmt.Errorf("%s: %w", c.cfg.Name, ErrOnData)
+	}
 	select {
 	case m := <-c.msgs:
 		return m.typ, m.data, nil
