@@ -65,7 +65,7 @@ type Client struct {
 	Identity Identity
 	Watched  *Watched
 
-	gate sync.Mutex // held until OnConnect returns: no message before it
+	ready sync.WaitGroup // done when OnConnect has returned: no message before it
 }
 
 // Handler is an http.Handler that authenticates, upgrades and hands the
@@ -116,13 +116,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cl := &Client{Identity: id}
-	cl.gate.Lock()
-	defer cl.gate.Unlock()
+	cl.ready.Add(1)
+	defer cl.ready.Done()
 	opts := h.cfg.Options
 	opts.ConnID = hub.NewConnID()
 	opts.OnData = func(typ int, data []byte) {
-		cl.gate.Lock() // waits for OnConnect, the first time
-		cl.gate.Unlock()
+		cl.ready.Wait() // for OnConnect, the first time
 		if h.cfg.OnMessage != nil {
 			h.cfg.OnMessage(cl, typ, data)
 		}

@@ -433,11 +433,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		h.closeWG.Wait()
-		h.regMu.Lock()
-		for len(h.queue) > 0 || h.busy {
-			h.idle.Wait()
-		}
-		h.regMu.Unlock()
+		h.waitDelivered()
 		close(done)
 	}()
 	var err error
@@ -459,6 +455,15 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.regMu.Unlock()
 	h.eventsWG.Wait()
 	return err
+}
+
+// waitDelivered returns once every event queued so far has been delivered.
+func (h *Hub) waitDelivered() {
+	h.regMu.Lock()
+	for len(h.queue) > 0 || h.busy {
+		h.idle.Wait()
+	}
+	h.regMu.Unlock()
 }
 
 // messageWriter is what an adapter of the application-level format offers
