@@ -180,7 +180,7 @@ type Registry struct {
 	seq      uint64
 	conns    map[string]*session
 	sessions map[sessionKey]*session
-	users    map[string][]*session // user → sessions online
+	users    map[string]*session // user → the first of their sessions online
 	expiry   expiryHeap            // lingering sessions, soonest first
 }
 
@@ -188,6 +188,7 @@ type sessionKey struct{ user, session string }
 
 type session struct {
 	key      sessionKey
+	next     *session // the user's next session online
 	meta     Meta
 	conns    int32 // live connections holding it
 	index    int32 // in the expiry heap; -1 when not lingering
@@ -208,7 +209,7 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 		window:   cfg.ResumeWindow,
 		conns:    make(map[string]*session),
 		sessions: make(map[sessionKey]*session),
-		users:    make(map[string][]*session),
+		users:    make(map[string]*session),
 	}, nil
 }
 
@@ -244,9 +245,9 @@ func (r *Registry) Step(now time.Time, in Input, out []Event) []Event {
 		if s == nil {
 			s = &session{key: k, meta: copyMeta(in.Meta), index: -1}
 			r.sessions[k] = s
-			ss := r.users[k.user]
-			r.users[k.user] = append(ss, s)
-			if len(ss) == 0 {
+			s.next = r.users[k.user]
+			r.users[k.user] = s
+			if s.next == nil {
 				out = r.emit(out, Event{Kind: UserJoined, At: now, User: k.user})
 			}
 			out = r.emit(out, Event{Kind: SessionJoined, At: now, User: k.user, Session: k.session, Meta: s.meta})
@@ -303,12 +304,20 @@ func (r *Registry) expire(now time.Time, out []Event) []Event {
 func (r *Registry) leave(at time.Time, s *session, why LeaveReason, out []Event) []Event {
 	delete(r.sessions, s.key)
 	out = r.emit(out, Event{Kind: SessionLeft, At: at, User: s.key.user, Session: s.key.session, Reason: why})
-	ss := r.users[s.key.user]
-	if i := slices.Index(ss, s); i >= 0 {
-		ss = slices.Delete(ss, i, i+1)
+	head := r.users[s.key.user]
+	if head == s {
+		head = s.next
+	} else {
+		for p := head; p != nil; p = p.next {
+			if p.next == s {
+				p.next = s.next
+				break
+			}
+		}
 	}
-	if len(ss) > 0 {
-		r.users[s.key.user] = ss
+	s.next = nil
+	if head != nil {
+		r.users[s.key.user] = head
 		return out
 	}
 	delete(r.users, s.key.user)
@@ -329,7 +338,7 @@ func copyMeta(m Meta) Meta {
 }
 
 // Online reports whether user has a session online.
-func (r *Registry) Online(user string) bool { return len(r.users[user]) > 0 }
+func (r *Registry) Online(user string) bool { return r.users[user] != nil }
 
 // Users returns how many users are online.
 func (r *Registry) Users() int { return len(r.users) }
@@ -377,13 +386,10 @@ func (r *Registry) User(user string) []SessionInfo {
 	return sessionInfos(r.users[user])
 }
 
-func sessionInfos(ss []*session) []SessionInfo {
-	if len(ss) == 0 {
-		return nil
-	}
-	out := make([]SessionInfo, len(ss))
-	for i, s := range ss {
-		out[i] = SessionInfo{Session: s.key.session, Meta: s.meta, Conns: int(s.conns)}
+func sessionInfos(head *session) []SessionInfo {
+	var out []SessionInfo
+	for s := head; s != nil; s = s.next {
+		out = append(out, SessionInfo{Session: s.key.session, Meta: s.meta, Conns: int(s.conns)})
 	}
 	slices.SortFunc(out, func(a, b SessionInfo) int { return cmpString(a.Session, b.Session) })
 	return out
