@@ -181,7 +181,7 @@ type Registry struct {
 	conns    map[string]*session
 	sessions map[sessionKey]*session
 	users    map[string]*session // user → the first of their sessions online
-	expiry   expiryHeap            // lingering sessions, soonest first
+	expiry   expiryHeap          // lingering sessions, soonest first
 }
 
 type sessionKey struct{ user, session string }
