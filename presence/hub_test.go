@@ -94,6 +94,26 @@ func (c *client) last() *mem.Conn {
 	return c.ends[len(c.ends)-1]
 }
 
+// settled starts a hub and one client of user/session, lets it run for d
+// and drops the events so far (inside a synctest bubble).
+func settled(t *testing.T, cfg HubConfig, user, session string, d time.Duration) (*Hub, *recorder, *client) {
+	t.Helper()
+	h, rec := newTestHub(t, cfg)
+	c := dialHub(t, h, user, session)
+	time.Sleep(d)
+	synctest.Wait()
+	rec.take()
+	return h, rec, c
+}
+
+// waitRedialed waits until the client is alive on a connection newer than
+// old.
+func (c *client) waitRedialed(old *mem.Conn) {
+	for c.last() == old || c.d.State() != fsm.Alive {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func newTestHub(t *testing.T, cfg HubConfig) (*Hub, *recorder) {
 	t.Helper()
 	rec := &recorder{}
@@ -156,18 +176,12 @@ func TestHubJoinStayLeave(t *testing.T) {
 
 func TestHubReconnectOvertakingOldConnIsNoFlap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, rec := newTestHub(t, HubConfig{})
-		c := dialHub(t, h, "ann", "tab-1")
-		time.Sleep(time.Minute)
-		synctest.Wait()
-		rec.take()
+		h, rec, c := settled(t, HubConfig{}, "ann", "tab-1", time.Minute)
 		// The old link is cut silently both ways (a network change): the
 		// client convicts it and redials, whichever side notices first.
 		old := c.last()
 		old.Cut()
-		for c.last() == old || c.d.State() != fsm.Alive {
-			time.Sleep(100 * time.Millisecond)
-		}
+		c.waitRedialed(old)
 		// Long past the old connection's conviction and its window.
 		time.Sleep(5 * time.Minute)
 		synctest.Wait()
@@ -219,11 +233,7 @@ func TestHubTabsJoinAndLeaveOnce(t *testing.T) {
 
 func TestHubExplicitCloseIsALeaveWithin100ms(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, rec := newTestHub(t, HubConfig{})
-		c := dialHub(t, h, "bob", "phone")
-		time.Sleep(time.Second)
-		synctest.Wait()
-		rec.take()
+		h, rec, c := settled(t, HubConfig{}, "bob", "phone", time.Second)
 		start := time.Now()
 		c.d.Close()
 		synctest.Wait()
@@ -289,9 +299,7 @@ func TestHubServerConvictsFirstClientResumes(t *testing.T) {
 				// the client hears the close and redials.
 				old := c.last()
 				old.SetDrop(true)
-				for c.last() == old || c.d.State() != fsm.Alive {
-					time.Sleep(100 * time.Millisecond)
-				}
+				c.waitRedialed(old)
 				time.Sleep(5 * time.Minute)
 				synctest.Wait()
 				evs := rec.take()
@@ -310,11 +318,7 @@ func TestHubServerConvictsFirstClientResumes(t *testing.T) {
 
 func TestHubDrainResumesKickLeaves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, rec := newTestHub(t, HubConfig{})
-		c := dialHub(t, h, "ann", "tab-1")
-		time.Sleep(time.Minute)
-		synctest.Wait()
-		rec.take()
+		h, rec, c := settled(t, HubConfig{}, "ann", "tab-1", time.Minute)
 		c.mu.Lock()
 		w := c.watched[0]
 		c.mu.Unlock()
