@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,11 +22,13 @@ const clientPingTick = 20 * time.Millisecond
 
 // drive opens n idle connections to url, each with a goroutine that reads
 // (so gorilla's default handler answers the server's pings), and, if ping
-// is positive, pings each connection every ping, spread evenly. It prints
+// is positive, pings each connection every ping, spread evenly. The dials
+// start evenly over spread. It prints
 // "connected K failed F" once the dials are done, answers each "status"
-// line on stdin with "open K dropped D", and closes everything when stdin
+// line on stdin with "open K dropped D pings P pongs Q" (the pings and
+// pongs received so far), and closes everything when stdin
 // ends.
-func drive(url string, n int, ping time.Duration, stdin io.Reader, stdout io.Writer) error {
+func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdout io.Writer) error {
 	if err := raiseFileLimit(); err != nil {
 		return err
 	}
@@ -33,11 +37,13 @@ func drive(url string, n int, ping time.Duration, stdin io.Reader, stdout io.Wri
 	var (
 		closing        atomic.Bool
 		dropped, fails atomic.Int64
+		pings, pongs   atomic.Int64 // received from the server
 		readers        sync.WaitGroup
 		next           atomic.Int64
 		dialers        sync.WaitGroup
 		firstErr       atomic.Value
 	)
+	began := time.Now()
 	for range dialWorkers {
 		dialers.Add(1)
 		go func() {
@@ -46,6 +52,9 @@ func drive(url string, n int, ping time.Duration, stdin io.Reader, stdout io.Wri
 				i := int(next.Add(1)) - 1
 				if i >= n {
 					return
+				}
+				if at := began.Add(time.Duration(int64(spread) * int64(i) / int64(n))); spread > 0 {
+					time.Sleep(time.Until(at))
 				}
 				ws, resp, err := d.DialContext(context.Background(), url, nil)
 				if resp != nil && resp.Body != nil {
@@ -57,6 +66,20 @@ func drive(url string, n int, ping time.Duration, stdin io.Reader, stdout io.Wri
 					continue
 				}
 				conns[i] = ws
+				// gorilla's default ping handler, counting.
+				ws.SetPingHandler(func(data string) error {
+					pings.Add(1)
+					err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+					if errors.Is(err, websocket.ErrCloseSent) {
+						return nil
+					}
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						return nil
+					}
+					return err
+				})
+				ws.SetPongHandler(func(string) error { pongs.Add(1); return nil })
 				readers.Add(1)
 				go func() {
 					defer readers.Done()
@@ -110,7 +133,7 @@ func drive(url string, n int, ping time.Duration, stdin io.Reader, stdout io.Wri
 	for sc.Scan() {
 		if sc.Text() == "status" {
 			open := int64(n) - fails.Load() - dropped.Load()
-			fmt.Fprintf(stdout, "open %d dropped %d\n", open, dropped.Load())
+			fmt.Fprintf(stdout, "open %d dropped %d pings %d pongs %d\n", open, dropped.Load(), pings.Load(), pongs.Load())
 		}
 	}
 	closing.Store(true)

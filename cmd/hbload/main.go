@@ -51,8 +51,9 @@ type options struct {
 	conns   int
 	window  time.Duration
 	settle  time.Duration
+	spread  time.Duration
 	servers []string
-	json    bool
+	json    string
 	heapDir string
 	// The roles hbload runs itself as.
 	role, kind, url string
@@ -69,7 +70,8 @@ func parse(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.window, "for", 2*time.Minute, "CPU measurement window, after settling")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
 	servers := fs.String("servers", "chat,hub,hub-default", "servers to measure, in order (chat, hub, hub-default)")
-	fs.BoolVar(&o.json, "json", false, "print the rows as JSON")
+	fs.DurationVar(&o.spread, "spread", 54*time.Second, "open the connections evenly over this long, as a server gets them over time (the chat pattern's pings then spread too; 0: all at once)")
+	fs.StringVar(&o.json, "json", "", "also write the rows as JSON to this file")
 	fs.StringVar(&o.heapDir, "heapprofile", "", "save each server's heap profile (inuse_space, after the window) in this directory")
 	fs.StringVar(&o.role, "role", "", "internal: run as a server or client process")
 	fs.StringVar(&o.kind, "kind", "", "internal: the server kind of -role server")
@@ -93,8 +95,8 @@ func parse(args []string, out io.Writer) (options, error) {
 	switch {
 	case o.conns <= 0:
 		return o, usagef("-conns %d must be positive", o.conns)
-	case o.window <= 0 || o.settle < 0:
-		return o, usagef("-for %v must be positive and -settle %v not negative", o.window, o.settle)
+	case o.window <= 0 || o.settle < 0 || o.spread < 0:
+		return o, usagef("-for %v must be positive, -settle %v and -spread %v not negative", o.window, o.settle, o.spread)
 	case len(o.servers) == 0:
 		return o, usagef("-servers names no server")
 	}
@@ -110,7 +112,7 @@ func run(args []string, out io.Writer) error {
 	case "server":
 		return serve(o.kind, os.Stdin, os.Stdout)
 	case "client":
-		return drive(o.url, o.conns, o.ping, os.Stdin, os.Stdout)
+		return drive(o.url, o.conns, o.ping, o.spread, os.Stdin, os.Stdout)
 	case "":
 	default:
 		return usagef("unknown -role %q", o.role)
@@ -119,9 +121,9 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.json {
-		return rep.writeJSON(out)
-	}
 	rep.writeTable(out)
+	if o.json != "" {
+		return rep.writeJSON(o.json)
+	}
 	return nil
 }

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 func TestSmallRun(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 200
-	o, err := parse([]string{"-conns=200", "-for=1500ms", "-settle=300ms"}, &bytes.Buffer{})
+	o, err := parse([]string{"-conns=200", "-for=1500ms", "-settle=300ms", "-spread=500ms"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +55,9 @@ func TestSmallRun(t *testing.T) {
 		}
 		if r.Window < 1500*time.Millisecond || r.CPUPercent < 0 || r.CPUPercent > 200 {
 			t.Errorf("%s: %.1f %% of a core over %v", r.Server, r.CPUPercent, r.Window)
+		}
+		if r.Server == "hub-default" && r.Pongs == 0 {
+			t.Errorf("hub-default: no pong answered the clients' pings")
 		}
 		for _, pid := range r.pids {
 			if alive(pid) {

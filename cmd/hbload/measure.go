@@ -34,7 +34,10 @@ const (
 // row is the measurement of one server.
 type row struct {
 	Server string `json:"server"`
-	Conns  int    `json:"conns"`
+	// Deadlines is how many timer-wheel deadlines the hub fired over the
+	// window (0 for chat).
+	Deadlines uint64 `json:"deadlines"`
+	Conns     int    `json:"conns"`
 	// Open is how many connections the client still held at the end of
 	// the window; ServerConns how many the server counted after settling.
 	Open        int `json:"open"`
@@ -50,10 +53,18 @@ type row struct {
 	GorBase      int    `json:"goroutines_base"`
 	GorEnd       int    `json:"goroutines_end"`
 
-	CPUTicks uint64        `json:"cpu_ticks"` // utime+stime over the window, 1/100 s
-	Window   time.Duration `json:"window_ns"`
-	LoadFrom string        `json:"load_from"` // /proc/loadavg as the window began
-	LoadTo   string        `json:"load_to"`
+	// Pings the clients received from the server over the window, and
+	// pongs in answer to their own pings.
+	Pings int64 `json:"pings"`
+	Pongs int64 `json:"pongs"`
+
+	// utime and stime over the window, in 1/100 s. On loopback a write's
+	// system time includes delivering it to the client.
+	UserTicks uint64        `json:"user_ticks"`
+	SysTicks  uint64        `json:"sys_ticks"`
+	Window    time.Duration `json:"window_ns"`
+	LoadFrom  string        `json:"load_from"` // /proc/loadavg as the window began
+	LoadTo    string        `json:"load_to"`
 
 	// Derived figures, per connection, and the server's CPU as a percentage
 	// of one core.
@@ -62,6 +73,10 @@ type row struct {
 	StackPerConn     float64 `json:"stack_per_conn"`
 	GoroutinesPerCon float64 `json:"goroutines_per_conn"`
 	CPUPercent       float64 `json:"cpu_percent"`
+	UserPercent      float64 `json:"user_percent"`
+	// Heartbeat frames the server wrote per connection per minute.
+	PingsPerConnMin float64 `json:"pings_per_conn_min"`
+	PongsPerConnMin float64 `json:"pongs_per_conn_min"`
 
 	pids []int // the server's and the client's
 }
@@ -73,7 +88,10 @@ func (r *row) derive() {
 	r.HeapPerConn = per(r.HeapEnd, r.HeapBase)
 	r.StackPerConn = per(r.StackEnd, r.StackBase)
 	r.GoroutinesPerCon = float64(r.GorEnd-r.GorBase) / n
-	r.CPUPercent = float64(r.CPUTicks) / clockTicks / r.Window.Seconds() * 100
+	r.CPUPercent = float64(r.UserTicks+r.SysTicks) / clockTicks / r.Window.Seconds() * 100
+	r.UserPercent = float64(r.UserTicks) / clockTicks / r.Window.Seconds() * 100
+	r.PingsPerConnMin = float64(r.Pings) / n / r.Window.Minutes()
+	r.PongsPerConnMin = float64(r.Pongs) / n / r.Window.Minutes()
 }
 
 // report is a whole run.
@@ -81,6 +99,7 @@ type report struct {
 	Conns  int           `json:"conns"`
 	Window time.Duration `json:"window_ns"`
 	Settle time.Duration `json:"settle_ns"`
+	Spread time.Duration `json:"spread_ns"`
 	Rows   []row         `json:"rows"`
 }
 
@@ -92,7 +111,7 @@ func measure(o options, exe string, logw io.Writer) (*report, error) {
 	if lim := fileLimit(); lim != 0 && uint64(o.conns)+100 > lim {
 		return nil, usagef("-conns %d needs more files than the open-file limit %d allows (ulimit -Hn)", o.conns, lim)
 	}
-	rep := &report{Conns: o.conns, Window: o.window, Settle: o.settle}
+	rep := &report{Conns: o.conns, Window: o.window, Settle: o.settle, Spread: o.spread}
 	for _, s := range o.servers {
 		r, err := measureOne(o, s, exe, logw)
 		if err != nil {
@@ -153,7 +172,7 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	}
 	began := time.Now()
 	cli, err := startChild(exe, logw, "-role=client", "-url=ws://"+addr+"/ws",
-		"-conns="+strconv.Itoa(o.conns), "-ping="+ping.String())
+		"-conns="+strconv.Itoa(o.conns), "-ping="+ping.String(), "-spread="+o.spread.String())
 	if err != nil {
 		return r, err
 	}
@@ -192,20 +211,28 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	if r.RSSConnected, err = rss(pid); err != nil {
 		return r, err
 	}
-	cpu0, err := cpuTicks(pid)
+	user0, sys0, err := cpuTicks(pid)
+	if err != nil {
+		return r, err
+	}
+	st0, err := cli.status()
 	if err != nil {
 		return r, err
 	}
 	t0 := time.Now()
+	mid, err := fetchStats(addr)
+	if err != nil {
+		return r, err
+	}
 	r.LoadFrom = loadAvg()
 	logf("measuring for %v (load average %s)", o.window, r.LoadFrom)
 	time.Sleep(o.window)
-	cpu1, err := cpuTicks(pid)
+	user1, sys1, err := cpuTicks(pid)
 	if err != nil {
 		return r, err
 	}
 	r.Window = time.Since(t0)
-	r.CPUTicks = cpu1 - cpu0
+	r.UserTicks, r.SysTicks = user1-user0, sys1-sys0
 	r.LoadTo = loadAvg()
 	if r.RSSEnd, err = rss(pid); err != nil {
 		return r, err
@@ -215,25 +242,39 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 		return r, err
 	}
 	r.HeapEnd, r.StackEnd, r.GorEnd = end.HeapAlloc, end.StackInuse, end.Goroutines
+	r.Deadlines = end.Deadlines - mid.Deadlines
 	if o.heapDir != "" {
 		if err := saveHeapProfile(addr, filepath.Join(o.heapDir, fmt.Sprintf("heap-%s-%d.pb.gz", kind, o.conns))); err != nil {
 			return r, err
 		}
 	}
-	if err := cli.send("status"); err != nil {
+	st1, err := cli.status()
+	if err != nil {
 		return r, err
 	}
-	for {
-		if line, err = cli.next(startTimeout); err != nil {
-			return r, err
-		}
-		var dropped int
-		if _, err := fmt.Sscanf(line, "open %d dropped %d", &r.Open, &dropped); err == nil {
-			break
-		}
-	}
+	r.Open = int(st1.open)
+	r.Pings, r.Pongs = st1.pings-st0.pings, st1.pongs-st0.pongs
 	r.derive()
 	return r, nil
+}
+
+// clientStatus is a client's answer to "status".
+type clientStatus struct{ open, dropped, pings, pongs int64 }
+
+func (c *child) status() (clientStatus, error) {
+	var st clientStatus
+	if err := c.send("status"); err != nil {
+		return st, err
+	}
+	for {
+		line, err := c.next(startTimeout)
+		if err != nil {
+			return st, err
+		}
+		if _, err := fmt.Sscanf(line, "open %d dropped %d pings %d pongs %d", &st.open, &st.dropped, &st.pings, &st.pongs); err == nil {
+			return st, nil
+		}
+	}
 }
 
 func saveHeapProfile(addr, path string) error {
@@ -348,9 +389,9 @@ func ratio(a, b float64) string {
 }
 
 func (rep *report) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "%d idle loopback connections per server; CPU over %v after %v of settling\n\n", rep.Conns, rep.Window, rep.Settle)
+	fmt.Fprintf(w, "%d idle loopback connections per server, opened over %v; CPU over %v after %v of settling\n\n", rep.Conns, rep.Spread, rep.Window, rep.Settle)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\topen\tRSS/conn\tRSS/conn at connect\theap/conn\tstack/conn\tgoroutines/conn\tidle CPU\tRSS ×chat\theap ×chat\tCPU ×chat\tload average\t")
+	fmt.Fprintln(tw, "server\topen\tRSS/conn\tRSS/conn at connect\theap/conn\tstack/conn\tgoroutines/conn\tpings+pongs/conn/min\tidle CPU (user)\tRSS ×chat\theap ×chat\tCPU ×chat\tload average\t")
 	var chat *row
 	for i := range rep.Rows {
 		if rep.Rows[i].Server == "chat" {
@@ -363,15 +404,20 @@ func (rep *report) writeTable(w io.Writer) {
 			rr, hr, cr = ratio(r.RSSPerConn, chat.RSSPerConn), ratio(r.HeapPerConn, chat.HeapPerConn), ratio(r.CPUPercent, chat.CPUPercent)
 		}
 		atConnect := (float64(r.RSSConnected) - float64(r.RSSBase)) / float64(r.Conns)
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%.2f %%\t%s\t%s\t%s\t%s → %s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%.2f + %.2f\t%.2f %% (%.2f)\t%s\t%s\t%s\t%s → %s\t\n",
 			r.Server, r.Open, kib(r.RSSPerConn), kib(atConnect), kib(r.HeapPerConn), kib(r.StackPerConn),
-			r.GoroutinesPerCon, r.CPUPercent, rr, hr, cr, r.LoadFrom, r.LoadTo)
+			r.GoroutinesPerCon, r.PingsPerConnMin, r.PongsPerConnMin, r.CPUPercent, r.UserPercent, rr, hr, cr, r.LoadFrom, r.LoadTo)
 	}
 	_ = tw.Flush()
 }
 
-func (rep *report) writeJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+func (rep *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("hbload: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("hbload: %w", err)
+	}
+	return nil
 }

@@ -61,28 +61,28 @@ func rss(pid int) (uint64, error) {
 	return 0, fmt.Errorf("hbload: no VmRSS in /proc/%d/status", pid)
 }
 
-// cpuTicks returns utime+stime of pid in clock ticks.
-func cpuTicks(pid int) (uint64, error) {
+// cpuTicks returns utime and stime of pid in clock ticks.
+func cpuTicks(pid int) (user, sys uint64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("hbload: %w", err)
+		return 0, 0, fmt.Errorf("hbload: %w", err)
 	}
 	// The command name may hold spaces: fields count from after its ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("hbload: malformed /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("hbload: malformed /proc/%d/stat", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("hbload: short /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("hbload: short /proc/%d/stat", pid)
 	}
 	// After ')': state is field 3 of stat(5), utime 14 and stime 15.
 	u, err1 := strconv.ParseUint(f[11], 10, 64)
 	s, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("hbload: utime/stime of %d: %v %v", pid, err1, err2)
+		return 0, 0, fmt.Errorf("hbload: utime/stime of %d: %v %v", pid, err1, err2)
 	}
-	return u + s, nil
+	return u, s, nil
 }
 
 // loadAvg returns the first three fields of /proc/loadavg.

@@ -36,6 +36,7 @@ type serverStats struct {
 	HeapAlloc  uint64 `json:"heap_alloc"`
 	StackInuse uint64 `json:"stack_inuse"`
 	Conns      int    `json:"conns"`
+	Deadlines  uint64 `json:"deadlines"` // the hub's timer-wheel firings so far
 }
 
 // serve runs one server kind on a loopback port until stdin ends: it prints
@@ -48,6 +49,7 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 	var (
 		ws       http.Handler
 		conns    func() int
+		fired    = func() uint64 { return 0 }
 		shutdown func(context.Context) error
 	)
 	switch kind {
@@ -85,6 +87,13 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 			return err
 		}
 		ws, conns, shutdown = h, func() int { return hub.Stats().Conns }, hub.Shutdown
+		fired = func() uint64 {
+			var n uint64
+			for _, b := range hub.Stats().Lateness {
+				n += b
+			}
+			return n
+		}
 	default:
 		return usagef("unknown server %q (want chat, hub or hub-default)", kind)
 	}
@@ -95,10 +104,11 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		st := serverStats{Goroutines: runtime.NumGoroutine(), HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Conns: conns()}
+		st := serverStats{Goroutines: runtime.NumGoroutine(), HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Conns: conns(), Deadlines: fired()}
 		_ = json.NewEncoder(w).Encode(st)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
