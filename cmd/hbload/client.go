@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
 
 // dialWorkers bounds the dials in flight.
@@ -114,6 +116,8 @@ func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdou
 		t := time.NewTicker(clientPingTick)
 		defer t.Stop()
 		i := 0
+		var seq uint64
+		var payload []byte
 		for {
 			select {
 			case <-stopPing:
@@ -122,7 +126,10 @@ func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdou
 			}
 			for range per {
 				if ws := conns[i]; ws != nil {
-					_ = ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
+					// As this library's client pings: an 8-byte sequence.
+					seq++
+					payload = wire.AppendControl(payload[:0], seq, 0)
+					_ = ws.WriteControl(websocket.PingMessage, payload, time.Now().Add(time.Second))
 				}
 				i = (i + 1) % n
 			}
