@@ -118,10 +118,12 @@ func run(args []string, out io.Writer) error {
 		return usagef("unknown -role %q", o.role)
 	}
 	rep, err := measure(o, os.Args[0], os.Stderr)
+	if rep != nil && len(rep.Rows) > 0 {
+		rep.writeTable(out) // what was measured before any failure
+	}
 	if err != nil {
 		return err
 	}
-	rep.writeTable(out)
 	if o.json != "" {
 		return rep.writeJSON(o.json)
 	}
