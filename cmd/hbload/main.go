@@ -10,8 +10,14 @@
 // goroutines per connection, and the server's CPU over the window, as a
 // share of one core; and the ratio of each to the chat pattern's.
 //
+// The clients open their connections evenly over -spread (54 s, the chat
+// pattern's ping period, by default), as a server gets them over time; with
+// -spread 0 they all arrive at once and the chat pattern's pings go out in
+// one batch every 54 s. The results are in docs/presence-cost.md.
+//
 //	go run ./cmd/hbload -conns 10000 -for 2m
-//	go run ./cmd/hbload -conns 200 -for 5s -servers chat,hub
+//	go run ./cmd/hbload -conns 200 -for 5s -spread 1s -servers chat,hub
+//	go run ./cmd/hbload -conns 1000 -json out.json -heapprofile /tmp
 //
 // Linux only (it reads /proc). Every connection needs a file in the client
 // and in the server; each process raises its soft open-file limit to the
