@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain lets the test binary play the server and client roles hbload
+// starts by running its own executable again.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "-role=") {
+		if err := run(os.Args[1:], os.Stdout); err != nil {
+			os.Stderr.WriteString("hbload: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmallRun measures every server with 200 connections and a short
+// window and checks that the figures are those of a real measurement.
+func TestSmallRun(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const n = 200
+	o, err := parse([]string{"-conns=200", "-for=1500ms", "-settle=300ms", "-spread=500ms"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	rep, err := measure(o, os.Args[0], &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	httpc.CloseIdleConnections()
+	if len(rep.Rows) != 3 {
+		t.Fatalf("%d rows, want chat, hub and hub-default", len(rep.Rows))
+	}
+	for _, r := range rep.Rows {
+		if r.Open != n || r.ServerConns != n {
+			t.Errorf("%s: client holds %d, server counted %d connections; want %d", r.Server, r.Open, r.ServerConns, n)
+		}
+		if r.RSSPerConn <= 0 || r.HeapPerConn <= 0 || r.StackPerConn <= 0 {
+			t.Errorf("%s: RSS %.0f, heap %.0f, stack %.0f B per connection; want positive", r.Server, r.RSSPerConn, r.HeapPerConn, r.StackPerConn)
+		}
+		// Two goroutines per connection in each: chat's pumps; the hub's
+		// handler (reading for the application) and the adapter's reader.
+		if r.GoroutinesPerCon < 1.9 || r.GoroutinesPerCon > 2.1 {
+			t.Errorf("%s: %.2f goroutines per connection, want 2", r.Server, r.GoroutinesPerCon)
+		}
+		if r.Window < 1500*time.Millisecond || r.CPUPercent < 0 || r.CPUPercent > 200 {
+			t.Errorf("%s: %.1f %% of a core over %v", r.Server, r.CPUPercent, r.Window)
+		}
+		if r.Server == "hub-default" && r.Pongs == 0 {
+			t.Errorf("hub-default: no pong answered the clients' pings")
+		}
+		for _, pid := range r.pids {
+			if alive(pid) {
+				t.Errorf("%s: process %d still running", r.Server, pid)
+			}
+		}
+	}
+	var out bytes.Buffer
+	rep.writeTable(&out)
+	if !strings.Contains(out.String(), "hub-default") {
+		t.Errorf("table lacks the hub-default row:\n%s", out.String())
+	}
+	t.Logf("\n%s", out.String())
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-conns=0"}, {"-for=0s"}, {"-servers=chat,nginx"}, {"-servers="}, {"extra"},
+	} {
+		if _, err := parse(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+	o, err := parse([]string{"-servers=hub, chat"}, &bytes.Buffer{})
+	if err != nil || len(o.servers) != 2 || o.servers[0] != "hub" || o.servers[1] != "chat" {
+		t.Errorf("-servers=hub, chat: %v %v", o.servers, err)
+	}
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/presence"
+)
+
+// The constants of gorilla/websocket's examples/chat.
+const (
+	chatWriteWait      = 10 * time.Second
+	chatPongWait       = 60 * time.Second
+	chatPingPeriod     = (chatPongWait * 9) / 10 // 54 s
+	chatMaxMessageSize = 512
+	chatBufferSize     = 1024 // the Upgrader's ReadBufferSize and WriteBufferSize
+)
+
+// serverStats is what a server role reports on /stats, measured after a
+// full garbage collection.
+type serverStats struct {
+	Goroutines int    `json:"goroutines"`
+	HeapAlloc  uint64 `json:"heap_alloc"`
+	StackInuse uint64 `json:"stack_inuse"`
+	Conns      int    `json:"conns"`
+	Deadlines  uint64 `json:"deadlines"` // the hub's timer-wheel firings so far
+}
+
+// serve runs one server kind on a loopback port until stdin ends: it prints
+// "listening ADDR" once, serves WebSockets on /ws, its own figures on
+// /stats and net/http/pprof under /debug/pprof/.
+func serve(kind string, stdin io.Reader, stdout io.Writer) error {
+	if err := raiseFileLimit(); err != nil {
+		return err
+	}
+	var (
+		ws       http.Handler
+		conns    func() int
+		fired    = func() uint64 { return 0 }
+		shutdown func(context.Context) error
+	)
+	switch kind {
+	case "chat":
+		h := newChatHub()
+		go h.run()
+		ws, conns = h, func() int { return int(h.n.Load()) }
+		shutdown = func(context.Context) error { close(h.stop); return nil }
+	case "hub", "hub-default":
+		cfg := presence.HubConfig{}
+		if kind == "hub" {
+			// The chat pattern's rate: a ping after 54 s of silence, a
+			// peer silent for 60 s is suspect (gorilla's read deadline).
+			cfg.Policies = func() policy.Set {
+				return policy.Set{
+					Detector: &policy.Fixed{SuspectAfter: chatPongWait, DeadAfter: 70 * time.Second},
+					Interval: &policy.Idle{Every: chatPingPeriod},
+				}
+			}
+		}
+		hub, err := presence.NewHub(cfg)
+		if err != nil {
+			return err
+		}
+		var seq atomic.Uint64
+		h, err := presence.NewHandler(presence.HandlerConfig{
+			Hub: hub,
+			Authenticate: func(*http.Request) (presence.Identity, error) {
+				n := strconv.FormatUint(seq.Add(1), 10)
+				return presence.Identity{User: "u" + n, Session: "s" + n}, nil
+			},
+			Upgrader: websocket.Upgrader{ReadBufferSize: chatBufferSize, WriteBufferSize: chatBufferSize},
+		})
+		if err != nil {
+			return err
+		}
+		ws, conns, shutdown = h, func() int { return hub.Stats().Conns }, hub.Shutdown
+		fired = func() uint64 {
+			var n uint64
+			for _, b := range hub.Stats().Lateness {
+				n += b
+			}
+			return n
+		}
+	default:
+		return usagef("unknown server %q (want chat, hub or hub-default)", kind)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/ws", ws)
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st := serverStats{Goroutines: runtime.NumGoroutine(), HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Conns: conns(), Deadlines: fired()}
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
+
+	_, _ = io.Copy(io.Discard, stdin) // the parent closes stdin to stop us
+	_ = srv.Close()                   // hijacked connections are left to shutdown
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = shutdown(ctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// chatHub is the hub of gorilla's chat example: one goroutine owns the set
+// of clients and fans broadcasts out to their send queues.
+type chatHub struct {
+	clients    map[*chatClient]bool
+	broadcast  chan []byte
+	register   chan *chatClient
+	unregister chan *chatClient
+	stop       chan struct{}
+	n          atomic.Int64
+	up         websocket.Upgrader
+}
+
+func newChatHub() *chatHub {
+	return &chatHub{
+		clients:    map[*chatClient]bool{},
+		broadcast:  make(chan []byte),
+		register:   make(chan *chatClient),
+		unregister: make(chan *chatClient),
+		stop:       make(chan struct{}),
+		up:         websocket.Upgrader{ReadBufferSize: chatBufferSize, WriteBufferSize: chatBufferSize},
+	}
+}
+
+func (h *chatHub) run() {
+	for {
+		select {
+		case c := <-h.register:
+			h.clients[c] = true
+			h.n.Add(1)
+		case c := <-h.unregister:
+			if h.clients[c] {
+				delete(h.clients, c)
+				close(c.send)
+				h.n.Add(-1)
+			}
+		case msg := <-h.broadcast:
+			for c := range h.clients {
+				select {
+				case c.send <- msg:
+				default:
+					close(c.send)
+					delete(h.clients, c)
+					h.n.Add(-1)
+				}
+			}
+		case <-h.stop:
+			for c := range h.clients {
+				_ = c.conn.Close()
+			}
+			return
+		}
+	}
+}
+
+// chatClient is one connection of the chat example: a read pump and a
+// write pump, each its own goroutine; the handler goroutine returns.
+type chatClient struct {
+	hub  *chatHub
+	conn *websocket.Conn
+	send chan []byte
+}
+
+func (h *chatHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	conn, err := h.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := &chatClient{hub: h, conn: conn, send: make(chan []byte, 256)}
+	select {
+	case h.register <- c:
+	case <-h.stop:
+		_ = conn.Close()
+		return
+	}
+	go c.writePump()
+	go c.readPump()
+}
+
+func (c *chatClient) readPump() {
+	defer func() {
+		select {
+		case c.hub.unregister <- c:
+		case <-c.hub.stop:
+		}
+		_ = c.conn.Close()
+	}()
+	c.conn.SetReadLimit(chatMaxMessageSize)
+	_ = c.conn.SetReadDeadline(time.Now().Add(chatPongWait))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(chatPongWait))
+	})
+	for {
+		_, msg, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		select {
+		case c.hub.broadcast <- msg:
+		case <-c.hub.stop:
+			return
+		}
+	}
+}
+
+func (c *chatClient) writePump() {
+	ticker := time.NewTicker(chatPingPeriod)
+	defer func() {
+		ticker.Stop()
+		_ = c.conn.Close()
+	}()
+	for {
+		select {
+		case msg, ok := <-c.send:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(chatWriteWait))
+			if !ok {
+				_ = c.conn.WriteMessage(websocket.CloseMessage, []byte{})
+				return
+			}
+			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+		case <-ticker.C:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(chatWriteWait))
+			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		case <-c.hub.stop:
+			return
+		}
+	}
+}
