@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestSmallRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log bytes.Buffer
+	var log lockedBuffer // the children's stderr is copied by exec's goroutines
 	rep, err := measure(o, os.Args[0], &log)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
@@ -75,6 +76,23 @@ func TestSmallRun(t *testing.T) {
 		t.Errorf("table lacks the hub-default row:\n%s", out.String())
 	}
 	t.Logf("\n%s", out.String())
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestFlags(t *testing.T) {
