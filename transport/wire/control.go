@@ -49,6 +49,22 @@ func ParseControl(p []byte) (seq uint64, window time.Duration, err error) {
 		}
 		return binary.BigEndian.Uint64(p), window, nil
 	}
+	if len(p) < len(foreignControl) {
+		return 0, 0, foreignControl[len(p)]
+	}
 	return 0, 0, &Error{Op: "parse control", Offset: -1, Err: ErrMalformed,
 		Detail: fmt.Sprintf("%d bytes, want %d or %d", len(p), ControlSeqSize, ControlAdviceSize)}
 }
+
+// foreignControl holds ParseControl's error for each payload size a
+// control frame can have: peers that ping with their own payload (gorilla
+// and most libraries send an empty one) do so on every ping, and the error
+// should cost no allocation each time. The errors are shared: do not
+// modify them.
+var foreignControl = func() (errs [126]*Error) {
+	for n := range errs {
+		errs[n] = &Error{Op: "parse control", Offset: -1, Err: ErrMalformed,
+			Detail: fmt.Sprintf("%d bytes, want %d or %d", n, ControlSeqSize, ControlAdviceSize)}
+	}
+	return errs
+}()

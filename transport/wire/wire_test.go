@@ -272,3 +272,16 @@ func TestFormatOf(t *testing.T) {
 		t.Error("application messages taken for heartbeats")
 	}
 }
+
+// A foreign ping payload (gorilla's empty one, on every ping) costs no
+// allocation to reject.
+func TestParseControlForeignPayloadDoesNotAllocate(t *testing.T) {
+	for _, p := range [][]byte{nil, make([]byte, 4), make([]byte, 125)} {
+		if n := testing.AllocsPerRun(100, func() { _, _, _ = ParseControl(p) }); n != 0 {
+			t.Errorf("%d-byte payload: %.0f allocations", len(p), n)
+		}
+		if _, _, err := ParseControl(p); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d-byte payload: %v", len(p), err)
+		}
+	}
+}
