@@ -338,7 +338,10 @@ func (d *Driver) do(a *Action) {
 		d.wctx.begin(d.clk.Now(), d.writeTO)
 		err := d.conn.Send(d.wctx, f)
 		d.wctx.end()
-		if err != nil {
+		// A write cut short by Close (or the caller's context) is not a
+		// broken connection: the close is about to be stepped, and must
+		// reach the peer as itself (1000), not as a send failure (1001).
+		if err != nil && d.ctx.Err() == nil {
 			d.pending = append(d.pending, Input{Kind: SendFailed, Err: err})
 		}
 	case Dial:

@@ -173,10 +173,14 @@ func TestHandlerShutdownSendsGoingAwayWithAdvice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	disconnects := make(chan error, 4)
 	h, err := presence.NewHandler(presence.HandlerConfig{Hub: hub,
 		Authenticate: func(r *http.Request) (presence.Identity, error) {
 			return presence.Identity{User: "bob", Session: "s"}, nil
-		}})
+		},
+		// With OnDisconnect set the note must still precede the close.
+		OnDisconnect: func(c *presence.Client, err error) { disconnects <- err },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +225,9 @@ func TestHandlerShutdownSendsGoingAwayWithAdvice(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs.wait(t, presence.UserLeft, "bob", time.Second)
+	if err := <-disconnects; !errors.Is(err, presence.ErrShutdown) || len(disconnects) != 0 {
+		t.Errorf("OnDisconnect: %v (%d more calls), want one with ErrShutdown", err, len(disconnects))
+	}
 }
 
 type syncWriter struct {

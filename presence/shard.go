@@ -237,7 +237,10 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 			s.queuePeak.Store(d)
 		}
 	case fsm.CloseTransport:
-		s.h.enqueueClose(s, c.t, a.Err)
+		// The close carries the end callback, so it runs after this close
+		// (and its shutdown note), not beside it.
+		s.h.enqueueCloseJob(closeJob{s: s, t: c.t, reason: a.Err, onEnd: c.onEnd})
+		c.onEnd = nil
 	case fsm.StateChanged:
 		s.changed(c, a)
 	}
@@ -260,7 +263,7 @@ func (s *shard) changed(c *conn, a *fsm.Action) {
 		c.m = nil
 		s.drop(c)
 		h.conns.Add(-1)
-		if c.onEnd != nil {
+		if c.onEnd != nil { // an end without a close action: close here
 			h.enqueueCloseJob(closeJob{s: s, t: c.t, reason: a.Err, onEnd: c.onEnd})
 			c.onEnd = nil
 		}
@@ -427,17 +430,13 @@ type closeJob struct {
 	s      *shard
 	t      Conn
 	reason error
-	// onEnd, if set, runs after the close (Close is idempotent, and waits
-	// for the reader to exit), instead of the shutdown note.
+	// onEnd, if set, runs after the close (which waits for the reader to
+	// exit, so after the connection's last message).
 	onEnd func(error)
 }
 
-// enqueueClose queues a connection's close for the closer goroutines,
+// enqueueCloseJob queues a connection's close for the closer goroutines,
 // starting one if fewer than maxClosers run. It never blocks.
-func (h *Hub) enqueueClose(s *shard, t Conn, reason error) {
-	h.enqueueCloseJob(closeJob{s: s, t: t, reason: reason})
-}
-
 func (h *Hub) enqueueCloseJob(j closeJob) {
 	h.closeWG.Add(1)
 	h.closeMu.Lock()
@@ -464,11 +463,9 @@ func (h *Hub) closer() {
 		h.closeQ[0] = closeJob{}
 		h.closeQ = h.closeQ[1:]
 		h.closeMu.Unlock()
+		j.s.close(j.t, j.reason)
 		if j.onEnd != nil {
-			_ = j.t.Close(j.reason)
 			j.onEnd(j.reason)
-		} else {
-			j.s.close(j.t, j.reason)
 		}
 		h.closeWG.Done()
 	}
