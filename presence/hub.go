@@ -94,6 +94,10 @@ type HubConfig struct {
 	// Logger receives state changes (connection, user, session, reason):
 	// online and offline at Info, the rest at Debug. Nil means no logging.
 	Logger *slog.Logger
+	// Cluster, if set, makes Online, Snapshot, Subscribe and OnEvent cover
+	// every server node (presence/cluster over Redis); nil keeps presence
+	// to this hub. OnEvent then runs on the cluster's delivery goroutine.
+	Cluster Cluster
 }
 
 // Identity says whose connection it is, as the application's
@@ -146,6 +150,7 @@ type Hub struct {
 	eventsWG sync.WaitGroup
 	idle     *sync.Cond // on regMu: the event queue is empty
 	busy     bool       // the event goroutine is delivering
+	unsub    func()     // OnEvent's cluster subscription
 }
 
 // NewHub validates cfg and starts the hub's goroutines: one per shard, its
@@ -200,6 +205,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		log:      cfg.Logger,
 	}
 	h.idle = sync.NewCond(&h.regMu)
+	if cfg.Cluster != nil && cfg.OnEvent != nil {
+		_, h.unsub = cfg.Cluster.Subscribe(cfg.OnEvent)
+	}
 	now := time.Now()
 	for i := range cfg.Shards {
 		s := newShard(h, i, now)
@@ -341,6 +349,9 @@ var testHookWatch func()
 
 // Online reports whether user has a session online.
 func (h *Hub) Online(user string) bool {
+	if h.cfg.Cluster != nil {
+		return h.cfg.Cluster.Online(user)
+	}
 	h.regMu.Lock()
 	defer h.regMu.Unlock()
 	return h.reg.Online(user)
@@ -348,6 +359,9 @@ func (h *Hub) Online(user string) bool {
 
 // Snapshot returns who is online now, as of its Seq.
 func (h *Hub) Snapshot() Snapshot {
+	if h.cfg.Cluster != nil {
+		return h.cfg.Cluster.Snapshot()
+	}
 	h.regMu.Lock()
 	defer h.regMu.Unlock()
 	return h.reg.Snapshot()
@@ -357,6 +371,9 @@ func (h *Hub) Snapshot() Snapshot {
 // that snapshot, in order, none dropped, on the hub's event goroutine (fn
 // must return promptly), until cancel is called.
 func (h *Hub) Subscribe(fn func(Event)) (snap Snapshot, cancel func()) {
+	if h.cfg.Cluster != nil {
+		return h.cfg.Cluster.Subscribe(fn)
+	}
 	h.regMu.Lock()
 	defer h.regMu.Unlock()
 	h.subSeq++
@@ -454,6 +471,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.idle.Broadcast()
 	h.regMu.Unlock()
 	h.eventsWG.Wait()
+	if h.unsub != nil {
+		h.unsub()
+	}
 	return err
 }
 
@@ -521,7 +541,9 @@ func (h *Hub) deliver() {
 			h.queue = nil
 		}
 		subs = subs[:0]
-		if h.cfg.OnEvent != nil {
+		if h.cfg.Cluster != nil {
+			subs = append(subs, subscriber{fn: h.cfg.Cluster.Local})
+		} else if h.cfg.OnEvent != nil {
 			subs = append(subs, subscriber{fn: h.cfg.OnEvent})
 		}
 		for _, sub := range h.subs {

@@ -1,0 +1,1010 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of Config, used where a field is zero.
+const (
+	// DefaultLeaseTTL is how long a node's lease lives in Redis after its
+	// last renewal: a crashed node's sessions leave everywhere within
+	// LeaseTTL + Renew + one round trip.
+	DefaultLeaseTTL = 3 * time.Second
+	// DefaultPrefix starts every key and channel name.
+	DefaultPrefix = "hb"
+	// DefaultStreamMax caps each node's event stream (approximately): a
+	// node that missed more of another's batches resyncs from its set.
+	DefaultStreamMax = 10000
+	// LeaseMargin is the share of the TTL a node's own lease deadline keeps
+	// in hand: it counts its lease lost at send time + (1 − LeaseMargin) ×
+	// LeaseTTL, before Redis (which started the TTL no earlier than the send)
+	// can let it expire, allowing this much clock-rate difference.
+	LeaseMargin = 0.1
+)
+
+// Errors of a Node.
+var (
+	// ErrConfig is wrapped by every configuration error (and wraps
+	// presence.ErrConfig).
+	ErrConfig = fmt.Errorf("cluster: bad config: %w", presence.ErrConfig)
+	// ErrNodeIDInUse: another live node holds this node ID's lease.
+	ErrNodeIDInUse = errors.New("cluster: node ID in use by a live node")
+	// ErrFenced: a write was refused because the lease no longer holds this
+	// node's incarnation (it expired, or Redis lost it); the node
+	// re-registers.
+	ErrFenced = errors.New("cluster: lease lost, write fenced")
+	// ErrClosed: the node is closed.
+	ErrClosed = errors.New("cluster: node closed")
+)
+
+// Config configures a Node.
+type Config struct {
+	// Addr is the Redis address (host:port). Ignored if Client is set.
+	Addr string
+	// Client, if set, is the Redis client to use (TLS, auth, pools); the
+	// node does not close it.
+	Client *redis.Client
+	// NodeID names this server node: unique among live nodes, stable
+	// across restarts; 1 to 64 of A–Z a–z 0–9 . _ -.
+	NodeID string
+	// Prefix starts every key and channel. Zero means DefaultPrefix.
+	Prefix string
+	// LeaseTTL is the node's lease in Redis. Zero means DefaultLeaseTTL;
+	// 100 ms to 60 s.
+	LeaseTTL time.Duration
+	// Renew is how often the node renews its lease and polls the others'.
+	// Zero means LeaseTTL/3; at most LeaseTTL/2.
+	Renew time.Duration
+	// StreamMax caps each node's stream. Zero means DefaultStreamMax.
+	StreamMax int64
+	// OnError, if set, is told of entries in Redis that could not be read
+	// (a *KeyspaceError, skipped) and of Redis errors; it must return
+	// promptly.
+	OnError func(error)
+	// Logger receives lease changes at Info and Warn. Nil means none.
+	Logger *slog.Logger
+}
+
+var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// keys are one node's Redis keys; the {n:<id>} hash tag keeps them in one
+// slot of a Redis Cluster.
+type keys struct {
+	lease, inc, sess, stage, stream, ctr string
+}
+
+func nodeKeys(prefix, id string) keys {
+	p := prefix + ":{n:" + id + "}:"
+	return keys{lease: p + "lease", inc: p + "inc", sess: p + "s", stage: p + "stage", stream: p + "ev", ctr: p + "n"}
+}
+
+// Stats are a node's counters.
+type Stats struct {
+	// Registrations counts leases taken: 1 at start, one more after every
+	// fence (a partition, a freeze, Redis losing its data).
+	Registrations uint64
+	// Fences counts how often this node found its lease lost.
+	Fences uint64
+	// Resyncs counts reads of another node's whole set (its first sight, a
+	// new incarnation, a gap in its stream).
+	Resyncs uint64
+	// NodesDropped counts other nodes declared dead (lease gone).
+	NodesDropped uint64
+	// KeyspaceErrors counts entries skipped as unreadable.
+	KeyspaceErrors uint64
+	// LivenessCalls counts Redis commands sent for liveness: lease renewal
+	// and the polling of other nodes, not session writes.
+	LivenessCalls uint64
+}
+
+// Node is one server node's member of the cluster: it asserts this node's
+// sessions in Redis under a lease, and keeps a view of every live node's
+// sessions, with presence events for its changes. It implements
+// presence.Cluster: set it as HubConfig.Cluster and the hub's Online,
+// Snapshot, Subscribe and OnEvent cover the cluster. Its methods are safe
+// for concurrent use.
+type Node struct {
+	cfg     Config
+	rdb     *redis.Client
+	own     bool // rdb is ours to close
+	k       keys
+	nodes   string // the set of node IDs
+	epochK  string
+	channel string
+	ttl     time.Duration
+	renew   time.Duration
+
+	mu      sync.Mutex
+	view    *view
+	evs     []presence.Event
+	local   map[sessKey]presence.Meta // this node's sessions
+	pend    map[sessKey]op            // changes not yet written
+	order   []sessKey                 // pend's keys, oldest first
+	subs    map[uint64]subscriber
+	subSeq  uint64
+	queue   []presence.Event
+	dirty   map[string]bool // nodes pub/sub says have news
+	idle    *sync.Cond
+	busy    bool
+	closed  bool
+	stopped chan struct{}
+
+	wmu sync.Mutex // a write batch or a registration
+
+	lmu        sync.Mutex // lease state
+	inc        uint64     // current (or last) incarnation
+	registered bool
+	deadline   time.Time // our own count of the lease's end
+
+	// sync goroutine only
+	remotes    map[string]*remote
+	epoch      string
+	graceUntil time.Time
+
+	leaseKick, writeKick, syncKick, deliverKick chan struct{}
+	wg                                          sync.WaitGroup
+	ps                                          *redis.PubSub
+	st                                          struct {
+		registrations, fences, resyncs, dropped, keyspace, liveness atomic.Uint64
+	}
+}
+
+type subscriber struct {
+	fn   func(presence.Event)
+	from uint64
+}
+
+// remote is what a node knows of another.
+type remote struct {
+	k      keys
+	alive  bool
+	inc    uint64
+	n      uint64 // last batch applied
+	lastID string
+}
+
+// New connects to Redis, takes this node's lease (waiting up to one lease
+// TTL for a crashed predecessor's to expire; ErrNodeIDInUse if a live node
+// renews it meanwhile), reads the other nodes' sessions and starts the
+// node's goroutines. Close stops them.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Renew == 0 {
+		cfg.Renew = cfg.LeaseTTL / 3
+	}
+	if cfg.StreamMax == 0 {
+		cfg.StreamMax = DefaultStreamMax
+	}
+	switch {
+	case !nodeIDRe.MatchString(cfg.NodeID):
+		return nil, fmt.Errorf("%w: node ID %q: 1 to 64 of A-Z a-z 0-9 . _ -", ErrConfig, cfg.NodeID)
+	case cfg.LeaseTTL < 100*time.Millisecond || cfg.LeaseTTL > time.Minute:
+		return nil, fmt.Errorf("%w: lease TTL %v: 100ms to 1m", ErrConfig, cfg.LeaseTTL)
+	case cfg.Renew <= 0 || cfg.Renew > cfg.LeaseTTL/2:
+		return nil, fmt.Errorf("%w: renew period %v: positive, at most half the lease TTL %v", ErrConfig, cfg.Renew, cfg.LeaseTTL)
+	case cfg.StreamMax < 100:
+		return nil, fmt.Errorf("%w: stream cap %d: at least 100", ErrConfig, cfg.StreamMax)
+	case cfg.Client == nil && cfg.Addr == "":
+		return nil, fmt.Errorf("%w: no Redis address", ErrConfig)
+	}
+	n := &Node{
+		cfg: cfg, rdb: cfg.Client, k: nodeKeys(cfg.Prefix, cfg.NodeID),
+		nodes: cfg.Prefix + ":nodes", epochK: cfg.Prefix + ":epoch", channel: cfg.Prefix + ":ev",
+		ttl: cfg.LeaseTTL, renew: cfg.Renew,
+		view: newView(), local: map[sessKey]presence.Meta{}, pend: map[sessKey]op{},
+		subs: map[uint64]subscriber{}, dirty: map[string]bool{}, remotes: map[string]*remote{},
+		stopped:   make(chan struct{}),
+		leaseKick: make(chan struct{}, 1), writeKick: make(chan struct{}, 1),
+		syncKick: make(chan struct{}, 1), deliverKick: make(chan struct{}, 1),
+	}
+	n.idle = sync.NewCond(&n.mu)
+	if n.rdb == nil {
+		n.own = true
+		n.rdb = redis.NewClient(&redis.Options{
+			Addr: cfg.Addr, DialTimeout: cfg.Renew, ReadTimeout: cfg.Renew, WriteTimeout: cfg.Renew,
+			MaxRetries: -1, // a retry is the next period's job, with fresh state
+		})
+	}
+	if err := n.start(ctx); err != nil {
+		if n.own {
+			_ = n.rdb.Close()
+		}
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	// Subscribe first, so no batch published after the first poll is missed.
+	n.ps = n.rdb.Subscribe(ctx, n.channel)
+	if _, err := n.ps.Receive(ctx); err != nil {
+		_ = n.ps.Close()
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	if err := n.firstRegister(ctx); err != nil {
+		_ = n.ps.Close()
+		return err
+	}
+	n.tick()
+	n.wg.Add(5)
+	go n.leaseLoop()
+	go n.writeLoop()
+	go n.syncLoop()
+	go n.listen()
+	go n.deliver()
+	return nil
+}
+
+// firstRegister takes the lease at start. A lease already held under this
+// ID is a crashed predecessor's (it runs out within one TTL) or a live
+// node's (it gets renewed): the node waits to see which.
+func (n *Node) firstRegister(ctx context.Context) error {
+	wait, cancel := context.WithTimeout(ctx, n.ttl+2*n.renew)
+	defer cancel()
+	var last time.Duration = -1
+	for {
+		err := n.register(wait)
+		var held *heldError
+		if !errors.As(err, &held) {
+			return err
+		}
+		pttl, perr := n.rdb.PTTL(wait, n.k.lease).Result()
+		switch {
+		case perr != nil:
+			return fmt.Errorf("%w: %q (held by incarnation %s; %w)", ErrNodeIDInUse, n.cfg.NodeID, held.holder, perr)
+		case pttl > 0 && last >= 0 && pttl > last:
+			return fmt.Errorf("%w: %q (incarnation %s renewed its lease)", ErrNodeIDInUse, n.cfg.NodeID, held.holder)
+		}
+		if pttl > 0 {
+			last = pttl
+		}
+		t := time.NewTimer(n.renew / 4)
+		select {
+		case <-wait.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %q (held by incarnation %s)", ErrNodeIDInUse, n.cfg.NodeID, held.holder)
+		case <-t.C:
+		}
+	}
+}
+
+// heldError: the lease is held by another incarnation.
+type heldError struct{ holder string }
+
+func (e *heldError) Error() string { return "lease held by incarnation " + e.holder }
+func (e *heldError) Unwrap() error { return ErrNodeIDInUse }
+
+// register takes the lease under a new incarnation with this node's whole
+// session set; changes queued so far are in it.
+func (n *Node) register(ctx context.Context) error {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	n.mu.Lock()
+	set := make(map[sessKey]presence.Meta, len(n.local))
+	for k, m := range n.local {
+		set[k] = m
+	}
+	n.mu.Unlock()
+	inc, err := reserveScript.Run(ctx, n.rdb, []string{n.k.inc}, time.Now().UnixMilli()).Text()
+	if err != nil {
+		return fmt.Errorf("cluster: register: %w", err)
+	}
+	if _, err := decodeInc(inc); err != nil {
+		return fmt.Errorf("cluster: register: %w", &KeyspaceError{Key: n.k.inc, Reason: err.Error()})
+	}
+	// Stage the set, in chunks (a pipeline, one round trip).
+	_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, n.k.stage)
+		args := make([]any, 0, 2000)
+		for k, m := range set {
+			args = append(args, encodeField(k), encodeMeta(m))
+			if len(args) == cap(args) {
+				p.HSet(ctx, n.k.stage, args...)
+				args = make([]any, 0, 2000)
+			}
+		}
+		if len(args) > 0 {
+			p.HSet(ctx, n.k.stage, args...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: register: stage: %w", err)
+	}
+	n.lmu.Lock()
+	prev := ""
+	if n.inc != 0 {
+		prev = strconv.FormatUint(n.inc, 10)
+	}
+	n.lmu.Unlock()
+	sent := time.Now()
+	res, err := registerScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.stage, n.k.stream, n.k.ctr},
+		inc, prev, n.ttl.Milliseconds(), n.cfg.StreamMax, n.channel, n.cfg.NodeID).Slice()
+	if err != nil {
+		return fmt.Errorf("cluster: register: %w", err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("cluster: register: reply %v", res)
+	}
+	if ok, _ := res[0].(int64); ok != 1 {
+		n.rdb.Del(ctx, n.k.stage)
+		return &heldError{holder: fmt.Sprint(res[1])}
+	}
+	n.rdb.SAdd(ctx, n.nodes, n.cfg.NodeID)
+	v, _ := strconv.ParseUint(inc, 10, 64)
+	n.lmu.Lock()
+	n.inc, n.registered, n.deadline = v, true, sent.Add(n.ownTTL())
+	n.lmu.Unlock()
+	n.mu.Lock()
+	// What was queued before the snapshot is in the set; what came after
+	// is still to write, and rewriting an included change is harmless.
+	n.mu.Unlock()
+	n.st.registrations.Add(1)
+	n.logInfo("lease taken", "incarnation", v, "sessions", len(set))
+	return nil
+}
+
+// ownTTL is how long after sending a renewal the node counts on its lease.
+func (n *Node) ownTTL() time.Duration {
+	return time.Duration(float64(n.ttl) * (1 - LeaseMargin))
+}
+
+func (n *Node) logInfo(msg string, args ...any) {
+	if n.cfg.Logger != nil {
+		n.cfg.Logger.Info("cluster: "+msg, append([]any{"node", n.cfg.NodeID}, args...)...)
+	}
+}
+
+func (n *Node) report(err error) {
+	var ke *KeyspaceError
+	if errors.As(err, &ke) {
+		n.st.keyspace.Add(1)
+	}
+	if n.cfg.OnError != nil {
+		n.cfg.OnError(err)
+	}
+	if n.cfg.Logger != nil {
+		n.cfg.Logger.Warn("cluster: "+err.Error(), "node", n.cfg.NodeID)
+	}
+}
+
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// fence: the lease is lost (or about to be, by our own count). The node
+// stops writing; the lease goroutine re-registers.
+func (n *Node) fence(why string) {
+	n.lmu.Lock()
+	was := n.registered
+	n.registered = false
+	n.lmu.Unlock()
+	if was {
+		n.st.fences.Add(1)
+		if n.cfg.Logger != nil {
+			n.cfg.Logger.Warn("cluster: lease lost: "+why, "node", n.cfg.NodeID)
+		}
+	}
+	kick(n.leaseKick)
+}
+
+// Registered reports whether the node holds its lease by its own count:
+// while false, the other nodes do not (or will not, within one TTL) count
+// its sessions.
+func (n *Node) Registered() bool {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	return n.registered && time.Now().Before(n.deadline)
+}
+
+// leaseLoop renews the lease every Renew, fences at the node's own lease
+// deadline, and re-registers after a fence.
+func (n *Node) leaseLoop() {
+	defer n.wg.Done()
+	t := time.NewTimer(n.renew)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stopped:
+			return
+		case <-t.C:
+		case <-n.leaseKick:
+		}
+		n.leaseStep()
+		next := n.renew
+		n.lmu.Lock()
+		if n.registered {
+			next = min(next, time.Until(n.deadline))
+		} else {
+			next = n.renew / 4 // retry registration soon
+		}
+		n.lmu.Unlock()
+		t.Reset(max(next, time.Millisecond))
+	}
+}
+
+func (n *Node) leaseStep() {
+	n.lmu.Lock()
+	reg, inc, dl := n.registered, n.inc, n.deadline
+	n.lmu.Unlock()
+	now := time.Now()
+	if reg && !now.Before(dl) {
+		n.fence("not renewed by the node's own lease deadline")
+		reg = false
+	}
+	if !reg {
+		ctx, cancel := context.WithTimeout(context.Background(), n.ttl)
+		err := n.register(ctx)
+		cancel()
+		if err != nil {
+			n.report(err)
+		} else {
+			kick(n.writeKick)
+		}
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), dl)
+	defer cancel()
+	var renewed *redis.Cmd
+	_, err := n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		renewed = renewScript.EvalSha(ctx, p, []string{n.k.lease}, inc, n.ttl.Milliseconds())
+		p.SAdd(ctx, n.nodes, n.cfg.NodeID)
+		return nil
+	})
+	n.st.liveness.Add(2)
+	if err != nil && isNoScript(renewed.Err()) {
+		_, err = renewScript.Load(ctx, n.rdb).Result()
+		if err == nil {
+			renewed = renewScript.Run(ctx, n.rdb, []string{n.k.lease}, inc, n.ttl.Milliseconds())
+			err = renewed.Err()
+		}
+	}
+	if err != nil {
+		return // retried next period; fenced at the deadline if it keeps failing
+	}
+	if v, _ := renewed.Int64(); v != 1 {
+		n.fence("Redis no longer holds this incarnation's lease")
+		return
+	}
+	n.lmu.Lock()
+	if n.registered && n.inc == inc {
+		n.deadline = now.Add(n.ownTTL())
+	}
+	n.lmu.Unlock()
+}
+
+func isNoScript(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// Local is handed this node's own presence events, in order (the hub calls
+// it on its event goroutine): it updates the view at once and queues the
+// change for Redis. UserJoined and UserLeft are derived cluster-wide and
+// ignored here.
+func (n *Node) Local(e presence.Event) {
+	k := sessKey{e.User, e.Session}
+	var o op
+	switch e.Kind {
+	case presence.SessionJoined, presence.SessionUpdated:
+		o = op{up: true, key: k, meta: e.Meta}
+	case presence.SessionLeft:
+		o = op{key: k, reason: e.Reason}
+	default:
+		return
+	}
+	now := time.Now()
+	n.mu.Lock()
+	if o.up {
+		n.local[k] = o.meta
+		n.evs = n.view.up(n.cfg.NodeID, k, o.meta, now, n.evs[:0])
+	} else {
+		delete(n.local, k)
+		n.evs = n.view.down(n.cfg.NodeID, k, o.reason, now, n.evs[:0])
+	}
+	if _, ok := n.pend[k]; !ok {
+		n.order = append(n.order, k)
+	}
+	n.pend[k] = o
+	n.enqueue()
+	n.mu.Unlock()
+	kick(n.writeKick)
+}
+
+// enqueue queues n.evs for delivery. mu is held.
+func (n *Node) enqueue() {
+	if len(n.evs) > 0 {
+		n.queue = append(n.queue, n.evs...)
+		kick(n.deliverKick)
+	}
+}
+
+// maxBatch bounds one write: Lua's unpack takes a few thousand values.
+const maxBatch = 500
+
+// writeLoop writes queued changes in batches, fenced by the lease.
+func (n *Node) writeLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.renew / 2) // retries after an error
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stopped:
+			return
+		case <-n.writeKick:
+		case <-t.C:
+		}
+		for n.writeBatch() {
+		}
+	}
+}
+
+// writeBatch writes one batch; it reports whether to go on at once.
+func (n *Node) writeBatch() bool {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	n.lmu.Lock()
+	ok, inc, dl := n.registered, n.inc, n.deadline
+	n.lmu.Unlock()
+	if !ok || !time.Now().Before(dl) {
+		return false // the next registration writes the whole set
+	}
+	n.mu.Lock()
+	cnt := min(len(n.order), maxBatch)
+	batch := make([]op, 0, cnt)
+	for _, k := range n.order[:cnt] {
+		batch = append(batch, n.pend[k])
+		delete(n.pend, k)
+	}
+	n.order = append(n.order[:0], n.order[cnt:]...)
+	n.mu.Unlock()
+	if len(batch) == 0 {
+		return false
+	}
+	args := make([]any, 0, 4+2*len(batch))
+	args = append(args, inc, n.cfg.StreamMax, n.channel, n.cfg.NodeID)
+	for _, o := range batch {
+		f, v := encodeOp(o)
+		args = append(args, f, v)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), dl)
+	defer cancel()
+	err := writeScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.stream, n.k.ctr}, args...).Err()
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, redis.Nil):
+		n.fence("a write was refused")
+		return false
+	default:
+		// Put back what was not changed again meanwhile: a change is a
+		// state, so writing it twice is harmless.
+		n.mu.Lock()
+		for _, o := range batch {
+			if _, ok := n.pend[o.key]; !ok {
+				n.pend[o.key] = o
+				n.order = append(n.order, o.key)
+			}
+		}
+		n.mu.Unlock()
+		return false
+	}
+}
+
+// listen turns pub/sub notices into polls of the nodes they name.
+func (n *Node) listen() {
+	defer n.wg.Done()
+	ch := n.ps.Channel()
+	for {
+		select {
+		case <-n.stopped:
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			if m.Payload == n.cfg.NodeID || !nodeIDRe.MatchString(m.Payload) {
+				continue
+			}
+			n.mu.Lock()
+			n.dirty[m.Payload] = true
+			n.mu.Unlock()
+			kick(n.syncKick)
+		}
+	}
+}
+
+// syncLoop polls every node each Renew and the ones pub/sub names at once.
+func (n *Node) syncLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.renew)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stopped:
+			return
+		case <-t.C:
+			n.tick()
+		case <-n.syncKick:
+			n.mu.Lock()
+			ids := make([]string, 0, len(n.dirty))
+			for id := range n.dirty {
+				ids = append(ids, id)
+			}
+			clear(n.dirty)
+			n.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), n.ttl)
+			n.peek(ctx, ids, false)
+			cancel()
+		}
+	}
+}
+
+// tick polls the epoch, the node list and every node's lease and stream
+// head: a constant number of commands per node, whatever the sessions.
+func (n *Node) tick() {
+	ctx, cancel := context.WithTimeout(context.Background(), n.ttl)
+	defer cancel()
+	var ep *redis.StringCmd
+	var mem *redis.StringSliceCmd
+	_, err := n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		ep = p.Get(ctx, n.epochK)
+		mem = p.SMembers(ctx, n.nodes)
+		return nil
+	})
+	n.st.liveness.Add(2)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return // Redis unreachable: the view holds still
+	}
+	e, err := ep.Result()
+	if errors.Is(err, redis.Nil) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		n.rdb.SetNX(ctx, n.epochK, hex.EncodeToString(b[:]), 0)
+		e, err = n.rdb.Get(ctx, n.epochK).Result()
+		n.st.liveness.Add(2)
+	}
+	if err != nil {
+		return
+	}
+	if n.epoch != "" && e != n.epoch {
+		// Redis lost its data (a restart without persistence, a failover
+		// to an empty replica): every lease is gone at once. Nodes
+		// re-register within one period; until then a missing lease is
+		// not a dead node.
+		n.graceUntil = time.Now().Add(n.ttl)
+		n.logInfo("Redis lost its data: waiting one lease TTL for nodes to re-register")
+	}
+	n.epoch = e
+	ids := make([]string, 0, len(n.remotes)+4)
+	for id := range n.remotes {
+		ids = append(ids, id)
+	}
+	for _, id := range mem.Val() {
+		if _, ok := n.remotes[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	n.peek(ctx, ids, true)
+}
+
+// peek reads the lease and stream head of the nodes named, and catches up
+// with each: a resync for a new incarnation, the stream's new entries, or
+// the node's leaves when its lease is gone.
+func (n *Node) peek(ctx context.Context, ids []string, liveness bool) {
+	var cmds []*redis.Cmd
+	var rs []*remote
+	for _, id := range ids {
+		if id == n.cfg.NodeID {
+			continue
+		}
+		if !nodeIDRe.MatchString(id) {
+			n.report(&KeyspaceError{Key: n.nodes, Field: id, Reason: "not a node ID"})
+			continue
+		}
+		r := n.remotes[id]
+		if r == nil {
+			r = &remote{k: nodeKeys(n.cfg.Prefix, id)}
+			n.remotes[id] = r
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) == 0 {
+		return
+	}
+	_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, r := range rs {
+			cmds = append(cmds, p.Eval(ctx, peekScript, []string{r.k.lease, r.k.stream}))
+		}
+		return nil
+	})
+	if liveness {
+		n.st.liveness.Add(uint64(len(rs)))
+	}
+	for i, r := range rs {
+		res, err := cmds[i].StringSlice()
+		if err != nil || len(res) != 2 {
+			continue // unreachable: try again next period
+		}
+		id := idOf(r)
+		switch lease := res[0]; {
+		case lease == "":
+			if r.alive && !time.Now().Before(n.graceUntil) {
+				n.drop(id, r)
+			}
+		default:
+			inc, err := decodeInc(lease)
+			if err != nil {
+				n.report(&KeyspaceError{Key: r.k.lease, Reason: err.Error()})
+				continue
+			}
+			if !r.alive || inc != r.inc {
+				n.resync(ctx, id, r)
+			} else if res[1] != r.lastID {
+				n.fetch(ctx, id, r)
+			}
+		}
+	}
+}
+
+func idOf(r *remote) string {
+	// r.k.lease is prefix:{n:<id>}:lease
+	s := r.k.lease
+	i := len(s) - len("}:lease")
+	j := i
+	for j > 0 && s[j-1] != ':' {
+		j--
+	}
+	return s[j:i]
+}
+
+// drop: the node's lease is gone; its sessions leave.
+func (n *Node) drop(id string, r *remote) {
+	r.alive, r.inc, r.n, r.lastID = false, 0, 0, ""
+	n.st.dropped.Add(1)
+	n.mu.Lock()
+	n.evs = n.view.replace(id, nil, time.Now(), n.evs[:0])
+	n.enqueue()
+	n.mu.Unlock()
+	n.logInfo("node dropped: its lease expired", "peer", id)
+}
+
+// resync reads a node's whole set at one instant and applies the
+// difference.
+func (n *Node) resync(ctx context.Context, id string, r *remote) {
+	res, err := snapScript.Run(ctx, n.rdb, []string{r.k.lease, r.k.sess, r.k.stream, r.k.ctr}).StringSlice()
+	if err != nil || len(res) < 3 || len(res)%2 != 1 {
+		if err == nil {
+			n.report(&KeyspaceError{Key: r.k.sess, Reason: "odd snapshot reply"})
+		}
+		return
+	}
+	n.st.resyncs.Add(1)
+	if res[0] == "" {
+		if r.alive && !time.Now().Before(n.graceUntil) {
+			n.drop(id, r)
+		}
+		return
+	}
+	inc, err := decodeInc(res[0])
+	if err != nil {
+		n.report(&KeyspaceError{Key: r.k.lease, Reason: err.Error()})
+		return
+	}
+	cnt, err := strconv.ParseUint(res[1], 10, 64)
+	if err != nil {
+		n.report(&KeyspaceError{Key: r.k.ctr, Reason: "batch counter " + strconv.Quote(res[1]) + " is not an integer"})
+		return
+	}
+	set := make(map[sessKey]presence.Meta, (len(res)-3)/2)
+	for i := 3; i < len(res); i += 2 {
+		k, err := decodeField(res[i])
+		if err == nil {
+			var m presence.Meta
+			if m, err = decodeMeta(res[i+1]); err == nil {
+				set[k] = m
+				continue
+			}
+		}
+		n.report(&KeyspaceError{Key: r.k.sess, Field: res[i], Reason: err.Error()})
+	}
+	r.alive, r.inc, r.n, r.lastID = true, inc, cnt, res[2]
+	n.mu.Lock()
+	n.evs = n.view.replace(id, set, time.Now(), n.evs[:0])
+	n.enqueue()
+	n.mu.Unlock()
+}
+
+// fetch applies a node's stream entries after the last one applied; any
+// gap (a trimmed stream, a new incarnation, a foreign entry) ends in a
+// resync.
+func (n *Node) fetch(ctx context.Context, id string, r *remote) {
+	for {
+		start := "-"
+		if r.lastID != "" {
+			start = "(" + r.lastID
+		}
+		raw, err := n.rdb.Do(ctx, "XRANGE", r.k.stream, start, "+", "COUNT", 1000).Slice()
+		if err != nil {
+			return
+		}
+		msgs, err := rawEntries(raw)
+		if err != nil {
+			n.report(&KeyspaceError{Key: r.k.stream, Reason: err.Error()})
+			n.resync(ctx, id, r)
+			return
+		}
+		now := time.Now()
+		for _, m := range msgs {
+			kv := m.kv
+			e, err := decodeEntry(m.id, kv)
+			if err != nil {
+				n.report(&KeyspaceError{Key: r.k.stream, Field: m.id, Reason: err.Error()})
+				n.resync(ctx, id, r)
+				return
+			}
+			if e.inc != r.inc || e.n != r.n+1 {
+				n.resync(ctx, id, r)
+				return
+			}
+			n.mu.Lock()
+			n.evs = n.evs[:0]
+			for _, o := range e.ops {
+				if o.up {
+					n.evs = n.view.up(id, o.key, o.meta, now, n.evs)
+				} else {
+					n.evs = n.view.down(id, o.key, o.reason, now, n.evs)
+				}
+			}
+			n.enqueue()
+			n.mu.Unlock()
+			r.n, r.lastID = e.n, e.id
+		}
+		if len(msgs) < 1000 {
+			return
+		}
+	}
+}
+
+// deliver hands queued events to the subscribers, in order.
+func (n *Node) deliver() {
+	defer n.wg.Done()
+	var batch []presence.Event
+	var subs []subscriber
+	for {
+		n.mu.Lock()
+		batch, n.queue = n.queue, batch[:0]
+		subs = subs[:0]
+		for _, s := range n.subs {
+			subs = append(subs, s)
+		}
+		n.busy = len(batch) > 0
+		if !n.busy {
+			n.idle.Broadcast()
+		}
+		n.mu.Unlock()
+		for _, e := range batch {
+			for _, s := range subs {
+				if e.Seq > s.from {
+					s.fn(e)
+				}
+			}
+		}
+		clear(batch)
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-n.stopped:
+			n.mu.Lock()
+			n.busy = false
+			n.idle.Broadcast()
+			n.mu.Unlock()
+			return
+		case <-n.deliverKick:
+		}
+	}
+}
+
+// Online reports whether user has a session on any live node.
+func (n *Node) Online(user string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.view.users[user] > 0
+}
+
+// Snapshot returns who is online cluster-wide, as of its Seq (this node's
+// own event numbering). SessionInfo.Conns counts the nodes holding a
+// session.
+func (n *Node) Snapshot() presence.Snapshot {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.view.snapshot()
+}
+
+// Subscribe returns who is online cluster-wide and calls fn with every
+// later event, in order, none dropped, none twice, on the node's delivery
+// goroutine, until cancel is called.
+func (n *Node) Subscribe(fn func(presence.Event)) (presence.Snapshot, func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.subSeq++
+	id := n.subSeq
+	snap := n.view.snapshot()
+	n.subs[id] = subscriber{fn: fn, from: snap.Seq}
+	return snap, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.subs, id)
+	}
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{
+		Registrations: n.st.registrations.Load(), Fences: n.st.fences.Load(), Resyncs: n.st.resyncs.Load(),
+		NodesDropped: n.st.dropped.Load(), KeyspaceErrors: n.st.keyspace.Load(), LivenessCalls: n.st.liveness.Load(),
+	}
+}
+
+// Close stops the node and, if it still holds its lease, removes its lease
+// and sessions from Redis, so the other nodes emit its users' leaves at
+// once rather than after the TTL. Call it after the hub's Shutdown.
+func (n *Node) Close(ctx context.Context) error {
+	if !n.halt() {
+		return ErrClosed
+	}
+	n.lmu.Lock()
+	inc := n.inc
+	n.lmu.Unlock()
+	var err error
+	if inc != 0 {
+		err = leaveScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.ctr}, inc, n.channel, n.cfg.NodeID).Err()
+		if err == nil {
+			err = n.rdb.SRem(ctx, n.nodes, n.cfg.NodeID).Err()
+		}
+	}
+	if n.own {
+		_ = n.rdb.Close()
+	}
+	return err
+}
+
+// halt stops the goroutines, delivering what is queued; false if already
+// stopped.
+func (n *Node) halt() bool {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return false
+	}
+	n.closed = true
+	for len(n.queue) > 0 || n.busy {
+		n.idle.Wait()
+	}
+	n.mu.Unlock()
+	close(n.stopped)
+	_ = n.ps.Close()
+	n.wg.Wait()
+	return true
+}

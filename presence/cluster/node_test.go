@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if nodeMainIfChild() {
+		return
+	}
+	redis.SetLogger(quiet{}) // dial failures are the point of the fault tests
+	goleak.VerifyTestMain(m)
+}
+
+func TestJoinUpdateLeaveReachOtherNodes(t *testing.T) {
+	r := startRedis(t)
+	a, ma := startNode(t, testConfig(r, "a"))
+	b, mb := startNode(t, testConfig(r, "b"))
+	join(a, "ann", "tab1", presence.Meta{"dev": "web"})
+	join(b, "ann", "phone", nil)
+	join(b, "bob", "x", nil)
+	all := []string{"ann/phone", "ann/tab1", "bob/x"}
+	sameView(t, 3*time.Second, all, []*Node{a, b}, []*model{ma, mb})
+	if !b.Online("ann") || !a.Online("bob") {
+		t.Fatal("Online disagrees with the snapshot")
+	}
+	a.Local(presence.Event{Kind: presence.SessionUpdated, User: "ann", Session: "tab1", Meta: presence.Meta{"dev": "app"}})
+	waitFor(t, 3*time.Second, func() bool { return mb.count(presence.SessionUpdated, 0) == 1 }, func() string { return fmt.Sprint(mb.evs) })
+	leave(a, "ann", "tab1")
+	leave(b, "ann", "phone")
+	sameView(t, 3*time.Second, []string{"bob/x"}, []*Node{a, b}, []*model{ma, mb})
+	for _, m := range []*model{ma, mb} {
+		m.check()
+		if j, l := m.count(presence.UserJoined, 0), m.count(presence.UserLeft, 0); j != 2 || l != 1 {
+			t.Errorf("%s: %d user joins and %d user leaves, want 2 and 1: %v", m.name, j, l, m.evs)
+		}
+	}
+}
+
+// A session two nodes hold (a reconnect landed elsewhere before the old
+// node let go) is one session: it leaves when the last node lets go.
+func TestSessionOnTwoNodesLeavesOnce(t *testing.T) {
+	r := startRedis(t)
+	a, ma := startNode(t, testConfig(r, "a"))
+	b, mb := startNode(t, testConfig(r, "b"))
+	join(a, "ann", "tab1", nil)
+	sameView(t, 3*time.Second, []string{"ann/tab1"}, []*Node{a, b}, []*model{ma, mb})
+	join(b, "ann", "tab1", nil)
+	held := func(n *Node, c int) func() bool {
+		return func() bool {
+			s := n.Snapshot()
+			return len(s.Users) == 1 && s.Users[0].Sessions[0].Conns == c
+		}
+	}
+	waitFor(t, 3*time.Second, held(a, 2), func() string { return fmt.Sprint(a.Snapshot()) })
+	leave(a, "ann", "tab1")
+	waitFor(t, 3*time.Second, held(b, 1), func() string { return fmt.Sprint(b.Snapshot()) })
+	leave(b, "ann", "tab1")
+	sameView(t, 3*time.Second, nil, []*Node{a, b}, []*model{ma, mb})
+	for _, m := range []*model{ma, mb} {
+		m.check()
+		if c := m.count(presence.SessionLeft, 0); c != 1 {
+			t.Errorf("%s: %d session leaves, want 1: %v", m.name, c, m.evs)
+		}
+	}
+}
+
+// A node that stops without a goodbye: the others emit its users' leaves
+// within LeaseTTL + Renew (+ a round trip and scheduling).
+func TestCrashedNodeLeavesWithinLease(t *testing.T) {
+	r := startRedis(t)
+	a, ma := startNode(t, testConfig(r, "a"))
+	b, mb := startNode(t, testConfig(r, "b"))
+	for i := range 20 {
+		join(a, fmt.Sprint("u", i), "s", nil)
+	}
+	join(b, "u0", "other", nil)
+	var all []string
+	for i := range 20 {
+		all = append(all, fmt.Sprintf("u%d/s", i))
+	}
+	all = append(all, "u0/other")
+	sameView(t, 3*time.Second, all, []*Node{a, b}, []*model{ma, mb})
+	a.abandon()
+	took := sameView(t, testTTL+testRenew+2*time.Second, []string{"u0/other"}, []*Node{b}, []*model{mb})
+	t.Logf("leaves %v after the crash (bound %v + %v)", took, testTTL, testRenew)
+	mb.check()
+	if c := mb.count(presence.UserLeft, 0); c != 19 {
+		t.Errorf("%d user leaves, want 19 (u0 stays on b)", c)
+	}
+}
+
+// A node restarted under the same ID does not bring back its previous
+// incarnation's sessions, and a write of the old incarnation is fenced.
+func TestRestartedNodeFencesOldIncarnation(t *testing.T) {
+	r := startRedis(t)
+	a, _ := startNode(t, testConfig(r, "a"))
+	b, mb := startNode(t, testConfig(r, "b"))
+	join(a, "old", "s", nil)
+	sameView(t, 3*time.Second, []string{"old/s"}, []*Node{b}, []*model{mb})
+	oldInc := a.inc
+	a.abandon()
+	a2, _ := startNode(t, testConfig(r, "a")) // waits out the old lease
+	if a2.inc <= oldInc {
+		t.Fatalf("incarnation %d after %d", a2.inc, oldInc)
+	}
+	join(a2, "new", "s", nil)
+	waitFor(t, 3*time.Second, func() bool { return fmt.Sprint(mb.online()) == "[new/s]" }, func() string { return fmt.Sprint(mb.online()) })
+	// The old incarnation, resumed, tries to write: refused.
+	ctx := context.Background()
+	err := writeScript.Run(ctx, r.client(t), []string{a2.k.lease, a2.k.sess, a2.k.stream, a2.k.ctr},
+		oldInc, 1000, "hb:ev", "a", "u"+encodeField(sessKey{"old", "s"}), "").Err()
+	if !errors.Is(err, redis.Nil) {
+		t.Fatalf("old incarnation's write: %v, want fenced (nil reply)", err)
+	}
+	mb.check()
+	if c := mb.count(presence.SessionJoined, 0); c != 2 {
+		t.Errorf("%d joins on b, want 2 (old/s once, new/s once): %v", c, mb.evs)
+	}
+}
+
+func TestNodeIDCollisionRefused(t *testing.T) {
+	r := startRedis(t)
+	startNode(t, testConfig(r, "a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	n, err := New(ctx, testConfig(r, "a"))
+	if err == nil {
+		_ = n.Close(ctx)
+		t.Fatal("a second node a started")
+	}
+	if !errors.Is(err, ErrNodeIDInUse) {
+		t.Fatalf("err %v, want ErrNodeIDInUse", err)
+	}
+	if d := time.Since(start); d > testTTL+3*testRenew {
+		t.Errorf("refused after %v, want within TTL + 2 renew periods", d)
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	for _, c := range []Config{
+		{Addr: "x", NodeID: ""},
+		{Addr: "x", NodeID: "a{b}"},
+		{Addr: "x", NodeID: "a", LeaseTTL: time.Millisecond},
+		{Addr: "x", NodeID: "a", LeaseTTL: time.Second, Renew: time.Second},
+		{NodeID: "a"},
+	} {
+		if _, err := New(context.Background(), c); !errors.Is(err, ErrConfig) || !errors.Is(err, presence.ErrConfig) {
+			t.Errorf("%+v: err %v, want ErrConfig", c, err)
+		}
+	}
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
