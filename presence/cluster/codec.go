@@ -97,7 +97,7 @@ func decodeInc(s string) (uint64, error) {
 type op struct {
 	up     bool
 	key    sessKey
-	meta   presence.Meta         // up
+	meta   presence.Meta        // up
 	reason presence.LeaveReason // down
 }
 

@@ -353,10 +353,8 @@ func (n *Node) register(ctx context.Context) error {
 	n.lmu.Lock()
 	n.inc, n.registered, n.deadline = v, true, sent.Add(n.ownTTL())
 	n.lmu.Unlock()
-	n.mu.Lock()
-	// What was queued before the snapshot is in the set; what came after
-	// is still to write, and rewriting an included change is harmless.
-	n.mu.Unlock()
+	// Changes queued before the snapshot are in the set and stay queued:
+	// rewriting an included change is harmless (a change is a state).
 	n.st.registrations.Add(1)
 	n.logInfo("lease taken", "incarnation", v, "sessions", len(set))
 	return nil
