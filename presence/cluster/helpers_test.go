@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/redis/go-redis/v9"
 )
 
 // Test lease: short, so fault tests finish in seconds.
@@ -200,4 +201,16 @@ func sameView(t testing.TB, d time.Duration, truth []string, nodes []*Node, ms [
 		}
 		return s
 	})
+}
+
+func strconvU(v uint64) string { return fmt.Sprint(v) }
+
+// redisXAdd builds XADD arguments for a raw entry.
+type redisXAdd struct {
+	stream string
+	values []any
+}
+
+func (x redisXAdd) args() *redis.XAddArgs {
+	return &redis.XAddArgs{Stream: x.stream, Values: x.values}
 }
