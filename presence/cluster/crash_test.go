@@ -1,14 +1,16 @@
 package cluster
 
 import (
+	"context"
 	"flag"
+	"math/rand/v2"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 )
 
-var crashes = flag.Int("cluster.crashes", 1, "SIGKILLs in TestCrashLeaveLatency (20 for the figure in docs/cluster.md)")
+var crashes = flag.Int("cluster.crashes", 1, "SIGKILLs in TestCrashLeaveLatency (docs/cluster.md: go test -run TestCrashLeaveLatency ./presence/cluster -args -cluster.crashes=20)")
 
 // TestCrashLeaveLatency measures, with the default lease, how long after a
 // node process is SIGKILLed the other nodes emit the leave of each of its
@@ -20,6 +22,8 @@ func TestCrashLeaveLatency(t *testing.T) {
 	ttl := DefaultLeaseTTL
 	renew := ttl / 3
 	bound := ttl + renew + time.Second
+	rc := r.client(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	ps := make([]*proc, 3)
 	for i := range ps {
 		ps[i] = startProc(t, r.addr(), fmt.Sprint("n", i), ttl)
@@ -39,6 +43,13 @@ func TestCrashLeaveLatency(t *testing.T) {
 				marks[p] = p.events()
 			}
 		}
+		// Kill at a random phase of the victim's renewal: when its lease
+		// has run down to a random point of the last period.
+		left := ttl - time.Duration(rng.Int64N(int64(renew)))
+		waitFor(t, 2*renew, func() bool {
+			d, err := rc.PTTL(context.Background(), nodeKeys(DefaultPrefix, ps[v].id).lease).Result()
+			return err == nil && d > 0 && d <= left
+		}, func() string { return "the victim's lease did not run down" })
 		killed := time.Now()
 		ps[v].kill()
 		converge(t, bound+2*time.Second, truthOf(obs...), obs...)

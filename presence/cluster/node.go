@@ -153,6 +153,7 @@ type Node struct {
 	remotes    map[string]*remote
 	epoch      string
 	graceUntil time.Time
+	lastTick   time.Time // of the last poll that reached Redis
 
 	leaseKick, writeKick, syncKick, deliverKick chan struct{}
 	wg                                          sync.WaitGroup
@@ -672,7 +673,8 @@ func (n *Node) tick() {
 	})
 	n.st.liveness.Add(2)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return // Redis unreachable: the view holds still
+		n.stale()
+		return
 	}
 	e, err := ep.Result()
 	if errors.Is(err, redis.Nil) {
@@ -683,8 +685,10 @@ func (n *Node) tick() {
 		n.st.liveness.Add(2)
 	}
 	if err != nil {
+		n.stale()
 		return
 	}
+	n.lastTick = time.Now()
 	if n.epoch != "" && e != n.epoch {
 		// Redis lost its data (a restart without persistence, a failover
 		// to an empty replica): every lease is gone at once. Nodes
@@ -704,6 +708,22 @@ func (n *Node) tick() {
 		}
 	}
 	n.peek(ctx, ids, true)
+}
+
+// stale: Redis did not answer a poll. For up to LeaseTTL + Renew since the
+// last answer the view holds still (a blip is no reason for leaves); past
+// that this node can no longer tell a live node from a dead one, so it
+// drops the others' sessions rather than show ghosts, and reads them back
+// when Redis answers.
+func (n *Node) stale() {
+	if n.lastTick.IsZero() || time.Since(n.lastTick) <= n.ttl+n.renew {
+		return
+	}
+	for id, r := range n.remotes {
+		if r.alive {
+			n.drop(id, r)
+		}
+	}
 }
 
 // peek reads the lease and stream head of the nodes named, and catches up

@@ -422,6 +422,8 @@ func TestProcessRedisLinkFaults(t *testing.T) {
 	mark2 = n2.events()
 	undo = px.add("timeout", `"timeout":0`)
 	converge(t, bound, truthOf(n2), n2) // n1's sessions leave on n2
+	// and n1, cut off, no longer vouches for n2's: no ghosts either side.
+	converge(t, 2*bound, truthOf(n1), n1)
 	n2.mu.Lock()
 	firstLeave := n2.evAt[mark2]
 	n2.mu.Unlock()
