@@ -148,6 +148,7 @@ type Node struct {
 	inc        uint64     // current (or last) incarnation
 	registered bool
 	deadline   time.Time // our own count of the lease's end
+	fenceAt    *time.Timer // fences at deadline, whatever call is in flight
 
 	// sync goroutine only
 	remotes    map[string]*remote
@@ -353,6 +354,7 @@ func (n *Node) register(ctx context.Context) error {
 	v, _ := strconv.ParseUint(inc, 10, 64)
 	n.lmu.Lock()
 	n.inc, n.registered, n.deadline = v, true, sent.Add(n.ownTTL())
+	n.armFence()
 	n.lmu.Unlock()
 	// Changes queued before the snapshot are in the set and stay queued:
 	// rewriting an included change is harmless (a change is a state).
@@ -489,8 +491,30 @@ func (n *Node) leaseStep() {
 	n.lmu.Lock()
 	if n.registered && n.inc == inc {
 		n.deadline = now.Add(n.ownTTL())
+		n.armFence()
 	}
 	n.lmu.Unlock()
+}
+
+// armFence sets the timer that fences the node at its deadline: a call
+// stuck on a dead link (a dial's handshake has its own timeout) must not
+// delay the node's knowing. lmu is held.
+func (n *Node) armFence() {
+	d := time.Until(n.deadline)
+	if n.fenceAt == nil {
+		n.fenceAt = time.AfterFunc(d, n.fenceIfDue)
+		return
+	}
+	n.fenceAt.Reset(d)
+}
+
+func (n *Node) fenceIfDue() {
+	n.lmu.Lock()
+	due := n.registered && !time.Now().Before(n.deadline)
+	n.lmu.Unlock()
+	if due {
+		n.fence("not renewed by the node's own lease deadline")
+	}
 }
 
 func isNoScript(err error) bool {
@@ -1024,5 +1048,10 @@ func (n *Node) halt() bool {
 	close(n.stopped)
 	_ = n.ps.Close()
 	n.wg.Wait()
+	n.lmu.Lock()
+	if n.fenceAt != nil {
+		n.fenceAt.Stop()
+	}
+	n.lmu.Unlock()
 	return true
 }
