@@ -3,8 +3,8 @@ package cluster
 import (
 	"context"
 	"flag"
-	"math/rand/v2"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"

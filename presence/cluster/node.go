@@ -147,7 +147,7 @@ type Node struct {
 	lmu        sync.Mutex // lease state
 	inc        uint64     // current (or last) incarnation
 	registered bool
-	deadline   time.Time // our own count of the lease's end
+	deadline   time.Time   // our own count of the lease's end
 	fenceAt    *time.Timer // fences at deadline, whatever call is in flight
 
 	// sync goroutine only
