@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -168,3 +169,48 @@ func TestConfigRefused(t *testing.T) {
 type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
+
+// A node that missed batches the stream no longer holds (the cap trimmed
+// them) notices the gap by the batch numbers and resyncs from the set:
+// each missed change is one event, none twice.
+func TestStreamGapResyncs(t *testing.T) {
+	r := startRedis(t)
+	rc := r.client(t)
+	ctx := context.Background()
+	a, ma := startNode(t, testConfig(r, "a"))
+	b, _ := startNode(t, testConfig(r, "b"))
+	join(b, "ann", "s", nil)
+	sameView(t, 3*time.Second, []string{"ann/s"}, []*Node{a}, []*model{ma})
+	a.halt() // a's goroutines stop; its client stays open, its view stays
+	t.Cleanup(func() { _ = a.rdb.Close() })
+	kb := nodeKeys(DefaultPrefix, "b")
+	for i := range 5 {
+		join(b, "u", fmt.Sprint(i), nil)
+		want := int64(i + 2)
+		waitFor(t, 3*time.Second, func() bool { return rc.HLen(ctx, kb.sess).Val() == want }, func() string { return "b's write" })
+	}
+	leave(b, "ann", "s")
+	waitFor(t, 3*time.Second, func() bool { return rc.HLen(ctx, kb.sess).Val() == 5 }, func() string { return "b's write" })
+	if err := rc.XTrimMaxLen(ctx, kb.stream, 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := a.Stats().Resyncs
+	a.peek(ctx, []string{"b"}, false)
+	if a.Stats().Resyncs != before+1 {
+		t.Errorf("resyncs %d → %d, want one more", before, a.Stats().Resyncs)
+	}
+	a.mu.Lock()
+	got := snapKeys(a.view.snapshot())
+	evs := slices.Clone(a.queue) // not delivered: a's goroutines are stopped
+	a.mu.Unlock()
+	if fmt.Sprint(got) != "[u/0 u/1 u/2 u/3 u/4]" {
+		t.Fatalf("a's view after the resync: %v", got)
+	}
+	for _, e := range evs {
+		ma.apply(e)
+	}
+	ma.check()
+	if j, l := ma.count(presence.SessionJoined, 0), ma.count(presence.SessionLeft, 0); j != 6 || l != 1 {
+		t.Errorf("%d joins and %d leaves, want 6 and 1: %v", j, l, ma.evs)
+	}
+}
