@@ -54,9 +54,10 @@ var (
 type Config struct {
 	// Addr is the Redis address (host:port). Ignored if Client is set.
 	Addr string
-	// Client, if set, is the Redis client to use (TLS, auth, pools); the
-	// node does not close it.
-	Client *redis.Client
+	// Client, if set, is the Redis client to use (TLS, auth, pools): a
+	// *redis.Client, or a *redis.ClusterClient for Redis Cluster (each
+	// node's keys share one hash slot). The node does not close it.
+	Client redis.UniversalClient
 	// NodeID names this server node: unique among live nodes, stable
 	// across restarts; 1 to 64 of A–Z a–z 0–9 . _ -.
 	NodeID string
@@ -118,7 +119,7 @@ type Stats struct {
 // for concurrent use.
 type Node struct {
 	cfg     Config
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	own     bool // rdb is ours to close
 	k       keys
 	nodes   string // the set of node IDs
