@@ -172,8 +172,10 @@ type subscriber struct {
 
 // remote is what a node knows of another.
 type remote struct {
-	k      keys
-	alive  bool
+	id      string
+	k       keys
+	missing time.Time // since when its lease is seen missing while not alive
+	alive   bool
 	inc    uint64
 	n      uint64 // last batch applied
 	lastID string
@@ -767,7 +769,7 @@ func (n *Node) peek(ctx context.Context, ids []string, liveness bool) {
 		}
 		r := n.remotes[id]
 		if r == nil {
-			r = &remote{k: nodeKeys(n.cfg.Prefix, id)}
+			r = &remote{id: id, k: nodeKeys(n.cfg.Prefix, id)}
 			n.remotes[id] = r
 		}
 		rs = append(rs, r)
@@ -789,13 +791,22 @@ func (n *Node) peek(ctx context.Context, ids []string, liveness bool) {
 		if err != nil || len(res) != 2 {
 			continue // unreachable: try again next period
 		}
-		id := idOf(r)
+		id := r.id
 		switch lease := res[0]; {
 		case lease == "":
-			if r.alive && !time.Now().Before(n.graceUntil) {
+			now := time.Now()
+			if r.alive && !now.Before(n.graceUntil) {
 				n.drop(id, r)
 			}
+			switch {
+			case r.alive:
+			case r.missing.IsZero():
+				r.missing = now
+			case now.Sub(r.missing) >= time.Duration(reapAfter)*n.ttl:
+				n.reap(ctx, r)
+			}
 		default:
+			r.missing = time.Time{}
 			inc, err := decodeInc(lease)
 			if err != nil {
 				n.report(&KeyspaceError{Key: r.k.lease, Reason: err.Error()})
@@ -810,15 +821,24 @@ func (n *Node) peek(ctx context.Context, ids []string, liveness bool) {
 	}
 }
 
-func idOf(r *remote) string {
-	// r.k.lease is prefix:{n:<id>}:lease
-	s := r.k.lease
-	i := len(s) - len("}:lease")
-	j := i
-	for j > 0 && s[j-1] != ':' {
-		j--
+// reapAfter, in lease TTLs, is how long a node's lease stays missing
+// before its keys and its ID are removed: the sessions of a node that
+// never comes back must not stay in Redis for ever.
+var reapAfter = 10
+
+// reap removes a long-dead node's sessions, stream and ID. The script
+// deletes nothing if the node has taken its lease again meanwhile, and
+// leaves its stage alone (a registration in progress); a live node adds
+// its ID back with every renewal.
+func (n *Node) reap(ctx context.Context, r *remote) {
+	if err := reapScript.Run(ctx, n.rdb, []string{r.k.lease, r.k.sess, r.k.stream, r.k.ctr}).Err(); err != nil {
+		return
 	}
-	return s[j:i]
+	if err := n.rdb.SRem(ctx, n.nodes, r.id).Err(); err != nil {
+		return
+	}
+	delete(n.remotes, r.id)
+	n.logInfo("dead node's keys removed", "peer", r.id)
 }
 
 // drop: the node's lease is gone; its sessions leave.

@@ -214,3 +214,36 @@ func TestStreamGapResyncs(t *testing.T) {
 		t.Errorf("%d joins and %d leaves, want 6 and 1: %v", j, l, ma.evs)
 	}
 }
+
+// A node whose lease stays missing for reapAfter TTLs has its keys and ID
+// removed from Redis; a live node's are left alone.
+func TestDeadNodeReaped(t *testing.T) {
+	defer func(v int) { reapAfter = v }(reapAfter)
+	reapAfter = 2
+	r := startRedis(t)
+	rc := r.client(t)
+	ctx := context.Background()
+	a, _ := startNode(t, testConfig(r, "a"))
+	b, _ := startNode(t, testConfig(r, "b"))
+	c, mc := startNode(t, testConfig(r, "c"))
+	join(a, "ann", "s", nil)
+	join(b, "bob", "s", nil)
+	sameView(t, 3*time.Second, []string{"ann/s", "bob/s"}, []*Node{c}, []*model{mc})
+	b.abandon()
+	kb, ka := nodeKeys(DefaultPrefix, "b"), nodeKeys(DefaultPrefix, "a")
+	took := waitFor(t, time.Duration(reapAfter+1)*testTTL+2*testRenew+2*time.Second, func() bool {
+		return rc.Exists(ctx, kb.sess, kb.stream, kb.ctr).Val() == 0 && !rc.SIsMember(ctx, DefaultPrefix+":nodes", "b").Val()
+	}, func() string { return "b's keys still in Redis" })
+	t.Logf("b's keys removed %v after its crash", took)
+	if rc.Exists(ctx, ka.sess, ka.lease).Val() != 2 || !rc.SIsMember(ctx, DefaultPrefix+":nodes", "a").Val() {
+		t.Error("a live node's keys were removed")
+	}
+	sameView(t, time.Second, []string{"ann/s"}, []*Node{a, c}, []*model{newModelFrom(t, a), mc})
+}
+
+// newModelFrom is a model loaded from n's snapshot, for a view check.
+func newModelFrom(t testing.TB, n *Node) *model {
+	m := newModel(t, n.cfg.NodeID)
+	m.load(n.Snapshot())
+	return m
+}

@@ -106,3 +106,12 @@ end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`)
+
+// reapScript removes a dead node's set, stream and counter, unless it has a
+// lease again. KEYS: lease, sessions, stream, counter.
+var reapScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+return 1`)
