@@ -176,9 +176,9 @@ type remote struct {
 	k       keys
 	missing time.Time // since when its lease is seen missing while not alive
 	alive   bool
-	inc    uint64
-	n      uint64 // last batch applied
-	lastID string
+	inc     uint64
+	n       uint64 // last batch applied
+	lastID  string
 }
 
 // New connects to Redis, takes this node's lease (waiting up to one lease
