@@ -218,7 +218,8 @@ func TestStreamGapResyncs(t *testing.T) {
 // A node whose lease stays missing for reapAfter TTLs has its keys and ID
 // removed from Redis; a live node's are left alone.
 func TestDeadNodeReaped(t *testing.T) {
-	defer func(v int) { reapAfter = v }(reapAfter)
+	old := reapAfter
+	t.Cleanup(func() { reapAfter = old }) // after the nodes' Close (cleanups run last first)
 	reapAfter = 2
 	r := startRedis(t)
 	rc := r.client(t)
