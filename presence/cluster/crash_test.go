@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var crashes = flag.Int("cluster.crashes", 1, "SIGKILLs in TestCrashLeaveLatency (docs/cluster.md: go test -run TestCrashLeaveLatency ./presence/cluster -args -cluster.crashes=20)")
+var crashes = flag.Int("cluster.crashes", 1, "SIGKILLs in TestCrashLeaveLatency (docs/cluster.md: go test -run TestCrashLeaveLatency ./presence/cluster -args -cluster.crashes=50)")
 
 // TestCrashLeaveLatency measures, with the default lease, how long after a
 // node process is SIGKILLed the other nodes emit the leave of each of its
