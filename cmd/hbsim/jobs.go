@@ -173,8 +173,12 @@ func plan(o *options) ([]job, error) {
 				if conns == 0 {
 					conns = autoConns(p, o.duration)
 				}
-				jobs = append(jobs, job{detect: &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed,
-					Presence: presenceModels(o.windows, o.drain)}})
+				cfg := &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed,
+					Presence: presenceModels(o.windows, o.drain)}
+				if o.fleet {
+					cfg.Fleet = &policy.Fleet{}
+				}
+				jobs = append(jobs, job{detect: cfg})
 			}
 		}
 	}

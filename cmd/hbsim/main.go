@@ -79,6 +79,7 @@ type options struct {
 	burst       float64
 	windows     []time.Duration // fixed resume windows measured beside the derived one
 	drain       bool            // presence: the server's clean closes are drains
+	fleet       bool            // one fleet estimator per detect run (policy.Fleet)
 }
 
 // Sized so that the no-flag run stays well under a minute on two shared
@@ -116,6 +117,7 @@ func parse(args []string) (*options, error) {
 	fs.Float64Var(&o.burst, "burst", 0, "custom link: mean loss burst length (≤ 1: independent)")
 	windows := fs.String("windows", "", "presence: also measure these fixed resume windows (comma list, e.g. 10s,30s)")
 	fs.BoolVar(&o.drain, "drain", true, "presence: take the server's clean closes for drains (presence.Watched.Drain: the client is expected back, the session may resume); -drain=false makes each a leave (Watched.Close)")
+	fs.BoolVar(&o.fleet, "fleet", true, "detect: the server learns live silences across its connections (policy.Fleet) and advises its detectors and clients; -fleet=false turns it off")
 	list := fs.Bool("list", false, "list policies and profiles and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
