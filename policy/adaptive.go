@@ -284,7 +284,7 @@ func (a *Adaptive) params() (adaptiveParams, error) {
 		return adaptiveParams{}, invalid(name, "warmup %v must be at least 1 sample and finite (zero means %v)", a.Warmup, DefaultWarmup)
 	}
 	return adaptiveParams{
-		interval:    float64(iv), probe: float64(probe), minM: float64(minM), maxM: float64(maxM), initial: float64(initial),
+		interval: float64(iv), probe: float64(probe), minM: float64(minM), maxM: float64(maxM), initial: float64(initial),
 		probes: float64(probes), gain: gain, beta: beta, phi: phi,
 		retransmit: float64(orDuration(a.Retransmit, DefaultRetransmit)), headroom: headroom,
 		forget: 1 - 1/memory, maxTol: float64(maxTol), warm: 1 - 1/warmup,

@@ -19,7 +19,7 @@ const (
 	// DefaultFleetRate is the rate, per connection-day, at which live
 	// silences may exceed the advised dead timeout: the false dead verdicts
 	// the advice alone would allow.
-	DefaultFleetRate = 0.1
+	DefaultFleetRate = 0.02
 	// DefaultFleetThreshold is the rate per connection-day of the silences
 	// whose excess the advice extrapolates from: common enough to be seen
 	// below any dead timeout in use (which hides the longer ones).
@@ -33,7 +33,7 @@ const (
 	DefaultFleetHalfLife = 6 * time.Hour
 	// DefaultFleetMinTime is the connection time (the sum of the observed
 	// silences, weighted) the fleet must have seen before it advises.
-	DefaultFleetMinTime = 24 * time.Hour
+	DefaultFleetMinTime = 6 * time.Hour
 	// DefaultFleetClasses bounds the classes a Fleet keeps apart; silences
 	// of further classes are pooled with the unclassified ones ("").
 	DefaultFleetClasses = 16
@@ -54,27 +54,38 @@ const (
 // Fleet learns what a live silence looks like across many connections of
 // one server — the gap between two frames on a connection that did deliver
 // the second, so the peer was alive throughout — and advises a dead timeout
-// that such silences exceed at most Rate times per connection-day: the
-// smallest histogram bucket edge u with
+// that such silences should exceed at most Rate times per connection-day.
 //
-//	weight(silences > u) ≤ Rate · (connection time observed) / 24 h
+// Estimate. Let Q(λ) be the silence the observed ones exceed λ times per
+// connection-day (the connection time is the sum of the silences):
 //
-// which is the quantile q = 1 − Rate·ḡ/24 h of the silences (ḡ their mean).
+//	Q(λ): weight(silences > Q(λ)) = λ · (connection time observed) / 24 h
+//
+// Rate is far too rare to be seen directly, and it could not be: a silence
+// longer than the dead timeout in use ends in a verdict, not in a frame, so
+// the fleet never sees it. The advice extrapolates an exponential tail
+// through two quantiles that are common enough to be seen below any dead
+// timeout in use, x0 = Q(Threshold) and x2 = Q(Threshold/Spread):
+//
+//	advice = x0 + k·(x2 − x0),   k = ln(Threshold/Rate) / ln(Spread)
+//
+// clamped to [Min, Max], or 0 (no advice) until MinTime of connection time
+// was observed. With the defaults (20 and 2.5 a day, Rate 0.02) k = 3.32.
 // Observations are weighted by 2^(t/HalfLife), so old weather fades.
 //
-// Robustness. Only silences that ended in a frame are observed, and each
-// counts once, whatever its length (a silence longer than the histogram's
-// top counts in the top bucket): a minority of peers with enormous silences
-// (frozen laptops that wake up) can raise the advice only by the weight of
-// their silences. If silences above some duration x weigh less than the
-// fraction 1 − q of all, the advice is at most x's bucket edge (at most
-// 6.25 % above x); and it never exceeds Max. docs/invariants.md (F1–F3)
-// states the guarantees, package proptest checks them.
+// Robustness. Only silences that ended in a frame are observed, each counts
+// once whatever its length, and the advice rests on quantiles, never on a
+// mean or a maximum: outliers (frozen laptops that wake up) rarer than
+// ε < Threshold/Spread per connection-day can raise x2 at most to the
+// ordinary silences' Q(Threshold/Spread − ε), so the advice to at most k
+// times that (and 6.25 % of bucket resolution); and it never exceeds Max.
+// docs/invariants.md (FL1–FL3) states the guarantees, package proptest
+// checks them.
 //
 // Memory is one histogram per class (fleetBuckets float64 counters, about
 // 2.2 KiB), at most MaxClasses+1 of them. Observe is O(1); Advice scans the
-// class's histogram. Methods are safe for concurrent use. The zero value is
-// ready to use with the defaults.
+// class's histogram when it changed. Methods are safe for concurrent use.
+// The zero value is ready to use with the defaults.
 type Fleet struct {
 	// Rate is how often per connection-day a live silence may exceed the
 	// advice. Zero means DefaultFleetRate; positive.
@@ -122,7 +133,7 @@ func (f *Fleet) Validate() error {
 
 type fleetParams struct {
 	rate, threshold, halfLife, minTime float64
-	spread, extrapolate                float64
+	spread                             float64
 	lo, hi                             time.Duration
 	classes                            int
 }
@@ -138,7 +149,6 @@ func (f *Fleet) params() (fleetParams, error) {
 		p.classes = DefaultFleetClasses
 	}
 	p.spread = orFloat(f.Spread, DefaultFleetSpread)
-	p.extrapolate = math.Log(p.threshold/p.rate) / math.Log(p.spread)
 	switch {
 	case !(p.rate > 0) || math.IsInf(p.rate, 0):
 		return p, invalid(name, "rate %v must be positive and finite (zero means %v)", f.Rate, DefaultFleetRate)
@@ -263,17 +273,42 @@ func (c *fleetClass) advice(p fleetParams) time.Duration {
 	}
 	perDay := c.time / float64(24*time.Hour) // weighted connection-days
 	x0, x2 := c.quantile(p.threshold, perDay), c.quantile(p.threshold/p.spread, perDay)
-	d := max(x0+p.extrapolate*(x2-x0), c.quantile(p.rate, perDay))
+	d := x0 + p.factor()*(x2-x0)
 	return min(max(time.Duration(d), p.lo), p.hi)
 }
 
-// quantile returns the lowest bucket edge that the class's silences
-// exceed at most rate times per connection-day (perDay weighted
-// connection-days observed).
+// Extrapolation returns the tail rate λ2 = Threshold/Spread and the
+// factor k = ln(Threshold/Rate)/ln(Spread) of the fit: the advice is
+// x0 + k·(x2 − x0), where x0 and x2 are the silences exceeded Threshold
+// and λ2 times per connection-day, so it never exceeds k·x2. Outliers
+// that occur less than ε < λ2 times per connection-day can raise x2 at
+// most to the ordinary silences' quantile at λ2 − ε (docs/invariants.md,
+// FL2). An invalid configuration returns zeros.
+func (f *Fleet) Extrapolation() (tailRate, factor float64) {
+	p, err := f.params()
+	if err != nil {
+		return 0, 0
+	}
+	return p.threshold / p.spread, p.factor()
+}
+
+// factor is k = ln(Threshold/Rate)/ln(Spread).
+func (p fleetParams) factor() float64 { return math.Log(p.threshold/p.rate) / math.Log(p.spread) }
+
+// quantile returns the silence that the class's silences exceed rate
+// times per connection-day (perDay weighted connection-days observed),
+// interpolated linearly within its bucket; at most the top edge of the
+// highest bucket holding a silence.
 func (c *fleetClass) quantile(rate, perDay float64) float64 {
+	allowed, n := rate*perDay, 0.0
 	i := fleetBuckets - 1
-	for n := 0.0; i > 0 && n+c.count[i] <= rate*perDay; i-- {
+	for ; i > 0 && n+c.count[i] <= allowed; i-- {
 		n += c.count[i]
 	}
-	return fleetEdge(i)
+	hi := fleetEdge(i)
+	if i == 0 || c.count[i] == 0 {
+		return hi
+	}
+	lo := fleetEdge(i - 1)
+	return hi - (allowed-n)/c.count[i]*(hi-lo)
 }
