@@ -177,6 +177,9 @@ func plan(o *options) ([]job, error) {
 					Presence: presenceModels(o.windows, o.drain)}
 				if o.fleet {
 					cfg.Fleet = &policy.Fleet{}
+					if o.advice > 0 {
+						cfg.Fleet = &policy.Fleet{Min: o.advice, Max: o.advice, MinTime: time.Nanosecond}
+					}
 				}
 				jobs = append(jobs, job{detect: cfg})
 			}
