@@ -141,6 +141,8 @@ type job struct {
 	detect *sim.Config
 	storm  *sim.StormConfig
 	trace  io.Writer
+	family string  // a frontier sweep's family (-plot); "" for a table row
+	knob   float64 // its knob's value
 }
 
 type outcome struct {
@@ -182,6 +184,13 @@ func plan(o *options) ([]job, error) {
 					}
 				}
 				jobs = append(jobs, job{detect: cfg})
+			}
+			if o.plot != "" && o.trace == "" {
+				fj, err := frontierJobs(o, prof)
+				if err != nil {
+					return nil, err
+				}
+				jobs = append(jobs, fj...)
 			}
 		}
 	}
