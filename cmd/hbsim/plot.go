@@ -258,7 +258,7 @@ func placeLabels(pts plotter.XYs, names []string, xMax, yMax float64) []plot.Plo
 			} else {
 				ex += w + 0.05
 			}
-			end := plotter.XY{X: math.Expm1(math.Log1p(xMax)*(math.Log1p(pts[i].X)/math.Log1p(xMax)+ex/panelW)), Y: pts[i].Y + (best[1]+lineH/2)/panelH*yMax}
+			end := plotter.XY{X: math.Expm1(math.Log1p(xMax) * (math.Log1p(pts[i].X)/math.Log1p(xMax) + ex/panelW)), Y: pts[i].Y + (best[1]+lineH/2)/panelH*yMax}
 			if ln, err := plotter.NewLine(plotter.XYs{pts[i], end}); err == nil {
 				ln.Width = vg.Points(0.4)
 				ln.Color = color.Gray{Y: 140}
