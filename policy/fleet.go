@@ -79,7 +79,7 @@ const (
 // ε < Threshold/Spread per connection-day can raise x2 at most to the
 // ordinary silences' Q(Threshold/Spread − ε), so the advice to at most k
 // times that (and 6.25 % of bucket resolution); and it never exceeds Max.
-// docs/invariants.md (FL1–FL3) states the guarantees, package proptest
+// docs/invariants.md (Q1–Q3) states the guarantees, package proptest
 // checks them.
 //
 // Memory is one histogram per class (fleetBuckets float64 counters, about
@@ -202,7 +202,10 @@ func (f *Fleet) Observe(class string, now time.Time, silence time.Duration) {
 		f.origin = now
 	}
 	w := math.Exp2(float64(now.Sub(f.origin)) / p.halfLife)
-	if w > 1e100 || w < 1e-100 {
+	if w < 1e-100 {
+		return // from long before the origin (a clock set back): no weight
+	}
+	if w > 1e100 {
 		// Renormalize: move the origin to now and rescale every class, so
 		// the weights stay finite however long the server runs.
 		for _, k := range f.classes {

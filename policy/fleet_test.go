@@ -132,6 +132,22 @@ func TestFleetForgets(t *testing.T) {
 	}
 }
 
+// A clock set back by years, or forward by centuries, leaves the advice
+// finite and within bounds.
+func TestFleetClockJumps(t *testing.T) {
+	f := &policy.Fleet{HalfLife: time.Minute, MinTime: time.Minute}
+	feed(f, "", t0, 1000, func() time.Duration { return 5 * sec })
+	want := f.Advice("")
+	feed(f, "", t0.Add(-10*365*24*time.Hour), 1000, func() time.Duration { return time.Hour })
+	if got := f.Advice(""); got != want {
+		t.Fatalf("silences from ten years before changed the advice from %v to %v", want, got)
+	}
+	feed(f, "", t0.Add(200*365*24*time.Hour), 1000, func() time.Duration { return 20 * sec })
+	if got := f.Advice(""); got < 20*sec || got > 22*sec {
+		t.Fatalf("two centuries later, 20 s silences advise %v", got)
+	}
+}
+
 func TestFleetValidate(t *testing.T) {
 	for _, f := range []*policy.Fleet{
 		{Rate: -1}, {Threshold: 0.01}, {Spread: 0.5}, {Spread: 5000}, {HalfLife: -1},
