@@ -272,7 +272,7 @@ func TestTimeoutAdviceReachesDetector(t *testing.T) {
 	r := newRig(t, cfg).connected()
 	r.at(time.Second).frame(transport.Pong, 0)
 	_, before := det.Timeouts()
-	r.at(2*time.Second).step(Input{Kind: FrameIn, Frame: transport.Frame{Kind: transport.Ping, TimeoutAdvice: 25 * time.Second}})
+	r.at(2 * time.Second).step(Input{Kind: FrameIn, Frame: transport.Frame{Kind: transport.Ping, TimeoutAdvice: 25 * time.Second}})
 	if _, dead := det.Timeouts(); dead != 25*time.Second || before >= dead {
 		t.Fatalf("dead timeout %v before the advice, %v after; want 25s after", before, dead)
 	}
