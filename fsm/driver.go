@@ -67,17 +67,23 @@ type DriverConfig struct {
 	// ping and carry none, so a server that advises must ping (see
 	// policy.Listen's Advise).
 	Advice func() time.Duration
+	// TimeoutAdvice, if set, returns the dead-timeout advice to carry in
+	// a ping (see transport.Frame.TimeoutAdvice; a server sets it from a
+	// policy.Fleet), or 0 to carry none. It is asked for every ping; return
+	// 0 for pings that should not carry it, to save bytes.
+	TimeoutAdvice func() time.Duration
 }
 
 // Driver runs one Machine against a real connection and clock, on one
 // goroutine. Its methods are safe for concurrent use.
 type Driver struct {
-	m        *Machine
-	dialer   transport.Dialer
-	clk      clock.Clock
-	onChange func(Change)
-	writeTO  time.Duration
-	advice   func() time.Duration
+	m             *Machine
+	dialer        transport.Dialer
+	clk           clock.Clock
+	onChange      func(Change)
+	writeTO       time.Duration
+	advice        func() time.Duration
+	timeoutAdvice func() time.Duration
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -124,16 +130,17 @@ func Run(ctx context.Context, cfg DriverConfig) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{
-		m:        m,
-		dialer:   cfg.Dialer,
-		clk:      cfg.Clock,
-		onChange: cfg.OnChange,
-		writeTO:  cfg.WriteTimeout,
-		advice:   cfg.Advice,
-		done:     make(chan struct{}),
-		events:   make(chan event, eventQueue),
-		acts:     make([]Action, 0, 8),
-		pending:  make([]Input, 0, 4),
+		m:             m,
+		dialer:        cfg.Dialer,
+		clk:           cfg.Clock,
+		onChange:      cfg.OnChange,
+		writeTO:       cfg.WriteTimeout,
+		advice:        cfg.Advice,
+		timeoutAdvice: cfg.TimeoutAdvice,
+		done:          make(chan struct{}),
+		events:        make(chan event, eventQueue),
+		acts:          make([]Action, 0, 8),
+		pending:       make([]Input, 0, 4),
 	}
 	if d.clk == nil {
 		d.clk = clock.New()
@@ -328,6 +335,9 @@ func (d *Driver) do(a *Action) {
 		f := transport.Frame{Kind: transport.Ping, Seq: a.Seq}
 		if d.advice != nil { // only pings: a pong echoes its ping (RFC 6455 §5.5.3)
 			f.ReconnectWindow = d.advice()
+		}
+		if d.timeoutAdvice != nil && a.Kind == SendPing {
+			f.TimeoutAdvice = d.timeoutAdvice()
 		}
 		if a.Kind == SendPong {
 			f = transport.Frame{Kind: transport.Pong, Seq: a.Seq, Payload: a.Payload}

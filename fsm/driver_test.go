@@ -592,3 +592,31 @@ func TestDriverCloseFromOnConnect(t *testing.T) {
 		}
 	})
 }
+
+// A server driver's TimeoutAdvice rides its pings, not its pongs.
+func TestDriverPingsCarryTimeoutAdvice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, server := mem.Pipe(nil)
+		got := make(chan transport.Frame, 16)
+		client.Bind(frameFunc(func(f transport.Frame) { got <- f }))
+		cfg := DriverConfig{Config: testConfig(), TimeoutAdvice: func() time.Duration { return 20 * time.Second }}
+		cfg.Role = Server
+		cfg.Interval = &policy.Listen{Advise: time.Minute} // pings at connect
+		cfg.Dialer = transport.Accepted(func(ev transport.Events) (transport.Conn, error) { server.Bind(ev); return server, nil })
+		d, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close(nil)
+		defer d.Close()
+		synctest.Wait()
+		if f := <-got; f.Kind != transport.Ping || f.TimeoutAdvice != 20*time.Second {
+			t.Fatalf("the server's first frame %+v, want a ping advising 20s", f)
+		}
+		_ = client.Send(context.Background(), transport.Frame{Kind: transport.Ping, Seq: 42})
+		synctest.Wait()
+		if f := <-got; f.Kind != transport.Pong || f.TimeoutAdvice != 0 {
+			t.Fatalf("the pong %+v carries advice", f)
+		}
+	})
+}

@@ -406,6 +406,11 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	if f.ReconnectWindow > 0 {
 		m.advice = f.ReconnectWindow
 	}
+	if f.TimeoutAdvice > 0 {
+		if a, ok := m.det.(policy.Advisable); ok {
+			a.Advise(f.TimeoutAdvice)
+		}
+	}
 	if m.probeBy != unset {
 		// The first evidence after our own stall: the silence since the
 		// last one spans our pause, and a pong's round trip too. Neither is

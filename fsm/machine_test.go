@@ -262,6 +262,29 @@ func TestAdviceReachesBackoff(t *testing.T) {
 	}
 }
 
+// The server's timeout advice reaches a detector that takes it, which
+// then waits longer before a verdict; the deadline the Machine reports
+// follows at once.
+func TestTimeoutAdviceReachesDetector(t *testing.T) {
+	cfg := testConfig()
+	det := &policy.Adaptive{}
+	cfg.Detector = det
+	r := newRig(t, cfg).connected()
+	r.at(time.Second).frame(transport.Pong, 0)
+	_, before := det.Timeouts()
+	r.at(2 * time.Second).step(Input{Kind: FrameIn, Frame: transport.Frame{Kind: transport.Ping, TimeoutAdvice: 25 * time.Second}})
+	if _, dead := det.Timeouts(); dead != 25*time.Second || before >= dead {
+		t.Fatalf("dead timeout %v before the advice, %v after; want 25s after", before, dead)
+	}
+	r.wake() // suspect, probes…
+	for r.m.State() != Dead && r.now.Before(t0.Add(time.Minute)) {
+		r.wake()
+	}
+	if got := r.now.Sub(t0.Add(2 * time.Second)); got < 25*time.Second {
+		t.Fatalf("dead %v after the last evidence, want at least the advised 25s", got)
+	}
+}
+
 func TestConnectTimeout(t *testing.T) {
 	r := newRig(t, testConfig())
 	r.step(Input{Kind: Start})

@@ -175,6 +175,7 @@ type Adaptive struct {
 	MaxTolerance time.Duration
 
 	last      time.Time
+	advice    float64 // the fleet's dead-timeout advice, in nanoseconds; 0 for none
 	late, rtt ewma
 	worst     float64 // decaying maximum lateness, in nanoseconds
 	prior     float64 // the decaying prior on worst, in nanoseconds
@@ -335,9 +336,37 @@ func (a *Adaptive) Timeouts() (suspect, dead time.Duration) {
 	return suspect, dead
 }
 
+// Advise gives the detector a fleet's dead-timeout advice (see Fleet): the
+// silence that live connections like this one rarely exceed. From then on
+// the tolerance is at least advice − Interval, so a new connection
+// survives the stalls the fleet has seen before it has seen one itself:
+//
+//	tol = min(max(min(Headroom·w, w + Slack), advice − Interval), MaxTolerance)
+//
+// The advice only raises the tolerance: the fleet sees only the silences
+// that the dead timeouts in use let end in a frame (longer ones end in a
+// verdict), so advice below what a connection has learned would censor the
+// very silences that should raise it.
+//
+// Advice below MinAdvice is no advice (the detector's own estimate
+// applies); above MaxAdvice it is clamped; and tol never exceeds
+// MaxTolerance, so DetectionBound holds whatever the advice. A later
+// advice replaces the earlier one; what the detector learned is kept.
+func (a *Adaptive) Advise(dead time.Duration) {
+	a.timeouts = [2]time.Duration{}
+	if dead < MinAdvice {
+		a.advice = 0
+		return
+	}
+	a.advice = float64(min(dead, MaxAdvice))
+}
+
 func (a *Adaptive) margins(p adaptiveParams) (alpha, rto, tol float64) {
 	w := max(a.worst, a.prior)
 	tol = min(p.headroom*w, w+p.slack, p.maxTol)
+	if a.advice > 0 {
+		tol = min(max(tol, a.advice-p.interval), p.maxTol)
+	}
 	var r float64
 	switch {
 	case a.rtt.n > 0:

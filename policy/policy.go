@@ -25,6 +25,16 @@ type Detector interface {
 	Timeouts() (suspect, dead time.Duration)
 }
 
+// Advisable is implemented by detectors that take a dead-timeout advice
+// learned across many connections (see Fleet): a server's detector at
+// connect, a client's whenever the server's heartbeat carries one. The
+// advice is a duration of silence after the last evidence; a detector
+// ignores advice below MinAdvice and clamps it to its own detection bound,
+// so no advice can make detection instant or unbounded.
+type Advisable interface {
+	Advise(dead time.Duration)
+}
+
 // Link is what a Machine tells an Interval policy when it asks for the next
 // ping. All times are on the Machine's clock.
 type Link struct {

@@ -91,6 +91,20 @@ type HubConfig struct {
 	// dropped, on the hub's event goroutine; it must return promptly (the
 	// events queue up behind it). Subscribe adds more consumers.
 	OnEvent func(Event)
+	// Fleet learns the live silences of every connection the hub watches
+	// (policy.Fleet) and advises a dead timeout: each new connection's
+	// detector starts from it (if it takes advice, policy.Advisable), and
+	// the hub's pings carry it to the clients, on a connection's first
+	// ping and then at most every policy.DefaultFleetAdvicePeriod. Nil
+	// means a policy.Fleet with its defaults; NoFleet turns it off.
+	Fleet *policy.Fleet
+	// NoFleet turns the fleet estimator off.
+	NoFleet bool
+	// FleetClass, if set, is the Identity.Meta key whose value classes a
+	// connection for the fleet (a platform, a network type): silences of
+	// different classes are learned and advised apart (at most
+	// Fleet.MaxClasses of them).
+	FleetClass string
 	// Logger receives state changes (connection, user, session, reason):
 	// online and offline at Info, the rest at Debug. Nil means no logging.
 	Logger *slog.Logger
@@ -129,6 +143,7 @@ type Hub struct {
 	ids      atomic.Uint64
 	spreads  atomic.Uint64 // draws the first-ping shifts
 	log      *slog.Logger
+	fleet    *policy.Fleet // nil: off
 
 	regMu    sync.Mutex
 	reg      *Registry
@@ -205,6 +220,15 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		log:      cfg.Logger,
 	}
 	h.idle = sync.NewCond(&h.regMu)
+	if !cfg.NoFleet {
+		h.fleet = cfg.Fleet
+		if h.fleet == nil {
+			h.fleet = &policy.Fleet{}
+		}
+		if err := h.fleet.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	if cfg.Cluster != nil && cfg.OnEvent != nil {
 		_, h.unsub = cfg.Cluster.Subscribe(cfg.OnEvent)
 	}
@@ -227,6 +251,32 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 // random prefix, across restarts), short enough for the wire format.
 func (h *Hub) NewConnID() string {
 	return h.idPrefix + strconv.FormatUint(h.ids.Add(1), 36)
+}
+
+// Fleet returns the hub's fleet estimator, or nil if it has none
+// (HubConfig.NoFleet).
+func (h *Hub) Fleet() *policy.Fleet { return h.fleet }
+
+// timeoutAdvice returns the fleet's advice for a ping to c, if one is due
+// (the connection's first ping, then every DefaultFleetAdvicePeriod), and
+// gives it to c's own detector too. Called under c's shard lock.
+func (h *Hub) timeoutAdvice(c *conn) time.Duration {
+	if h.fleet == nil {
+		return 0
+	}
+	now := time.Now().UnixNano()
+	if c.advisedAt != 0 && now-c.advisedAt < int64(policy.DefaultFleetAdvicePeriod) {
+		return 0
+	}
+	adv := h.fleet.Advice(c.class)
+	if adv == 0 {
+		return 0
+	}
+	c.advisedAt = now
+	if c.adv != nil {
+		c.adv.Advise(adv)
+	}
+	return adv
 }
 
 // Advice returns the reconnect window the hub advertises now: its
@@ -322,6 +372,16 @@ func (h *Hub) watch(c Conn, connID string, id Identity, onEnd func(error)) (*Wat
 	}
 	s := h.shards[int(h.next.Add(1))%len(h.shards)]
 	hc := &conn{shard: s, m: m, t: c, id: connID, user: id.User, session: id.Session, meta: id.Meta, slot: -1, index: -1, onEnd: onEnd}
+	if h.fleet != nil {
+		hc.heard = time.Now().UnixNano()
+		if h.cfg.FleetClass != "" {
+			hc.class = id.Meta[h.cfg.FleetClass]
+		}
+		if a, ok := set.Detector.(policy.Advisable); ok {
+			hc.adv = a
+			a.Advise(h.fleet.Advice(hc.class))
+		}
+	}
 	s.mu.Lock()
 	if h.closing.Load() {
 		// Shutdown began after the check above: it has passed, or will

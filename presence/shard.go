@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/transport"
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
@@ -30,6 +31,12 @@ type conn struct {
 
 	onEnd func(error) // see Hub.watch
 
+	// The fleet's (HubConfig.Fleet): the last evidence (Unix ns), when
+	// the advice last went out, the class and the detector that takes it.
+	heard, advisedAt int64
+	class            string
+	adv              policy.Advisable
+
 	writing bool      // a heartbeat write is in flight
 	online  bool      // the registry knows it alive
 	final   fsm.State // the last state, once m is nil
@@ -50,6 +57,14 @@ var _ transport.Events = (*conn)(nil)
 func (c *conn) Frame(f transport.Frame) {
 	s := c.shard
 	s.mu.Lock()
+	if fl := s.h.fleet; fl != nil && c.m != nil {
+		// A silence that ended in a frame: the peer was alive through it.
+		now := time.Now()
+		if st := c.m.State(); st == fsm.Alive || st == fsm.Suspect {
+			fl.Observe(c.class, now, time.Duration(now.UnixNano()-c.heard))
+		}
+		c.heard = now.UnixNano()
+	}
 	s.inline = c
 	s.step(c, fsm.Input{Kind: fsm.FrameIn, Frame: f})
 	s.inline = nil
@@ -161,6 +176,7 @@ type job struct {
 	kind    jobKind
 	n       uint8
 	seq     uint64
+	advice  time.Duration // the fleet's timeout advice a ping carries
 	payload [transport.MaxControlPayload]byte
 }
 
@@ -229,6 +245,9 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 		}
 		s.queue = append(s.queue, job{c: c, kind: jobPing, seq: a.Seq})
 		j := &s.queue[len(s.queue)-1]
+		if a.Kind == fsm.SendPing {
+			j.advice = s.h.timeoutAdvice(c)
+		}
 		if a.Kind == fsm.SendPong {
 			j.kind = jobPong
 			j.n = uint8(copy(j.payload[:], a.Payload))
@@ -396,7 +415,7 @@ func (s *shard) write() {
 			s.wcond.Signal()
 		}
 		s.mu.Unlock()
-		f := transport.Frame{Kind: transport.Ping, Seq: j.seq}
+		f := transport.Frame{Kind: transport.Ping, Seq: j.seq, TimeoutAdvice: j.advice}
 		if j.kind == jobPong {
 			f.Kind, f.Payload = transport.Pong, j.payload[:j.n]
 		}

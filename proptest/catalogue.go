@@ -35,6 +35,9 @@ const (
 	B6 = "B6" // same seed, same delays
 	B7 = "B7" // storm spreading
 	B8 = "B8" // the machine's side of the backoff contract
+	Q1 = "Q1" // fleet advice within bounds
+	Q2 = "Q2" // outliers cannot push the advice past the stated quantile
+	Q3 = "Q3" // any advice keeps the detector's detection bound
 	V1 = "V1" // a checkable promise and configuration
 )
 
@@ -63,6 +66,9 @@ var catalogue = []Invariant{
 	{B6, "replayable", "Two instances built from the same seed give the same delays and errors for the same attempts."},
 	{B7, "storm spreading", "When many clients lose the server at once, no window of a tenth of the mean first delay holds more of any round's attempts than MaxRatio times a uniform spread over twice that mean, or over MinSpread (1 s by default) if that is longer."},
 	{B8, "machine backoff", "The Machine asks the backoff for attempt 1 after a connection that stayed up StableAfter and counts on otherwise, and when the backoff gives up it is Closed with ReasonGaveUp and the backoff's error."},
+	{Q1, "advice bounds", "Whatever silences a fleet estimator observes (negative, zero, days long, in bulk, in many classes, at times going backwards or years apart), its advice for every class is 0 (none) or within [Min, Max]."},
+	{Q2, "robust advice", "Outlier silences rarer than ε < TailRate per connection-day never raise the advice above max(Min, Factor × the silence the ordinary ones exceed TailRate − ε times per connection-day), within the estimator's resolution."},
+	{Q3, "advised bound", "Whatever advice a detector takes, at any point of any history, its dead timeout plus the round trip stays within its own DetectionBound, and advice never shortens the dead timeout it would have without."},
 	{V1, "valid setup", "The promise is well-formed, the configuration under test (and the peer's, from MachinePromise.Peer) is accepted by fsm.NewMachine, and the peer never asks to ping faster than the flood meter allows; otherwise the check refuses to run."},
 }
 

@@ -48,7 +48,8 @@
 // docs/invariants.md with the test that checks each): M for the state
 // machine, L for liveness of the driver loop, D for the detector contract,
 // C1 completeness, A1 and A2 accuracy, E1 evidence, F1 flood, P for pings,
-// B for backoff. Select.Only and Select.Skip choose among them.
+// B for backoff, Q for a fleet estimator's advice (CheckFleet) and the
+// detectors that take it (CheckAdvised). Select.Only and Select.Skip choose among them.
 //
 // # Budget
 //

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/transport"
 )
 
@@ -14,13 +15,23 @@ func frameOf(e *event, s *Sim) transport.Frame {
 	f := transport.Frame{Kind: transport.FrameKind(e.fk), Seq: uint64(e.aux)}
 	if f.Kind == transport.Ping {
 		binary.BigEndian.PutUint64(s.payload[:], uint64(e.aux))
-		f.Payload = s.payload[:]
+		f.Payload = s.payload[:8]
 	}
-	if e.flag != 0 {
+	if e.flag&flagWindow != 0 {
 		f.ReconnectWindow = s.cfg.Advice
+	}
+	if e.flag&flagTimeout != 0 {
+		f.TimeoutAdvice = time.Duration(s.slots[e.slot].advice)
+		f.Payload = s.payload[:10]
 	}
 	return f
 }
+
+// Bits of event.flag: what a server's ping carries.
+const (
+	flagWindow  = 1 << iota // the reconnect window (Config.Advice)
+	flagTimeout             // the fleet's timeout advice (slot.advice)
+)
 
 // step feeds one input to endpoint idx of slot i, carries out the actions
 // and re-arms its timer. gen is the connection the input concerns.
@@ -71,7 +82,7 @@ func (s *Sim) send(i int32, idx side, a *fsm.Action) {
 	e := event{kind: evFrame, slot: i, gen: ep.gen, fk: uint8(transport.Ping), aux: uint32(a.Seq)}
 	if a.Kind == fsm.SendPong {
 		e.fk, e.aux = uint8(transport.Pong), 0
-		if len(a.Payload) == 8 {
+		if len(a.Payload) >= 8 {
 			e.aux = uint32(binary.BigEndian.Uint64(a.Payload))
 		}
 	}
@@ -87,13 +98,26 @@ func (s *Sim) send(i int32, idx side, a *fsm.Action) {
 		if advised && a.Kind == fsm.SendPong {
 			s.meter.bytes += adviceBytes
 		}
+		if a.Kind == fsm.SendPong && len(a.Payload) == 10 {
+			s.meter.bytes += timeoutBytes // the echo of the fleet's advice
+		}
 	} else {
 		e.side = client
 		d, st = &s.cfg.Profile.Link.Down, &sl.down
 		s.meter.bytes += downFrameBytes
 		if advised && a.Kind == fsm.SendPing {
-			e.flag = 1
+			e.flag |= flagWindow
 			s.meter.bytes += adviceBytes
+		}
+		if a.Kind == fsm.SendPing && s.fleetOn && (sl.advisedGen != ep.gen || s.now-sl.advisedAt >= int64(policy.DefaultFleetAdvicePeriod)) {
+			if adv := s.cfg.Fleet.Advice(""); adv > 0 {
+				e.flag |= flagTimeout
+				sl.advisedGen, sl.advisedAt, sl.advice = ep.gen, s.now, int64(adv)
+				s.meter.bytes += timeoutBytes
+				if ep.adv != nil {
+					ep.adv.Advise(adv) // the server's own detector follows the fleet too
+				}
+			}
 		}
 	}
 	s.meter.msgs++

@@ -45,7 +45,7 @@ type event struct {
 	kind evKind
 	side side
 	fk   uint8 // frame kind
-	flag uint8 // frame carries the server's advice
+	flag uint8 // what a server's ping carries: flagWindow, flagTimeout
 }
 
 // heap4 is a 4-ary min-heap of events keyed by (at, seq), seq being the

@@ -32,6 +32,7 @@ const (
 	upFrameBytes   = 2 + 4 + 8
 	downFrameBytes = 2 + 8
 	adviceBytes    = 4 // the window a server's ping adds (wire.ControlAdviceSize)
+	timeoutBytes   = 2 // the fleet's timeout advice a server's ping adds (wire.ControlTimeoutBytes)
 )
 
 // never is the time of something that does not happen.
@@ -79,6 +80,14 @@ type Config struct {
 	Machine fsm.Config
 	// Trace, if set, receives one line per event of the run.
 	Trace io.Writer
+	// Fleet, if set, is the server's fleet estimator, shared by all its
+	// connections (one server per run): when the server's detector takes
+	// advice (policy.Advisable), every live silence that ends in a frame
+	// at the server is observed, a new server-side detector starts from the
+	// fleet's advice, and the server's pings carry it to the client (on a
+	// connection's first ping and then at most every
+	// policy.DefaultFleetAdvicePeriod, 2 bytes each). Nil means none.
+	Fleet *policy.Fleet
 	// Presence, if set, measures server-side presence with each model
 	// listed, side by side (see Presence); Result.Presence has one entry
 	// per model, in this order.
@@ -156,14 +165,15 @@ func (s side) class() side { return min(s, server) }
 // endpoint is one Machine and its place in the simulation.
 type endpoint struct {
 	m         *fsm.Machine
-	armed     int64  // time of the live timer event; 0 for none
-	want      int64  // the machine's deadline (never for none)
-	lastEv    int64  // the latest evidence of life
-	suspectAt int64  // when a healthy suspect episode began; -1 if none
-	gen       uint32 // the connection it is on; 0 for none
-	tgen      uint32 // timer generation: older timer events are stale
-	up        bool   // alive or suspect
-	late      bool   // want is a pause's end, not the machine's deadline
+	adv       policy.Advisable // the server's detector, if it takes the fleet's advice
+	armed     int64            // time of the live timer event; 0 for none
+	want      int64            // the machine's deadline (never for none)
+	lastEv    int64            // the latest evidence of life
+	suspectAt int64            // when a healthy suspect episode began; -1 if none
+	gen       uint32           // the connection it is on; 0 for none
+	tgen      uint32           // timer generation: older timer events are stale
+	up        bool             // alive or suspect
+	late      bool             // want is a pause's end, not the machine's deadline
 }
 
 // failure is the state of a slot's latest fault.
@@ -187,6 +197,9 @@ type slot struct {
 	pauseFrom  int64
 	pauseUntil int64
 	gen        uint32 // the latest connection generation
+	advisedGen uint32 // the connection the fleet's advice last went out on
+	advisedAt  int64  // when it did
+	advice     int64  // the fleet advice of the server's latest advising ping
 }
 
 // Sim is one run in progress. It is single-threaded; run independent Sims
@@ -200,7 +213,7 @@ type Sim struct {
 	horizon int64
 	slots   []slot
 	acts    []fsm.Action
-	payload [8]byte
+	payload [10]byte // a ping's: sequence number, then 2 bytes when it carries the fleet's advice
 	tr      *bufio.Writer
 	err     error
 	stop    bool
@@ -217,8 +230,9 @@ type Sim struct {
 	onRestart func()
 	onDeliver func(e *event) // tests: every packet handed to an endpoint
 
-	pres  *presenceRun // nil unless Config.Presence is set
-	meter meter
+	fleetOn bool         // Fleet is set and the server's detector takes advice
+	pres    *presenceRun // nil unless Config.Presence is set
+	meter   meter
 }
 
 // Run simulates cfg and returns its measurements. The same Config gives
@@ -421,6 +435,11 @@ func (s *Sim) arrive(e *event) {
 		return
 	}
 	if ep.up {
+		if idx != client && s.fleetOn {
+			// A silence that ended in a frame: the peer was alive through
+			// it, whatever the network did.
+			s.cfg.Fleet.Observe("", epoch.Add(time.Duration(s.now)), time.Duration(s.now-ep.lastEv))
+		}
 		f := &sl.fail
 		if f.kind.failure() && f.gen == e.gen && s.now >= f.at {
 			f.lastEv[idx.class()] = s.now
@@ -474,6 +493,10 @@ func (s *Sim) syn(e *event) {
 		return
 	}
 	sv.m, sv.gen = m, e.gen
+	if a, ok := set.Detector.(policy.Advisable); ok && s.cfg.Fleet != nil {
+		s.fleetOn, sv.adv = true, a
+		a.Advise(s.cfg.Fleet.Advice(""))
+	}
 	// The accept (a WebSocket's 101 response) goes out before anything the
 	// server sends on the connection, such as a ping at connect: on the
 	// ordered stream the client must be connected before it hears it.

@@ -61,6 +61,12 @@ type Frame struct {
 	// connection to it is lost, spread the first reconnect attempt uniformly
 	// over this long. Zero means no advice.
 	ReconnectWindow time.Duration
+	// TimeoutAdvice is the server's fleet advice carried in a heartbeat: a
+	// dead timeout (silence after the last evidence) that live connections
+	// of this server rarely exceed (policy.Fleet). The Machine hands it to
+	// a detector that takes advice (policy.Advisable), which clamps it.
+	// Zero means no advice.
+	TimeoutAdvice time.Duration
 }
 
 // Conn is an established connection as the heartbeat sees it. Adapters wrap a

@@ -141,6 +141,8 @@ type job struct {
 	detect *sim.Config
 	storm  *sim.StormConfig
 	trace  io.Writer
+	family string  // a frontier sweep's family (-plot); "" for a table row
+	knob   float64 // its knob's value
 }
 
 type outcome struct {
@@ -173,8 +175,22 @@ func plan(o *options) ([]job, error) {
 				if conns == 0 {
 					conns = autoConns(p, o.duration)
 				}
-				jobs = append(jobs, job{detect: &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed,
-					Presence: presenceModels(o.windows, o.drain)}})
+				cfg := &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed,
+					Presence: presenceModels(o.windows, o.drain)}
+				if o.fleet {
+					cfg.Fleet = &policy.Fleet{}
+					if o.advice > 0 {
+						cfg.Fleet = &policy.Fleet{Min: o.advice, Max: o.advice, MinTime: time.Nanosecond}
+					}
+				}
+				jobs = append(jobs, job{detect: cfg})
+			}
+			if o.plot != "" && o.trace == "" {
+				fj, err := frontierJobs(o, prof)
+				if err != nil {
+					return nil, err
+				}
+				jobs = append(jobs, fj...)
 			}
 		}
 	}

@@ -24,6 +24,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/heartbeat-go/heartbeat/policy"
 )
 
 // usageError is a bad flag or value: one line on stderr, exit status 2.
@@ -79,6 +81,8 @@ type options struct {
 	burst       float64
 	windows     []time.Duration // fixed resume windows measured beside the derived one
 	drain       bool            // presence: the server's clean closes are drains
+	fleet       bool            // one fleet estimator per detect run (policy.Fleet)
+	advice      time.Duration   // pin the fleet's advice (0: learned)
 }
 
 // Sized so that the no-flag run stays well under a minute on two shared
@@ -116,6 +120,8 @@ func parse(args []string) (*options, error) {
 	fs.Float64Var(&o.burst, "burst", 0, "custom link: mean loss burst length (≤ 1: independent)")
 	windows := fs.String("windows", "", "presence: also measure these fixed resume windows (comma list, e.g. 10s,30s)")
 	fs.BoolVar(&o.drain, "drain", true, "presence: take the server's clean closes for drains (presence.Watched.Drain: the client is expected back, the session may resume); -drain=false makes each a leave (Watched.Close)")
+	fs.BoolVar(&o.fleet, "fleet", true, "detect: the server learns live silences across its connections (policy.Fleet) and advises its detectors and clients; -fleet=false turns it off")
+	fs.DurationVar(&o.advice, "advice", 0, "detect: pin the fleet's advice to this dead timeout from the server's first observed silence on (a fleet that knows the answer; 0: learned)")
 	list := fs.Bool("list", false, "list policies and profiles and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -174,6 +180,8 @@ func parse(args []string) (*options, error) {
 		return nil, usagef("-loss %g: want a rate in [0, 1)", o.loss)
 	case !(o.burst >= 0) || o.burst > 1e6:
 		return nil, usagef("-burst %g: want a mean burst length ≥ 0 (≤ 1 means independent loss)", o.burst)
+	case o.advice != 0 && (o.advice < policy.MinAdvice || o.advice > policy.MaxAdvice || !o.fleet):
+		return nil, usagef("-advice %v: want %v to %v, with the fleet on", o.advice, policy.MinAdvice, policy.MaxAdvice)
 	case o.plot != "" && !strings.HasSuffix(o.plot, ".svg") && !strings.HasSuffix(o.plot, ".png"):
 		return nil, usagef("-plot %q: want a file name ending in .svg or .png", o.plot)
 	}

@@ -230,3 +230,65 @@ func TestPlotLabelsDoNotOverlap(t *testing.T) {
 		t.Error("no leader lines for labels moved off their points")
 	}
 }
+
+// -plot adds each detector family's sweep (the frontier) on each profile,
+// in the JSON and not in the tables; -fleet=false and -advice change only
+// the rows that take advice.
+func TestFrontierAndFleetFlags(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"-json", "-scenario", "detect", "-profile", "lan", "-policy", "default,socketio", "-conns", "3", "-duration", "20m", "-plot", filepath.Join(dir, "p.png")}
+	if err := run(args, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Detect   []map[string]any `json:"detect"`
+		Frontier []frontierRow    `json:"frontier"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Detect) != 2 {
+		t.Fatalf("%d table rows, want 2 (the sweeps are not rows)", len(rep.Detect))
+	}
+	families := map[string]int{}
+	for _, r := range rep.Frontier {
+		families[r.Family]++
+		if r.Profile != "lan" {
+			t.Errorf("a sweep of profile %q", r.Profile)
+		}
+	}
+	for _, f := range frontiers() {
+		if families[f.family] != len(f.knobs) {
+			t.Errorf("family %q: %d points, want %d", f.family, families[f.family], len(f.knobs))
+		}
+	}
+	bytesOf := func(extra ...string) map[string]float64 {
+		var out, errb bytes.Buffer
+		if err := run(append([]string{"-json", "-scenario", "detect", "-profile", "mobile", "-policy", "default,socketio", "-conns", "4", "-duration", "2h"}, extra...), &out, &errb); err != nil {
+			t.Fatal(err)
+		}
+		var rep struct{ Detect []detectRow }
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]float64{}
+		for _, r := range rep.Detect {
+			m[r.Policy] = r.BytesPerConnMin
+			if r.Policy == "default" && r.DetectionP50 != nil {
+				m["default p50"] = *r.DetectionP50
+			}
+		}
+		return m
+	}
+	on, off, pinned := bytesOf(), bytesOf("-fleet=false"), bytesOf("-advice", "20s")
+	if on["socketio"] != off["socketio"] || pinned["socketio"] != off["socketio"] {
+		t.Errorf("socketio's row changed with the fleet: %v %v %v bytes/min", on["socketio"], off["socketio"], pinned["socketio"])
+	}
+	if pinned["default p50"] < off["default p50"]+5000 {
+		t.Errorf("with 20 s of advice pinned, default detects in %v ms (p50), %v ms without: the advice did not reach the detectors", pinned["default p50"], off["default p50"])
+	}
+	if err := run([]string{"-advice", "20s", "-fleet=false"}, &out, &errb); err == nil {
+		t.Error("-advice without the fleet was accepted")
+	}
+}

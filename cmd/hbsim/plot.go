@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -16,8 +17,9 @@ import (
 )
 
 // writePlot draws one panel per profile (detection p50 against false dead
-// verdicts per connection-day, one labelled point per policy) and one
-// panel of the storm's dial attempts per second over time.
+// verdicts per connection-day, one labelled point per policy, and a line
+// per detector family sweeping its knob: the frontier) and one panel of the
+// storm's dial attempts per second over time.
 func writePlot(file string, rep *report) error {
 	var panels []*plot.Plot
 	var order []string
@@ -31,7 +33,10 @@ func writePlot(file string, rep *report) error {
 	for _, prof := range order {
 		p := plot.New()
 		p.Title.Text = prof
-		p.X.Label.Text = "false dead verdicts per connection-day"
+		p.X.Label.Text = "false dead verdicts per connection-day (log(1 + x) scale)"
+		// Most of the choice lies between 0 and a few false deads a day,
+		// and φ and akka reach 30: log(1 + x) keeps 0 and spreads both.
+		p.X.Scale, p.X.Tick.Marker = log1pScale{}, log1pTicks{}
 		p.Y.Label.Text = "detection time p50 (s)"
 		var pts plotter.XYs
 		var names []string
@@ -46,7 +51,7 @@ func writePlot(file string, rep *report) error {
 		}
 		// Rates and times cannot be negative: both axes start at 0 (an
 		// all-zero column would otherwise be centred on [-1, 1]).
-		xMax, yMax := max(1, maxX*1.25), max(1, maxY*1.1)
+		xMax, yMax := max(1, maxX*1.5), max(1, maxY*1.1)
 		if len(pts) > 0 {
 			sc, err := plotter.NewScatter(pts)
 			if err != nil {
@@ -54,6 +59,9 @@ func writePlot(file string, rep *report) error {
 			}
 			p.Add(sc)
 			p.Add(placeLabels(pts, names, xMax, yMax)...)
+		}
+		if err := addFrontiers(p, rep, prof); err != nil {
+			return err
 		}
 		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, xMax, 0, yMax // after Add, which widens them
 		panels = append(panels, p)
@@ -194,7 +202,9 @@ func (a box) overlaps(b box) bool { return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < 
 // point; a label moved off its point's line gets a thin leader line. Points
 // are taken from the top down, so that crowded clusters fan out.
 func placeLabels(pts plotter.XYs, names []string, xMax, yMax float64) []plot.Plotter {
-	cm := func(p plotter.XY) (float64, float64) { return p.X / xMax * panelW, p.Y / yMax * panelH }
+	cm := func(p plotter.XY) (float64, float64) {
+		return log1pScale{}.Normalize(0, xMax, p.X) * panelW, p.Y / yMax * panelH
+	}
 	var placed []box
 	for _, p := range pts {
 		x, y := cm(p)
@@ -248,7 +258,7 @@ func placeLabels(pts plotter.XYs, names []string, xMax, yMax float64) []plot.Plo
 			} else {
 				ex += w + 0.05
 			}
-			end := plotter.XY{X: pts[i].X + ex/panelW*xMax, Y: pts[i].Y + (best[1]+lineH/2)/panelH*yMax}
+			end := plotter.XY{X: math.Expm1(math.Log1p(xMax) * (math.Log1p(pts[i].X)/math.Log1p(xMax) + ex/panelW)), Y: pts[i].Y + (best[1]+lineH/2)/panelH*yMax}
 			if ln, err := plotter.NewLine(plotter.XYs{pts[i], end}); err == nil {
 				ln.Width = vg.Points(0.4)
 				ln.Color = color.Gray{Y: 140}
@@ -267,4 +277,53 @@ func cmpFloat(a, b float64) int {
 		return 1
 	}
 	return 0
+}
+
+// addFrontiers draws each detector family's sweep on prof as a line
+// through its points, ordered by false deads, beyond the panel's range
+// clipped. The legend names the family and its knob.
+func addFrontiers(p *plot.Plot, rep *report, prof string) error {
+	for i, f := range frontiers() {
+		var pts plotter.XYs
+		for _, r := range rep.Frontier {
+			if r.Profile == prof && r.Family == f.family && r.DetectionP50 != nil {
+				pts = append(pts, plotter.XY{X: r.FalseDeadsPerConnDay, Y: *r.DetectionP50 / 1000})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		slices.SortStableFunc(pts, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
+		l, sc, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		l.Color, sc.Color = palette[1+i%(len(palette)-1)], palette[1+i%(len(palette)-1)]
+		l.Width = vg.Points(1.2)
+		sc.Radius = vg.Points(1.5)
+		p.Add(l, sc)
+		p.Legend.Add(f.family, l, sc)
+	}
+	p.Legend.Top = true
+	return nil
+}
+
+// log1pScale maps x to log(1 + x) between the axis ends (x ≥ 0).
+type log1pScale struct{}
+
+func (log1pScale) Normalize(lo, hi, x float64) float64 {
+	return (math.Log1p(max(x, 0)) - math.Log1p(max(lo, 0))) / (math.Log1p(hi) - math.Log1p(max(lo, 0)))
+}
+
+// log1pTicks marks 0, 0.3, 1, 3, 10, … within the axis.
+type log1pTicks struct{}
+
+func (log1pTicks) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	for _, v := range []float64{0, 0.3, 1, 3, 10, 30, 100, 300, 1000} {
+		if v >= lo && v <= hi {
+			out = append(out, plot.Tick{Value: v, Label: fmt.Sprint(v)})
+		}
+	}
+	return out
 }

@@ -68,6 +68,8 @@ type report struct {
 	Storm  []stormRow  `json:"storm"`
 	// Presence: one row per presence model of each detect run (presence.go).
 	Presence []presenceRow `json:"presence"`
+	// Frontier: the detector families' sweeps, with -plot (frontier.go).
+	Frontier []frontierRow `json:"frontier,omitempty"`
 	wall     time.Duration
 }
 
@@ -84,6 +86,12 @@ func collect(jobs []job, out []outcome) (*report, error) {
 	for i, o := range out {
 		if o.err != nil {
 			return nil, o.err
+		}
+		if r := o.det; r != nil && jobs[i].family != "" {
+			rep.Frontier = append(rep.Frontier, frontierRow{Family: jobs[i].family, Profile: r.Profile, Knob: jobs[i].knob,
+				DetectionP50: unit(r.Detection.P50, time.Millisecond, r.Detection.N), FalseDeadsPerConnDay: r.FalseDeadsPerConnDay(),
+				BytesPerConnMin: r.BytesPerConnMin()})
+			continue
 		}
 		if r := o.det; r != nil {
 			rep.Detect = append(rep.Detect, detectRow{
@@ -368,6 +376,9 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 		return err
 	}
 	title("\n%d runs, %d simulated events in %.1fs of wall time on %d workers\n", len(rep.Detect)+len(rep.Storm), events, rep.wall.Seconds(), o.workers)
+	if n := len(rep.Frontier); n > 0 {
+		title("(and %d runs of the detector families' frontiers for the plot, in -json's \"frontier\")\n", n)
+	}
 	return nil
 }
 

@@ -296,8 +296,8 @@ func (c *Conn) writeData(ctx context.Context, messageType int, p []byte) error {
 }
 
 // Send writes one heartbeat frame. A control-frame ping carries
-// wire.AppendControl's payload (Seq and the reconnect-window advice); a
-// pong echoes f.Payload. Both go through WriteControl, which gorilla
+// wire.AppendControlAdvice's payload (Seq and the reconnect-window and
+// timeout advice); a pong echoes f.Payload. Both go through WriteControl, which gorilla
 // allows concurrently with the application's writer and which takes its
 // own deadline (ctx's, or DefaultWriteTimeout from now), so no deadline
 // is left on the connection for the application's next write.
@@ -317,8 +317,8 @@ func (c *Conn) sendControl(ctx context.Context, f transport.Frame) error {
 		deadline = time.Now().Add(DefaultWriteTimeout)
 	}
 	if f.Kind == transport.Ping {
-		var buf [wire.ControlAdviceSize]byte
-		return c.ws.WriteControl(websocket.PingMessage, wire.AppendControl(buf[:0], f.Seq, f.ReconnectWindow), deadline)
+		var buf [wire.ControlMaxSize]byte
+		return c.ws.WriteControl(websocket.PingMessage, wire.AppendControlAdvice(buf[:0], f.Seq, f.ReconnectWindow, f.TimeoutAdvice), deadline)
 	}
 	return c.ws.WriteControl(websocket.PongMessage, f.Payload, deadline)
 }

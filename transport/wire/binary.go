@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -22,8 +23,12 @@ import (
 //	to                  uvarint length + bytes     (flagTarget)
 //	meta                uvarint count, then per entry key and value,
 //	                    each uvarint length + bytes (flagMeta; keys sorted)
+//	ta                  uvarint centiseconds       (flagTimeout; version 2
+//	                    only, clamped to MaxTimeoutAdvice when read)
 //
 // Nothing may follow the last field: a new field is a new version.
+// Version 2 is version 1 with flagTimeout; it is written only for a message
+// that carries timeout advice.
 const (
 	magic0       = 0xFF
 	magic1       = 'h'
@@ -36,7 +41,9 @@ const (
 	flagReason
 	flagTarget
 	flagMeta
-	flagsKnown = flagID | flagWindow | flagReason | flagTarget | flagMeta
+	flagTimeout
+	flagsKnown  = flagID | flagWindow | flagReason | flagTarget | flagMeta
+	flagsKnown2 = flagsKnown | flagTimeout
 )
 
 // AppendBinary appends m's binary form to buf.
@@ -60,8 +67,13 @@ func AppendBinary(buf []byte, m *Message) ([]byte, error) {
 	if len(m.Meta) > 0 {
 		flags |= flagMeta
 	}
+	version := byte(Version)
+	if m.TimeoutAdvice >= timeoutUnit {
+		flags |= flagTimeout
+		version = Version2
+	}
 	start := len(buf)
-	buf = append(buf, magic0, magic1, Version, byte(m.Type), flags)
+	buf = append(buf, magic0, magic1, version, byte(m.Type), flags)
 	buf = binary.AppendUvarint(buf, m.Seq)
 	buf = binary.AppendVarint(buf, m.SentAt)
 	if flags&flagID != 0 {
@@ -87,6 +99,9 @@ func AppendBinary(buf []byte, m *Message) ([]byte, error) {
 			buf = appendBytes(buf, k)
 			buf = appendBytes(buf, m.Meta[k])
 		}
+	}
+	if flags&flagTimeout != 0 {
+		buf = binary.AppendUvarint(buf, uint64(m.TimeoutAdvice/timeoutUnit))
 	}
 	if n := len(buf) - start; n > MaxMessageSize {
 		return buf[:start], tooLarge("encode", "", fmt.Sprintf("%d bytes exceed %d", n, MaxMessageSize))
@@ -125,9 +140,14 @@ func (d *binDecoder) decode() (Message, error) {
 	if len(d.b) < binaryHeader || d.b[0] != magic0 || d.b[1] != magic1 {
 		return m, d.fail("", ErrMalformed, "no binary heartbeat header (want 0xFF 'h' version type flags)")
 	}
-	if v := d.b[2]; v != Version {
+	known := byte(flagsKnown)
+	switch v := d.b[2]; v {
+	case Version:
+	case Version2:
+		known = flagsKnown2
+	default:
 		d.off = 2
-		return m, d.fail("version", ErrVersion, "version %d, want %d", v, Version)
+		return m, d.fail("version", ErrVersion, "version %d, want %d or %d", v, Version, Version2)
 	}
 	m.Type = Type(d.b[3])
 	if m.Type == 0 || m.Type >= numTypes {
@@ -135,9 +155,9 @@ func (d *binDecoder) decode() (Message, error) {
 		return m, d.fail("type", ErrUnknownType, "type %d is not one of ping, pong, drain, close", d.b[3])
 	}
 	flags := d.b[4]
-	if flags&^flagsKnown != 0 {
+	if flags&^known != 0 {
 		d.off = 4
-		return m, d.fail("flags", ErrMalformed, "unknown flags %#x", flags&^flagsKnown)
+		return m, d.fail("flags", ErrMalformed, "unknown flags %#x", flags&^known)
 	}
 	d.off = binaryHeader
 	var err error
@@ -201,6 +221,15 @@ func (d *binDecoder) decode() (Message, error) {
 			}
 			m.Meta[k] = v
 		}
+	}
+	if flags&flagTimeout != 0 {
+		// Clamped, not rejected: the advice is optional, and a bad one
+		// must not cost the heartbeat it rides on.
+		cs, err := d.uvarint("ta", math.MaxUint64)
+		if err != nil {
+			return Message{}, err
+		}
+		m.TimeoutAdvice = clampTimeout(time.Duration(min(cs, uint64(MaxTimeoutAdvice/timeoutUnit))) * timeoutUnit)
 	}
 	if d.off != len(d.b) {
 		return Message{}, d.fail("", ErrMalformed, "%d bytes after the last field", len(d.b)-d.off)

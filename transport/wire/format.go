@@ -130,7 +130,7 @@ func (m *Message) Frame(echo []byte) transport.Frame {
 	case Ping:
 		echo = binary.BigEndian.AppendUint64(echo, m.Seq)
 		echo = binary.BigEndian.AppendUint64(echo, uint64(m.SentAt))
-		return transport.Frame{Kind: transport.Ping, Seq: m.Seq, Payload: echo, ReconnectWindow: m.Window}
+		return transport.Frame{Kind: transport.Ping, Seq: m.Seq, Payload: echo, ReconnectWindow: m.Window, TimeoutAdvice: m.TimeoutAdvice}
 	case Pong:
 		return transport.Frame{Kind: transport.Pong, Seq: m.Seq}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // checkDecoded holds for anything a decoder accepts: it is valid, it
@@ -69,8 +70,10 @@ func FuzzDecodeJSON(f *testing.F) {
 func FuzzParseControl(f *testing.F) {
 	f.Add(AppendControl(nil, 1, 0))
 	f.Add(AppendControl(nil, 1<<40, 3000_000_000))
+	f.Add(AppendControlAdvice(nil, 7, 0, 18*time.Second))
+	f.Add(AppendControlAdvice(nil, 7, 3*time.Second, time.Hour))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		seq, w, err := ParseControl(in)
+		seq, w, ta, err := ParseControlAdvice(in)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error %v wraps no sentinel", err)
@@ -80,8 +83,19 @@ func FuzzParseControl(f *testing.F) {
 		if w < 0 || w > MaxWindow {
 			t.Fatalf("window %v out of range", w)
 		}
-		if out := AppendControl(nil, seq, w); !reflect.DeepEqual(out, in) && len(in) != ControlAdviceSize {
-			t.Fatalf("re-encoded %x as %x", in, out)
+		if ta < 0 || ta > MaxTimeoutAdvice {
+			t.Fatalf("timeout advice %v out of range", ta)
+		}
+		if s2, w2, err := ParseControl(in); err != nil || s2 != seq || w2 != w {
+			t.Fatalf("ParseControl disagrees: %d %v %v, want %d %v", s2, w2, err, seq, w)
+		}
+		out := AppendControlAdvice(nil, seq, w, ta)
+		s3, w3, ta3, err := ParseControlAdvice(out)
+		if err != nil || s3 != seq || w3 != w || ta3 != ta {
+			t.Fatalf("re-encoded %x as %x, which reads %d %v %v %v", in, out, s3, w3, ta3, err)
+		}
+		if len(out) > len(in) {
+			t.Fatalf("re-encoded %d bytes as %d", len(in), len(out))
 		}
 	})
 }

@@ -17,8 +17,9 @@ import (
 //	{"hb":1,"t":"ping","seq":7,"ts":1700000000000,"id":"c-42","rw":3000}
 //
 // Members: hb (version), t (ping, pong, drain, close), seq, ts (Unix ms),
-// and when set id, rw (reconnect window, ms), reason, to (drain target) and
-// meta (an object of strings). Unknown members are ignored, so a later
+// and when set id, rw (reconnect window, ms), ta (timeout advice, ms; a
+// later addition that readers before it ignore), reason, to (drain target)
+// and meta (an object of strings). Unknown members are ignored, so a later
 // minor addition does not break an older reader.
 var jsonPrefix = []byte(`{"hb":`)
 
@@ -43,6 +44,10 @@ func AppendJSON(buf []byte, m *Message) ([]byte, error) {
 	if m.Window > 0 {
 		buf = append(buf, `,"rw":`...)
 		buf = strconv.AppendInt(buf, int64(m.Window/time.Millisecond), 10)
+	}
+	if m.TimeoutAdvice >= time.Millisecond {
+		buf = append(buf, `,"ta":`...)
+		buf = strconv.AppendInt(buf, int64(m.TimeoutAdvice/time.Millisecond), 10)
 	}
 	if m.Reason != "" {
 		buf = append(buf, `,"reason":`...)
@@ -109,6 +114,7 @@ type jsonMessage struct {
 	TS     int64             `json:"ts"`
 	ID     string            `json:"id"`
 	RW     int64             `json:"rw"`
+	TA     float64           `json:"ta"`
 	Reason string            `json:"reason"`
 	To     string            `json:"to"`
 	Meta   map[string]string `json:"meta"`
@@ -157,9 +163,12 @@ func DecodeJSON(b []byte) (Message, error) {
 		SentAt: j.TS,
 		ConnID: j.ID,
 		Window: time.Duration(j.RW) * time.Millisecond,
-		Reason: j.Reason,
-		Target: j.To,
-		Meta:   j.Meta,
+		// Clamped, not rejected: the advice is optional, and a bad one
+		// must not cost the heartbeat it rides on.
+		TimeoutAdvice: clampTimeout(time.Duration(min(max(j.TA, 0), float64(MaxTimeoutAdvice/time.Millisecond))) * time.Millisecond).Truncate(timeoutUnit),
+		Reason:        j.Reason,
+		Target:        j.To,
+		Meta:          j.Meta,
 	}
 	if len(m.Meta) == 0 {
 		m.Meta = nil

@@ -10,7 +10,15 @@ import (
 // writes and reads. A message of another version is rejected with
 // ErrVersion; a new version gets new subprotocol names, so two sides that
 // negotiated a subprotocol never disagree about it.
+//
+// Version 2 of the binary form adds one optional field, the timeout advice
+// (Message.TimeoutAdvice); this package reads versions 1 and 2 and writes
+// version 2 only for a message that carries it. The JSON form needs no new
+// version: a reader of version 1 ignores the unknown member "ta".
 const Version = 1
+
+// Version2 is the binary form's version with the timeout advice.
+const Version2 = 2
 
 // Limits of the application-level message. Decoders reject anything larger
 // before they copy a byte of it.
@@ -94,6 +102,11 @@ type Message struct {
 	// lost, spread the first reconnect attempt uniformly over this long.
 	// Millisecond resolution; zero means no advice.
 	Window time.Duration
+	// TimeoutAdvice is the server's fleet advice (transport.Frame's
+	// TimeoutAdvice): a dead timeout live peers of this server rarely
+	// exceed. Zero means none; at most MaxTimeoutAdvice (decoders clamp);
+	// centisecond resolution (decoders truncate, JSON writes milliseconds).
+	TimeoutAdvice time.Duration
 	// Reason says why, for Drain and Close. At most MaxReasonLen bytes.
 	Reason string
 	// Target is where a Drain asks the client to reconnect; empty means
@@ -125,6 +138,10 @@ func (m *Message) validate(op string) error {
 	if m.Window < 0 || m.Window > MaxWindow {
 		return &Error{Op: op, Field: "rw", Offset: -1, Err: ErrMalformed,
 			Detail: fmt.Sprintf("reconnect window %v must be between 0 and %v", m.Window, MaxWindow)}
+	}
+	if m.TimeoutAdvice < 0 || m.TimeoutAdvice > MaxTimeoutAdvice {
+		return &Error{Op: op, Field: "ta", Offset: -1, Err: ErrMalformed,
+			Detail: fmt.Sprintf("timeout advice %v must be between 0 and %v", m.TimeoutAdvice, MaxTimeoutAdvice)}
 	}
 	if err := checkString(op, "id", m.ConnID, MaxConnIDLen); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/transport"
 )
 
@@ -25,6 +26,7 @@ func samples() []Message {
 		{Type: Drain, Reason: "deploy", Target: "wss://b.example/ws", Window: 30 * time.Second},
 		{Type: Close, Reason: strings.Repeat("r", MaxReasonLen)},
 		{Type: Ping, Meta: map[string]string{"room": "a", "quote\"": "back\\slash\n", "ü": "→"}},
+		{Type: Ping, Seq: 9, Window: time.Second, TimeoutAdvice: 18*time.Second + 430*time.Millisecond},
 	}
 }
 
@@ -283,5 +285,81 @@ func TestParseControlForeignPayloadDoesNotAllocate(t *testing.T) {
 		if _, _, err := ParseControl(p); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%d-byte payload: %v", len(p), err)
 		}
+	}
+}
+
+// The timeout advice: a few bytes in each form, clamped (never rejected)
+// on decode, and invisible to a reader of the first version where that
+// reader would ignore it.
+func TestTimeoutAdvice(t *testing.T) {
+	if MaxTimeoutAdvice != policy.MaxAdvice {
+		t.Fatalf("wire bounds the advice at %v, detectors at %v", MaxTimeoutAdvice, policy.MaxAdvice)
+	}
+	plain := Message{Type: Ping, Seq: 9, SentAt: 1_700_000_000_000}
+	advised := plain
+	advised.TimeoutAdvice = 18 * time.Second
+	for _, f := range []Format{JSON, Binary} {
+		a, _ := Append(nil, f, &plain)
+		b, err := Append(nil, f, &advised)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra := len(b) - len(a)
+		if extra > 11 || (f == Binary && extra != 2) {
+			t.Errorf("%v: the advice adds %d bytes", f, extra)
+		}
+		m, err := Decode(b)
+		if err != nil || m.TimeoutAdvice != 18*time.Second {
+			t.Errorf("%v: decoded %v, %v", f, m.TimeoutAdvice, err)
+		}
+		if fr := m.Frame(nil); fr.TimeoutAdvice != 18*time.Second {
+			t.Errorf("%v: the frame carries %v", f, fr.TimeoutAdvice)
+		}
+	}
+	// Binary: version 1 unless the advice is there; a version-1 header
+	// with the new flag stays malformed, as before.
+	a, _ := AppendBinary(nil, &plain)
+	b, _ := AppendBinary(nil, &advised)
+	if a[2] != Version || b[2] != Version2 {
+		t.Errorf("versions %d and %d, want %d and %d", a[2], b[2], Version, Version2)
+	}
+	b[2] = Version
+	if _, err := DecodeBinary(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("version 1 with the timeout flag: %v, want ErrMalformed", err)
+	}
+	// Clamped on decode, in every form.
+	huge := []byte(`{"hb":1,"t":"ping","seq":1,"ts":0,"ta":99999999999}`)
+	if m, err := DecodeJSON(huge); err != nil || m.TimeoutAdvice != MaxTimeoutAdvice {
+		t.Errorf("JSON ta huge: %v, %v", m.TimeoutAdvice, err)
+	}
+	neg := []byte(`{"hb":1,"t":"ping","seq":1,"ts":0,"ta":-5}`)
+	if m, err := DecodeJSON(neg); err != nil || m.TimeoutAdvice != 0 {
+		t.Errorf("JSON ta negative: %v, %v", m.TimeoutAdvice, err)
+	}
+	bin := []byte{magic0, magic1, Version2, byte(Ping), flagTimeout, 1, 0, 0xFF, 0xFF, 0x03}
+	if m, err := DecodeBinary(bin); err != nil || m.TimeoutAdvice != MaxTimeoutAdvice {
+		t.Errorf("binary ta 65535 cs: %v, %v", m.TimeoutAdvice, err)
+	}
+	if _, _, ta, err := ParseControlAdvice([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF}); err != nil || ta != MaxTimeoutAdvice {
+		t.Errorf("control ta 655 s: %v, %v", ta, err)
+	}
+	// Control payload: 2 bytes, with or without the window.
+	for _, w := range []time.Duration{0, 3 * time.Second} {
+		p := AppendControlAdvice(nil, 7, w, 18*time.Second)
+		if len(p) != len(AppendControl(nil, 7, w))+ControlTimeoutBytes {
+			t.Errorf("window %v: %d bytes", w, len(p))
+		}
+		seq, gw, ta, err := ParseControlAdvice(p)
+		if err != nil || seq != 7 || gw != w || ta != 18*time.Second {
+			t.Errorf("window %v: read %d %v %v %v", w, seq, gw, ta, err)
+		}
+	}
+	if p := AppendControlAdvice(nil, 7, 0, time.Millisecond); len(p) != ControlSeqSize {
+		t.Errorf("advice under a centisecond is left out, not sent as 0: %d bytes", len(p))
+	}
+	if p := AppendControlAdvice(nil, 7, 0, time.Hour); len(p) != 10 {
+		t.Errorf("an hour: %d bytes", len(p))
+	} else if _, _, ta, _ := ParseControlAdvice(p); ta != MaxTimeoutAdvice {
+		t.Errorf("an hour was not clamped: %v", ta)
 	}
 }

@@ -247,8 +247,8 @@ func PingIn[T any, P Payload](c *Core[T], p P) {
 	}
 	n := copy(c.scratch[:], p)
 	f := transport.Frame{Kind: transport.Ping, Payload: c.scratch[:n]}
-	if seq, window, err := wire.ParseControl(f.Payload); err == nil {
-		f.Seq, f.ReconnectWindow = seq, window
+	if seq, window, timeout, err := wire.ParseControlAdvice(f.Payload); err == nil {
+		f.Seq, f.ReconnectWindow, f.TimeoutAdvice = seq, window, timeout
 	}
 	c.ev.Frame(f)
 }
@@ -393,6 +393,11 @@ func (c *Core[T]) SendFrame(ctx context.Context, f transport.Frame) error {
 	if f.Kind == transport.Ping {
 		m = wire.Message{Type: wire.Ping, Seq: f.Seq, SentAt: time.Now().UnixMilli(),
 			ConnID: c.cfg.ConnID, Window: min(f.ReconnectWindow, wire.MaxWindow).Truncate(time.Millisecond)}
+		if c.cfg.Format == wire.JSON {
+			// A JSON reader of version 1 ignores the member; a binary one
+			// would reject version 2, so binary peers go without.
+			m.TimeoutAdvice = min(max(f.TimeoutAdvice, 0), wire.MaxTimeoutAdvice)
+		}
 	}
 	return c.SendError(f.Kind, c.SendMessage(ctx, &m))
 }

@@ -265,9 +265,13 @@ func TestControlPayloads(t *testing.T) {
 	r := conformance.NewRecorder()
 	c.ev = r // as Bind would, without a read loop
 	PingIn(c, string(wire.AppendControl(nil, 9, 2*time.Second)))
+	PingIn(c, wire.AppendControlAdvice(nil, 10, 0, 18*time.Second))
 	PingIn(c, []byte("theirs"))
 	if f := r.WaitFrame(t, transport.Ping); f.Seq != 9 || f.ReconnectWindow != 2*time.Second {
 		t.Errorf("our ping reported as %+v", f)
+	}
+	if f := r.WaitFrame(t, transport.Ping); f.Seq != 10 || f.TimeoutAdvice != 18*time.Second {
+		t.Errorf("our ping with timeout advice reported as %+v", f)
 	}
 	if f := r.WaitFrame(t, transport.Ping); f.Seq != 0 || string(f.Payload) != "theirs" {
 		t.Errorf("a peer's own ping reported as %+v", f)

@@ -91,6 +91,9 @@ export interface Message {
   ts?: number;
   id?: string;
   rw?: number;
+  /** The server's fleet timeout advice, ms: clamped to [0, 600000] and
+   * truncated to 10 ms when decoded (binary: version 2). */
+  ta?: number;
   reason?: string;
   to?: string;
   meta?: Record<string, string>;
@@ -139,6 +142,10 @@ export declare class Adaptive {
   constructor(o: Defaults);
   start(now: number): void;
   observe(now: number, rtt: number): void;
+  /** The server's fleet timeout advice, ms: under 1000 is none, over
+   * 600000 clamped; it raises the tolerance, never past bound(). The client
+   * calls it for every ping that carries advice. */
+  advise(ms: number): void;
   timeouts(): { suspect: number; dead: number };
   bound(): number;
 }

@@ -24,6 +24,8 @@ export const CLOSED = "closed";
 export const MAX_MESSAGE_SIZE = 1024;
 const MAX_CONN_ID = 64, MAX_REASON = 123, MAX_TARGET = 256, MAX_META = 8, MAX_META_KEY = 16, MAX_META_VALUE = 32;
 const MAX_WINDOW_MS = 3600000;
+const MAX_TIMEOUT_ADVICE_MS = 600000; // wire.MaxTimeoutAdvice, policy.MaxAdvice
+const MIN_ADVICE_MS = 1000; // policy.MinAdvice
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const TYPES = ["", "ping", "pong", "drain", "close"];
 
@@ -120,9 +122,17 @@ function validate(m) {
   }
 }
 
+// clampTA is the server's timeout advice (ms) as wire reads it: clamped to
+// [0, 10 min] and truncated to centiseconds, never rejected (a bad advice
+// must not cost the heartbeat it rides on); anything but a number is none.
+function clampTA(x) {
+  if (typeof x !== "number" || !Number.isFinite(x)) return 0;
+  return Math.min(Math.max(Math.floor(x / 10) * 10, 0), MAX_TIMEOUT_ADVICE_MS);
+}
+
 function normal(m) {
   return {
-    t: m.t, seq: m.seq ?? 0, ts: m.ts ?? 0, id: m.id ?? "", rw: m.rw ?? 0,
+    t: m.t, seq: m.seq ?? 0, ts: m.ts ?? 0, id: m.id ?? "", rw: m.rw ?? 0, ta: clampTA(m.ta),
     reason: m.reason ?? "", to: m.to ?? "", meta: m.meta ?? {},
   };
 }
@@ -152,6 +162,7 @@ export function encodeJSON(msg) {
   let s = '{"hb":1,"t":"' + m.t + '","seq":' + m.seq + ',"ts":' + m.ts;
   if (m.id) s += ',"id":' + JSON.stringify(m.id);
   if (m.rw > 0) s += ',"rw":' + m.rw;
+  if (m.ta > 0) s += ',"ta":' + m.ta;
   if (m.reason) s += ',"reason":' + JSON.stringify(m.reason);
   if (m.to) s += ',"to":' + JSON.stringify(m.to);
   const keys = Object.keys(m.meta).sort();
@@ -205,7 +216,8 @@ export function encodeBinary(msg) {
   if (m.reason) flags |= 4;
   if (m.to) flags |= 8;
   if (keys.length) flags |= 16;
-  const out = [0xff, 0x68, VERSION, TYPES.indexOf(m.t), flags];
+  if (m.ta >= 10) flags |= 32; // the timeout advice: version 2
+  const out = [0xff, 0x68, flags & 32 ? 2 : VERSION, TYPES.indexOf(m.t), flags];
   putUvarint(out, m.seq);
   const ts = BigInt(m.ts);
   putUvarint(out, ts < 0n ? ~(ts << 1n) : ts << 1n); // zig-zag, as Go's AppendVarint
@@ -220,6 +232,7 @@ export function encodeBinary(msg) {
       putStr(out, m.meta[k]);
     }
   }
+  if (flags & 32) putUvarint(out, Math.floor(m.ta / 10));
   if (out.length > MAX_MESSAGE_SIZE) throw malformed("message exceeds " + MAX_MESSAGE_SIZE + " bytes");
   return new Uint8Array(out);
 }
@@ -232,11 +245,11 @@ export function decodeBinary(data) {
   if (b === null) throw malformed("not bytes");
   if (b.length > MAX_MESSAGE_SIZE) throw malformed("message exceeds " + MAX_MESSAGE_SIZE + " bytes");
   if (b.length < 5 || b[0] !== 0xff || b[1] !== 0x68) throw malformed("no binary heartbeat header");
-  if (b[2] !== VERSION) throw malformed("version " + b[2] + ", want 1");
+  if (b[2] !== VERSION && b[2] !== 2) throw malformed("version " + b[2] + ", want 1 or 2");
   const t = TYPES[b[3]];
   if (!t) throw malformed("type " + b[3]);
   const flags = b[4];
-  if (flags & ~31) throw malformed("unknown flags");
+  if (flags & ~(b[2] === 2 ? 63 : 31)) throw malformed("unknown flags");
   let off = 5;
   const uvarint = (field, limit) => {
     let x = 0n, shift = 0n;
@@ -262,7 +275,7 @@ export function decodeBinary(data) {
     off += n;
     return s;
   };
-  const m = { t, seq: 0, ts: 0, id: "", rw: 0, reason: "", to: "", meta: {} };
+  const m = { t, seq: 0, ts: 0, id: "", rw: 0, ta: 0, reason: "", to: "", meta: {} };
   m.seq = Number(uvarint("seq", MAX_SAFE));
   const z = uvarint("ts", 2n ** 64n - 1n);
   const ts = z & 1n ? ~(z >> 1n) : z >> 1n;
@@ -282,6 +295,10 @@ export function decodeBinary(data) {
       m.meta[k] = v;
     }
   }
+  if (flags & 32) {
+    const cs = uvarint("ta", 2n ** 64n - 1n);
+    m.ta = Number(cs > BigInt(MAX_TIMEOUT_ADVICE_MS / 10) ? BigInt(MAX_TIMEOUT_ADVICE_MS / 10) : cs) * 10;
+  }
   if (off !== b.length) throw malformed(b.length - off + " bytes after the last field");
   return m;
 }
@@ -300,6 +317,13 @@ export class Adaptive {
     this.rtt = { mean: 0, dev: 0, n: 0 };
     this.worst = 0;
     this.prior = 0;
+    this.advice = 0; // the server's fleet advice, ms; 0 for none
+  }
+  // advise is policy.Adaptive.Advise: a dead-timeout advice under 1 s is
+  // none, over 10 min is clamped; it only raises the tolerance, never past
+  // maxToleranceFactor·interval.
+  advise(ms) {
+    this.advice = !(ms >= MIN_ADVICE_MS) ? 0 : Math.min(ms, MAX_TIMEOUT_ADVICE_MS);
   }
   start(now) {
     this.last = now;
@@ -337,7 +361,8 @@ export class Adaptive {
   margins() {
     const o = this.o, minM = o.minMargin, maxM = o.interval, maxTol = o.maxToleranceFactor * o.interval;
     const w = Math.max(this.worst, this.prior);
-    const tol = Math.min(o.headroom * w, w + o.slack, maxTol);
+    let tol = Math.min(o.headroom * w, w + o.slack, maxTol);
+    if (this.advice > 0) tol = Math.min(Math.max(tol, this.advice - o.interval), maxTol);
     let r;
     if (this.rtt.n > 0) r = o.beta * this.rtt.mean + o.phi * this.rtt.dev;
     else if (this.late.n > 0) r = o.beta * this.late.mean + o.phi * this.late.dev;
@@ -649,6 +674,7 @@ export class HeartbeatClient {
     }
     if (m.id) this.connId = m.id;
     if (m.t !== "pong" && m.rw > 0) this.advice = Math.min(m.rw, this.o.maxWindow);
+    if (m.t === "ping" && m.ta > 0 && typeof this.detector.advise === "function") this.detector.advise(m.ta);
     let rtt = 0;
     if (m.t === "pong" && m.ts > 0) rtt = Math.max(this.wallNow() - m.ts, 0);
     this.evidence(t, rtt);

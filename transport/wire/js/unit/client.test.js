@@ -123,6 +123,28 @@ test("a silent server: suspect at 6 s, dead at 7 s, then a redial", () => {
   assert.equal(FakeSocket.all[0].readyState, 2, "dead socket not closed");
 });
 
+test("a ping's timeout advice holds a silent server's verdict to it; hostile advice is clamped or ignored", () => {
+  for (const [proto, ta, dead] of [
+    [SUBPROTOCOL_JSON, 20000, 20000],
+    [SUBPROTOCOL_BINARY, 20000, 20000],
+    [SUBPROTOCOL_JSON, 36e5, 35000], // an hour: clamped to the detector's bound, 5 s + 6 × 5 s
+    [SUBPROTOCOL_JSON, 5, 7000], // 5 ms: no advice, the client's own 7 s
+    [SUBPROTOCOL_JSON, -1, 7000],
+  ]) {
+    FakeSocket.reset();
+    const c = mk();
+    last().accept(proto);
+    const m = { t: "ping", seq: 1, ts: 5, ta };
+    last().deliver(proto === SUBPROTOCOL_JSON ? JSON.stringify({ hb: 1, ...m }) : encodeBinary({ ...m, ta: Math.max(ta, 0) }).buffer);
+    const t0 = clock.now();
+    for (let i = 0; i < 400 && c.state !== "reconnecting"; i++) clock.advance(100);
+    const at = c.changes.find((ch) => ch.to === "dead").at - t0;
+    assert.equal(at, dead, `${proto} ta ${ta}: dead after ${at} ms`);
+    assert.equal(c.errors.length, 0, `${proto} ta ${ta}: the advice cost the heartbeat`);
+    c.close();
+  }
+});
+
 test("the first redial after a stable connection is drawn over the advised window", () => {
   for (const r of [0, 0.25, 0.99]) {
     FakeSocket.reset();

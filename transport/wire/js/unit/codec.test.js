@@ -25,7 +25,8 @@ test("malformed binary is rejected with EMALFORMED", () => {
   const cases = {
     truncated: good.subarray(0, good.length - 2),
     trailing: new Uint8Array([...good, 0]),
-    version: new Uint8Array([0xff, 0x68, 2, 1, 0, 0, 0]),
+    version: new Uint8Array([0xff, 0x68, 3, 1, 0, 0, 0]),
+    v1WithTimeoutFlag: new Uint8Array([0xff, 0x68, 1, 1, 32, 0, 0, 1]),
     type: new Uint8Array([0xff, 0x68, 1, 9, 0, 0, 0]),
     flags: new Uint8Array([0xff, 0x68, 1, 1, 0x40, 0, 0]),
     // an id claiming 60 bytes with 1 present: the length is checked first
@@ -51,6 +52,21 @@ test("malformed JSON is rejected with EMALFORMED", () => {
     '{"hb":1,"t":"ping","seq":1,"ts":1,"pad":"' + "x".repeat(MAX_MESSAGE_SIZE) + '"}',
   ];
   for (const s of cases) assert.throws(() => decodeJSON(s), (e) => e.code === "EMALFORMED", s.slice(0, 60));
+});
+
+test("timeout advice: JSON member ta and binary version 2, clamped never rejected", () => {
+  const m = { t: "ping", seq: 7, ts: 1700000000000, ta: 18430 };
+  assert.equal(decodeJSON(encodeJSON(m)).ta, 18430);
+  const b = encodeBinary(m);
+  assert.equal(b[2], 2, "version 2 when the advice is there");
+  assert.equal(b.length - encodeBinary({ ...m, ta: 0 }).length, 2, "2 bytes of advice");
+  assert.equal(encodeBinary({ ...m, ta: 0 })[2], 1, "version 1 without");
+  assert.equal(decodeBinary(b).ta, 18430);
+  assert.equal(decodeJSON('{"hb":1,"t":"ping","seq":1,"ts":1,"ta":99999999999}').ta, 600000);
+  assert.equal(decodeJSON('{"hb":1,"t":"ping","seq":1,"ts":1,"ta":-5}').ta, 0);
+  assert.equal(decodeJSON('{"hb":1,"t":"ping","seq":1,"ts":1,"ta":"x"}').ta, 0);
+  assert.equal(decodeJSON('{"hb":1,"t":"ping","seq":1,"ts":1,"ta":1234.9}').ta, 1230);
+  assert.equal(decodeBinary(new Uint8Array([0xff, 0x68, 2, 1, 32, 1, 0, 0xff, 0xff, 0x03])).ta, 600000);
 });
 
 test("isHeartbeat tells heartbeats from application messages", () => {
