@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The test's settings and the bounds the docs promise for them.
+const (
+	lease  = time.Second            // -lease: cluster.Config.LeaseTTL
+	renew  = lease / 3              // Config.Renew's default, LeaseTTL/3
+	resume = 2 * time.Second        // -resume: HubConfig.ResumeWindow
+	rtt    = 500 * time.Millisecond // "d", one Redis round trip, generous for a busy machine
+	// docs/cluster.md: a change on another node arrives "in a few round
+	// trips; within R + a few round trips if the notice is lost".
+	propagate = renew + 3*rtt
+	// docs/cluster.md: a crashed node's sessions leave everywhere "within
+	// T + R + d of the crash".
+	crashBound = lease + renew + rtt
+)
+
+// TestCluster runs three node processes of this program on one
+// redis-server, connects client processes to different nodes and checks
+// what a user of the cluster sees through each node's /online and /events.
+func TestCluster(t *testing.T) {
+	redis := startRedis(t)
+	bin := build(t)
+	a := startNode(t, bin, redis, "a")
+	b := startNode(t, bin, redis, "b")
+	c := startNode(t, bin, redis, "c")
+
+	// B's own user, connected throughout: must never flap anywhere.
+	startClient(t, bin, b, "dave", "phone")
+	waitOnline(t, []*proc{a, b, c}, "dave", true, propagate)
+
+	t.Log("1. a user connected on A is online on B and C")
+	ann := startClient(t, bin, a, "ann", "tab-1")
+	waitOnline(t, []*proc{b, c}, "ann", true, propagate)
+
+	t.Log("2a. a clean close: offline everywhere promptly")
+	ann.signal(syscall.SIGTERM)
+	ann.wait(t, 5*time.Second)
+	waitOnline(t, []*proc{a, b, c}, "ann", false, propagate)
+
+	t.Log("2b. a lost connection: offline after the resume window, not before")
+	bob := startClient(t, bin, a, "bob", "laptop")
+	waitOnline(t, []*proc{a, b, c}, "bob", true, propagate)
+	lost := time.Now()
+	bob.signal(syscall.SIGKILL) // the kernel closes its socket: no close frame
+	// The session waits out the resume window on A, then its leave travels.
+	stillOnlineUntil(t, []*proc{a, b, c}, "bob", lost.Add(resume))
+	waitOnline(t, []*proc{a, b, c}, "bob", false, time.Until(lost.Add(resume+propagate)))
+	t.Logf("bob offline everywhere %v after his client died (resume window %v)", time.Since(lost).Round(time.Millisecond), resume)
+
+	t.Log("3. SIGKILL node A: its users leave B and C within T + R + d")
+	startClient(t, bin, a, "carol", "tab-1")
+	waitOnline(t, []*proc{b, c}, "carol", true, propagate)
+	crash := time.Now()
+	a.signal(syscall.SIGKILL)
+	waitOnline(t, []*proc{b, c}, "carol", false, crashBound)
+	t.Logf("carol offline on B and C %v after A was killed (bound T + R + d = %v)", time.Since(crash).Round(time.Millisecond), crashBound)
+
+	t.Log("4. SIGTERM node C: its users leave at once; it shuts down clean")
+	startClient(t, bin, c, "erin", "tab-1")
+	waitOnline(t, []*proc{b, c}, "erin", true, propagate)
+	term := time.Now()
+	c.signal(syscall.SIGTERM)
+	waitOnline(t, []*proc{b}, "erin", false, propagate)
+	t.Logf("erin offline on B %v after C's SIGTERM", time.Since(term).Round(time.Millisecond))
+	c.wait(t, 15*time.Second)
+	c.exitedClean(t)
+
+	// dave was online on B throughout; now B shuts down with him connected.
+	for _, p := range []*proc{b, c} {
+		if ev := p.output(); strings.Contains(ev, "left dave") {
+			t.Errorf("dave, connected to B throughout, flapped on %s:\n%s", p.name, ev)
+		}
+	}
+	if !isOnline(t, b, "dave") {
+		t.Errorf("dave is not online on B")
+	}
+	b.signal(syscall.SIGTERM)
+	b.wait(t, 15*time.Second)
+	b.exitedClean(t)
+}
+
+// proc is a process of this program: a node or a client.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  lockedBuffer
+	done chan struct{}
+	addr string // a node's HTTP address
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (p *proc) output() string { return p.out.String() }
+
+func (p *proc) signal(s syscall.Signal) { _ = p.cmd.Process.Signal(s) }
+
+// wait fails the test if the process has not exited within d.
+func (p *proc) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("%s did not exit within %v; output:\n%s", p.name, d, p.output())
+	}
+}
+
+// exitedClean checks a node's graceful shutdown: exit status 0 and no
+// goroutine or socket left open (the program's -check-leaks).
+func (p *proc) exitedClean(t *testing.T) {
+	t.Helper()
+	out := p.output()
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(out, "shut down: <nil>") || !strings.Contains(out, "leaks: none") {
+		t.Errorf("%s: exit %d, want a clean shutdown with no leaks; output:\n%s", p.name, code, out)
+	}
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(args[0], args[1:]...), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s did not exit after SIGKILL", name)
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.output())
+		}
+	})
+	return p
+}
+
+// startNode runs a node on a free loopback port and waits until it serves.
+func startNode(t *testing.T, bin, redis, id string) *proc {
+	t.Helper()
+	p := start(t, "node "+id, bin, "-id", id, "-listen", "127.0.0.1:0", "-redis", redis,
+		"-lease", lease.String(), "-resume", resume.String(), "-check-leaks")
+	poll(t, 10*time.Second, func() (bool, string) {
+		_, rest, ok := strings.Cut(p.output(), "listening on http://")
+		if ok {
+			p.addr, _, ok = strings.Cut(rest, "/")
+		}
+		return ok, p.name + " is not listening; output:\n" + p.output()
+	})
+	return p
+}
+
+// startClient connects user's session to node with this program's client.
+func startClient(t *testing.T, bin string, node *proc, user, session string) *proc {
+	t.Helper()
+	u := "ws://" + node.addr + "/ws?" + url.Values{"user": {user}, "session": {session}}.Encode()
+	return start(t, "client "+user, bin, "-dial", u)
+}
+
+// isOnline asks node's /online whether user is online.
+func isOnline(t *testing.T, node *proc, user string) bool {
+	t.Helper()
+	ok, err := onlineAt(node, user)
+	if err != nil {
+		t.Fatalf("%s /online: %v", node.name, err)
+	}
+	return ok
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func onlineAt(node *proc, user string) (bool, error) {
+	resp, err := httpClient.Get("http://" + node.addr + "/online")
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var o online
+	if err := json.NewDecoder(resp.Body).Decode(&o); err != nil {
+		return false, err
+	}
+	return len(o.Users[user]) > 0, nil
+}
+
+// waitOnline polls every node's /online until user's presence is want on
+// all of them, failing after d.
+func waitOnline(t *testing.T, nodes []*proc, user string, want bool, d time.Duration) {
+	t.Helper()
+	poll(t, d, func() (bool, string) {
+		var wrong []string
+		for _, n := range nodes {
+			if isOnline(t, n, user) != want {
+				wrong = append(wrong, n.name)
+			}
+		}
+		return len(wrong) == 0, fmt.Sprintf("%s online=%v on %s", user, !want, strings.Join(wrong, ", "))
+	})
+}
+
+// stillOnlineUntil polls every node's /online until until, failing at once
+// if user is offline on any of them before.
+func stillOnlineUntil(t *testing.T, nodes []*proc, user string, until time.Time) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		at := time.Now()
+		if !at.Before(until) {
+			return
+		}
+		for _, n := range nodes {
+			if !isOnline(t, n, user) {
+				t.Fatalf("%s offline on %s %v before the time the docs allow", user, n.name, until.Sub(at).Round(time.Millisecond))
+			}
+		}
+		<-tick.C
+	}
+}
+
+// poll calls cond until it holds, failing with its message after d.
+func poll(t *testing.T, d time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, msg)
+		}
+		<-tick.C
+	}
+}
+
+// build compiles this program into a temporary directory.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cluster")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startRedis runs redis-server on a free loopback port, without
+// persistence; it skips without redis-server, unless CI=true.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server is missing (apt-get install redis-server): %v", err)
+		}
+		t.Skip("redis-server not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	start(t, "redis-server", path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	poll(t, 10*time.Second, func() (bool, string) {
+		ok, err := redisPing(addr)
+		return ok, fmt.Sprintf("redis-server on %s does not answer PING: %v", addr, err)
+	})
+	return addr
+}
+
+func redisPing(addr string) (bool, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
+		return false, err
+	}
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return false, err
+	}
+	if string(buf) != "+PONG\r\n" {
+		return false, errors.New("answer " + string(buf))
+	}
+	return true, nil
+}
