@@ -1,20 +1,20 @@
-// Command cluster is one node of a presence cluster shared through Redis:
-// users connect over WebSocket to any node, and every node answers who is
-// online on all of them. It is built only from README.md, docs/presence.md,
-// docs/cluster.md and the package docs, as a user of the library would.
+// Command cluster is one node of a presence cluster shared through Redis
+// (docs/cluster.md): users connect over WebSocket to any node, and every
+// node answers who is online on all of them.
 //
-// Run two nodes on one Redis and a client on each:
+// Run two nodes on one Redis and a client on one of them:
 //
 //	go run ./examples/cluster -id n1 -listen 127.0.0.1:8081 -redis 127.0.0.1:6379
 //	go run ./examples/cluster -id n2 -listen 127.0.0.1:8082 -redis 127.0.0.1:6379
 //	go run ./examples/cluster -dial 'ws://127.0.0.1:8081/ws?user=ann&session=tab-1'
-//	curl http://127.0.0.1:8082/online     # ann, connected to n1
+//	curl http://127.0.0.1:8082/online   # {"seq":2,"users":{"ann":{"tab-1":1}}}
 //
-// A node serves /ws (the WebSocket, user and session in the query), /online
-// (who is online cluster-wide, JSON) and /events (every presence event it
-// delivered, one a line). SIGTERM or Ctrl-C shuts it down gracefully: its
-// users leave every node at once. A client (-dial) closes cleanly (1000, a
-// logout: its session leaves at once) on SIGTERM or Ctrl-C.
+// A node serves /ws (the WebSocket; user and session in the query),
+// /online (who is online cluster-wide, as JSON: user → session → how many
+// nodes hold it) and /events (every presence event it delivered, one a
+// line). SIGTERM or Ctrl-C shuts it down gracefully: its users leave every
+// node at once. A client (-dial) closes cleanly on SIGTERM or Ctrl-C (1000,
+// a logout: its session leaves at once).
 package main
 
 import (
@@ -128,10 +128,11 @@ func node(ctx context.Context, cfg nodeConfig, out io.Writer) error {
 	mux.Handle("/ws", ws)
 	mux.HandleFunc("/online", func(w http.ResponseWriter, r *http.Request) {
 		snap := hub.Snapshot() // cluster-wide, since HubConfig.Cluster is set
-		users := map[string][]string{}
+		users := map[string]map[string]int{}
 		for _, u := range snap.Users {
+			users[u.User] = map[string]int{}
 			for _, s := range u.Sessions {
-				users[u.User] = append(users[u.User], s.Session)
+				users[u.User][s.Session] = s.Conns // in a cluster: the nodes holding it
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -165,11 +166,11 @@ func node(ctx context.Context, cfg nodeConfig, out io.Writer) error {
 	return err
 }
 
-// online is the JSON of /online: each online user's sessions, as of the
-// node's event Seq.
+// online is the JSON of /online: each online user's sessions, each with
+// how many nodes hold it, as of the node's event Seq.
 type online struct {
-	Seq   uint64              `json:"seq"`
-	Users map[string][]string `json:"users"`
+	Seq   uint64                    `json:"seq"`
+	Users map[string]map[string]int `json:"users"`
 }
 
 // client connects to url with this library's client (it reconnects with

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -71,13 +72,30 @@ func TestCluster(t *testing.T) {
 	waitOnline(t, []*proc{a, b, c}, "bob", false, time.Until(lost.Add(resume+propagate)))
 	t.Logf("bob offline everywhere %v after his client died (resume window %v)", time.Since(lost).Round(time.Millisecond), resume)
 
+	t.Log("2c. a lost connection resumed on another node: no leave")
+	henry := startClient(t, bin, a, "henry", "tab-1")
+	waitSessions(t, []*proc{a, b, c}, "henry", map[string]int{"tab-1": 1}, propagate)
+	lost = time.Now()
+	henry.signal(syscall.SIGKILL)
+	startClient(t, bin, b, "henry", "tab-1") // the load balancer picks B
+	// A keeps the session for its resume window, B holds it meanwhile.
+	waitSessions(t, []*proc{a, b, c}, "henry", map[string]int{"tab-1": 2}, propagate)
+	waitSessions(t, []*proc{a, b, c}, "henry", map[string]int{"tab-1": 1}, time.Until(lost.Add(resume+propagate)))
+	if since := time.Since(lost); since < resume {
+		t.Errorf("A let henry's session go %v after the loss, before its resume window %v", since, resume)
+	}
+
 	t.Log("3. SIGKILL node A: its users leave B and C within T + R + d")
 	startClient(t, bin, a, "carol", "tab-1")
+	startClient(t, bin, a, "grace", "tab-1")
+	startClient(t, bin, b, "grace", "tab-2") // a second tab, on B
 	waitOnline(t, []*proc{b, c}, "carol", true, propagate)
+	waitSessions(t, []*proc{a, b, c}, "grace", map[string]int{"tab-1": 1, "tab-2": 1}, propagate)
 	crash := time.Now()
 	a.signal(syscall.SIGKILL)
 	waitOnline(t, []*proc{b, c}, "carol", false, crashBound)
 	t.Logf("carol offline on B and C %v after A was killed (bound T + R + d = %v)", time.Since(crash).Round(time.Millisecond), crashBound)
+	waitSessions(t, []*proc{b, c}, "grace", map[string]int{"tab-2": 1}, time.Until(crash.Add(crashBound)))
 
 	t.Log("4. SIGTERM node C: its users leave at once; it shuts down clean")
 	startClient(t, bin, c, "erin", "tab-1")
@@ -89,14 +107,21 @@ func TestCluster(t *testing.T) {
 	c.wait(t, 15*time.Second)
 	c.exitedClean(t)
 
-	// dave was online on B throughout; now B shuts down with him connected.
-	for _, p := range []*proc{b, c} {
-		if ev := p.output(); strings.Contains(ev, "left dave") {
-			t.Errorf("dave, connected to B throughout, flapped on %s:\n%s", p.name, ev)
+	// dave was online on B throughout, henry from his reconnect on, grace
+	// with her tab on B; now B shuts down with them connected.
+	for _, u := range []string{"dave", "henry", "grace"} {
+		noLeave(t, []*proc{b}, u)
+		if !isOnline(t, b, u) {
+			t.Errorf("%s is not online on B", u)
 		}
 	}
-	if !isOnline(t, b, "dave") {
-		t.Errorf("dave is not online on B")
+	if testing.Verbose() {
+		resp, err := httpClient.Get("http://" + b.addr + "/events")
+		if err == nil {
+			ev, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Logf("B's events:\n%s", ev)
+		}
 	}
 	b.signal(syscall.SIGTERM)
 	b.wait(t, 15*time.Second)
@@ -210,16 +235,63 @@ func isOnline(t *testing.T, node *proc, user string) bool {
 var httpClient = &http.Client{Timeout: 2 * time.Second}
 
 func onlineAt(node *proc, user string) (bool, error) {
+	o, err := getOnline(node)
+	return len(o.Users[user]) > 0, err
+}
+
+// sessions returns user's sessions on node's /online, each with how many
+// nodes hold it.
+func sessions(t *testing.T, node *proc, user string) map[string]int {
+	t.Helper()
+	o, err := getOnline(node)
+	if err != nil {
+		t.Fatalf("%s /online: %v", node.name, err)
+	}
+	return o.Users[user]
+}
+
+func getOnline(node *proc) (online, error) {
+	var o online
 	resp, err := httpClient.Get("http://" + node.addr + "/online")
 	if err != nil {
-		return false, err
+		return o, err
 	}
 	defer resp.Body.Close()
-	var o online
-	if err := json.NewDecoder(resp.Body).Decode(&o); err != nil {
-		return false, err
+	err = json.NewDecoder(resp.Body).Decode(&o)
+	return o, err
+}
+
+// waitSessions polls every node's /online until user's sessions (and the
+// nodes holding each) equal want on all of them, failing after d.
+func waitSessions(t *testing.T, nodes []*proc, user string, want map[string]int, d time.Duration) {
+	t.Helper()
+	poll(t, d, func() (bool, string) {
+		for _, n := range nodes {
+			if got := sessions(t, n, user); !maps.Equal(got, want) {
+				return false, fmt.Sprintf("%s's sessions on %s: %v, want %v", user, n.name, got, want)
+			}
+		}
+		return true, ""
+	})
+}
+
+// noLeave fails if any node delivered a leave of user.
+func noLeave(t *testing.T, nodes []*proc, user string) {
+	t.Helper()
+	for _, n := range nodes {
+		resp, err := httpClient.Get("http://" + n.addr + "/events")
+		if err != nil {
+			t.Fatalf("%s /events: %v", n.name, err)
+		}
+		ev, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s /events: %v", n.name, err)
+		}
+		if strings.Contains(string(ev), "user left "+user+" ") {
+			t.Errorf("%s flapped on %s:\n%s", user, n.name, ev)
+		}
 	}
-	return len(o.Users[user]) > 0, nil
 }
 
 // waitOnline polls every node's /online until user's presence is want on
@@ -243,14 +315,14 @@ func stillOnlineUntil(t *testing.T, nodes []*proc, user string, until time.Time)
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		at := time.Now()
-		if !at.Before(until) {
-			return
-		}
+	for time.Now().Before(until) {
 		for _, n := range nodes {
+			// The answer was given before the reply arrived: early only if
+			// the reply arrived before until.
 			if !isOnline(t, n, user) {
-				t.Fatalf("%s offline on %s %v before the time the docs allow", user, n.name, until.Sub(at).Round(time.Millisecond))
+				if at := time.Now(); at.Before(until) {
+					t.Fatalf("%s offline on %s at least %v before the time the docs allow", user, n.name, until.Sub(at).Round(time.Millisecond))
+				}
 			}
 		}
 		<-tick.C
