@@ -66,3 +66,48 @@ func TestHubClusterConfig(t *testing.T) {
 		}
 	}
 }
+
+// Hub.Shutdown waits until every leave is delivered (docs/presence.md);
+// with HubConfig.Cluster set, OnEvent is the cluster's, so the hub's own
+// leaves must have reached it through the node when Shutdown returns.
+func TestHubShutdownDeliversLeavesThroughCluster(t *testing.T) {
+	r := startRedis(t)
+	const users = 20
+	for round := range 10 {
+		n, _ := startNode(t, testConfig(r, fmt.Sprintf("n%d", round)))
+		m := newModel(t, n.cfg.NodeID)
+		h, err := presence.NewHub(presence.HubConfig{Cluster: n, OnEvent: m.apply})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range users {
+			d, err := fsm.Run(context.Background(), fsm.DriverConfig{
+				Dialer: transport.DialerFunc(func(ctx context.Context, ev transport.Events) (transport.Conn, error) {
+					c, s := mem.Pipe(nil)
+					c.Bind(ev)
+					if _, err := h.Watch(memConn{s}, h.NewConnID(), presence.Identity{User: fmt.Sprint("u", i), Session: "tab"}); err != nil {
+						_ = c.Close(err) // a redial after the shutdown
+						return nil, err
+					}
+					return c, nil
+				}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.Close() })
+		}
+		waitFor(t, 10*time.Second, func() bool { return m.count(presence.UserJoined, 0) == users },
+			func() string { return fmt.Sprint(m.evs) })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = h.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := m.count(presence.UserLeft, 0); l != users {
+			t.Fatalf("round %d: Shutdown returned with %d of %d leaves delivered to OnEvent", round, l, users)
+		}
+		m.check()
+	}
+}
