@@ -106,6 +106,11 @@ func TestCluster(t *testing.T) {
 	t.Logf("erin offline on B %v after C's SIGTERM", time.Since(term).Round(time.Millisecond))
 	c.wait(t, 15*time.Second)
 	c.exitedClean(t)
+	// docs/presence.md: Shutdown "waits for every leave to be delivered";
+	// with HubConfig.Cluster set, OnEvent is the cluster's.
+	if out := c.output(); !strings.Contains(out, "user left erin (closed)\nshut down:") {
+		t.Errorf("node c's OnEvent did not get erin's leave before its Shutdown returned:\n%s", out)
+	}
 
 	// dave was online on B throughout, henry from his reconnect on, grace
 	// with her tab on B; now B shuts down with them connected.
