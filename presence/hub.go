@@ -405,7 +405,9 @@ type subscriber struct {
 	from uint64 // the Seq of its snapshot
 }
 
-// HubStats is what the hub counts, for logs and metrics.
+// HubStats is what the hub counts, for logs and metrics: this hub's own
+// connections, users and sessions, also with HubConfig.Cluster set (the
+// cluster's are in Snapshot).
 type HubStats struct {
 	Conns, Users, Sessions int
 	// WriteQueuePeak is the most heartbeat writes one shard has had
@@ -414,7 +416,9 @@ type HubStats struct {
 	// Lateness counts deadline firings by how late they ran: bucket i
 	// counts lateness below LatenessBuckets[i] (the last, the rest).
 	Lateness [len(LatenessBuckets) + 1]uint64
-	// Events is the sequence number of the latest presence event.
+	// Events is the sequence number of the hub's latest own presence
+	// event; with HubConfig.Cluster set, OnEvent's and Snapshot's Seq are
+	// the cluster's numbering instead.
 	Events uint64
 }
 

@@ -55,6 +55,10 @@ func TestHubClusterConfig(t *testing.T) {
 	if s := snapKeys(hb.Snapshot()); fmt.Sprint(s) != "[ann/tab]" {
 		t.Fatalf("hub b's snapshot %v", s)
 	}
+	// HubStats counts the hub's own (its doc says so).
+	if sa, sb := ha.Stats(), hb.Stats(); sa.Users != 1 || sa.Sessions != 1 || sb.Users != 0 || sb.Sessions != 0 || sb.Events != 0 {
+		t.Errorf("hub stats a %+v, b %+v: want a's own user and session, none on b", sa, sb)
+	}
 	_ = d.Close() // a clean close: the session leaves at once
 	waitFor(t, 10*time.Second, func() bool { return !hb.Online("ann") && !ha.Online("ann") },
 		func() string { return fmt.Sprint(hb.Snapshot()) })

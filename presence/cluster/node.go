@@ -184,7 +184,7 @@ type remote struct {
 // New connects to Redis, takes this node's lease (waiting up to one lease
 // TTL for a crashed predecessor's to expire; ErrNodeIDInUse if a live node
 // renews it meanwhile), reads the other nodes' sessions and starts the
-// node's goroutines. Close stops them.
+// node's goroutines. ctx bounds the start only; Close stops the node.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -849,7 +849,7 @@ func (n *Node) drop(id string, r *remote) {
 	n.evs = n.view.replace(id, nil, time.Now(), n.evs[:0])
 	n.enqueue()
 	n.mu.Unlock()
-	n.logInfo("node dropped: its lease expired", "peer", id)
+	n.logInfo("node dropped: its lease is gone (expired, or the node closed)", "peer", id)
 }
 
 // resync reads a node's whole set at one instant and applies the
