@@ -49,6 +49,13 @@ func TestCluster(t *testing.T) {
 	b := startNode(t, bin, redis, "b")
 	c := startNode(t, bin, redis, "c")
 
+	t.Log("0. a second live node under B's ID is refused within T + 2R")
+	dup := start(t, "node b (duplicate)", bin, "-id", "b", "-listen", "127.0.0.1:0", "-redis", redis, "-lease", lease.String())
+	dup.wait(t, lease+2*renew+2*rtt)
+	if out := dup.output(); dup.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(out, "node ID in use") {
+		t.Errorf("a duplicate of node b: exit %d, want an error saying the node ID is in use:\n%s", dup.cmd.ProcessState.ExitCode(), out)
+	}
+
 	// B's own user, connected throughout: must never flap anywhere.
 	startClient(t, bin, b, "dave", "phone")
 	waitOnline(t, []*proc{a, b, c}, "dave", true, propagate)
@@ -96,6 +103,15 @@ func TestCluster(t *testing.T) {
 	waitOnline(t, []*proc{b, c}, "carol", false, crashBound)
 	t.Logf("carol offline on B and C %v after A was killed (bound T + R + d = %v)", time.Since(crash).Round(time.Millisecond), crashBound)
 	waitSessions(t, []*proc{b, c}, "grace", map[string]int{"tab-2": 1}, time.Until(crash.Add(crashBound)))
+
+	t.Log("3b. A restarted under its ID: its old sessions stay gone")
+	a = startNode(t, bin, redis, "a")
+	for _, u := range []string{"carol", "ann", "bob"} {
+		if isOnline(t, a, u) || isOnline(t, b, u) {
+			t.Errorf("%s, a user of A before its crash, is online again", u)
+		}
+	}
+	waitSessions(t, []*proc{a}, "grace", map[string]int{"tab-2": 1}, propagate)
 
 	t.Log("4. SIGTERM node C: its users leave at once; it shuts down clean")
 	startClient(t, bin, c, "erin", "tab-1")
