@@ -166,6 +166,11 @@ type Hub struct {
 	idle     *sync.Cond // on regMu: the event queue is empty
 	busy     bool       // the event goroutine is delivering
 	unsub    func()     // OnEvent's cluster subscription
+	// The Seq of the latest cluster event handed to OnEvent, and a kick
+	// when it grows: Shutdown waits for the hub's own leaves to come
+	// through the cluster.
+	clusterSeen atomic.Uint64
+	clusterKick chan struct{}
 }
 
 // NewHub validates cfg and starts the hub's goroutines: one per shard, its
@@ -230,7 +235,13 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		}
 	}
 	if cfg.Cluster != nil && cfg.OnEvent != nil {
-		_, h.unsub = cfg.Cluster.Subscribe(cfg.OnEvent)
+		h.clusterKick = make(chan struct{}, 1)
+		var snap Snapshot
+		snap, h.unsub = cfg.Cluster.Subscribe(func(e Event) {
+			cfg.OnEvent(e)
+			h.seenCluster(e.Seq)
+		})
+		h.seenCluster(snap.Seq)
 	}
 	now := time.Now()
 	for i := range cfg.Shards {
@@ -454,7 +465,9 @@ type subscriber struct {
 	from uint64 // the Seq of its snapshot
 }
 
-// HubStats is what the hub counts, for logs and metrics.
+// HubStats is what the hub counts, for logs and metrics: this hub's own
+// connections, users and sessions, also with HubConfig.Cluster set (the
+// cluster's are in Snapshot).
 type HubStats struct {
 	Conns, Users, Sessions int
 	// WriteQueuePeak is the most heartbeat writes one shard has had
@@ -463,7 +476,9 @@ type HubStats struct {
 	// Lateness counts deadline firings by how late they ran: bucket i
 	// counts lateness below LatenessBuckets[i] (the last, the rest).
 	Lateness [len(LatenessBuckets) + 1]uint64
-	// Events is the sequence number of the latest presence event.
+	// Events is the sequence number of the hub's latest own presence
+	// event; with HubConfig.Cluster set, OnEvent's and Snapshot's Seq are
+	// the cluster's numbering instead.
 	Events uint64
 }
 
@@ -492,7 +507,10 @@ func (h *Hub) Stats() HubStats {
 // connection is closed and every leave event delivered, and stops the hub's
 // goroutines. It returns ctx's error if ctx ends first (the goroutines then
 // stop anyway). http.Server.Shutdown does not close hijacked connections:
-// call this from the same shutdown path.
+// call this from the same shutdown path. With HubConfig.Cluster set, the
+// leaves reach OnEvent through the cluster: shut the hub down before the
+// cluster node (a closed node delivers nothing, and Shutdown would wait for
+// ctx).
 func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closing.CompareAndSwap(false, true) {
 		return ErrHubClosed
@@ -511,6 +529,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	go func() {
 		h.closeWG.Wait()
 		h.waitDelivered()
+		h.waitCluster(ctx)
 		close(done)
 	}()
 	var err error
@@ -535,6 +554,40 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.unsub()
 	}
 	return err
+}
+
+// seenCluster records that OnEvent was handed the cluster's event seq (or
+// a snapshot as of it); the first events may race the snapshot's record.
+func (h *Hub) seenCluster(seq uint64) {
+	for {
+		old := h.clusterSeen.Load()
+		if seq <= old || h.clusterSeen.CompareAndSwap(old, seq) {
+			break
+		}
+	}
+	select {
+	case h.clusterKick <- struct{}{}:
+	default:
+	}
+}
+
+// waitCluster returns once OnEvent, a cluster subscription, has been handed
+// every cluster event as of now, or ctx ends. Cluster.Local applies the
+// hub's events to the cluster's view as it is called and the cluster
+// delivers them later, on its own goroutine: after waitDelivered, this
+// waits for the hub's own leaves to reach OnEvent.
+func (h *Hub) waitCluster(ctx context.Context) {
+	if h.unsub == nil {
+		return
+	}
+	target := h.cfg.Cluster.Snapshot().Seq
+	for h.clusterSeen.Load() < target {
+		select {
+		case <-h.clusterKick:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // waitDelivered returns once every event queued so far has been delivered.

@@ -184,7 +184,7 @@ type remote struct {
 // New connects to Redis, takes this node's lease (waiting up to one lease
 // TTL for a crashed predecessor's to expire; ErrNodeIDInUse if a live node
 // renews it meanwhile), reads the other nodes' sessions and starts the
-// node's goroutines. Close stops them.
+// node's goroutines. ctx bounds the start only; Close stops the node.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -831,7 +831,7 @@ var reapAfter = 10
 // leaves its stage alone (a registration in progress); a live node adds
 // its ID back with every renewal.
 func (n *Node) reap(ctx context.Context, r *remote) {
-	if err := reapScript.Run(ctx, n.rdb, []string{r.k.lease, r.k.sess, r.k.stream, r.k.ctr}).Err(); err != nil {
+	if err := reapScript.Run(ctx, n.rdb, []string{r.k.lease, r.k.sess, r.k.stream, r.k.ctr, r.k.inc}).Err(); err != nil {
 		return
 	}
 	if err := n.rdb.SRem(ctx, n.nodes, r.id).Err(); err != nil {
@@ -849,7 +849,7 @@ func (n *Node) drop(id string, r *remote) {
 	n.evs = n.view.replace(id, nil, time.Now(), n.evs[:0])
 	n.enqueue()
 	n.mu.Unlock()
-	n.logInfo("node dropped: its lease expired", "peer", id)
+	n.logInfo("node dropped: its lease is gone (expired, or the node closed)", "peer", id)
 }
 
 // resync reads a node's whole set at one instant and applies the
@@ -1042,10 +1042,9 @@ func (n *Node) Close(ctx context.Context) error {
 	n.lmu.Unlock()
 	var err error
 	if inc != 0 {
+		// The ID stays in the node list: whichever node polls it next,
+		// started now or later, reaps the stream and incarnation.
 		err = leaveScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.ctr}, inc, n.channel, n.cfg.NodeID).Err()
-		if err == nil {
-			err = n.rdb.SRem(ctx, n.nodes, n.cfg.NodeID).Err()
-		}
 	}
 	if n.own {
 		_ = n.rdb.Close()

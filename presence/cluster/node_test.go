@@ -248,3 +248,43 @@ func newModelFrom(t testing.TB, n *Node) *model {
 	m.load(n.Snapshot())
 	return m
 }
+
+// A node closed on purpose leaves no key behind either, once reaped: its
+// stream and incarnation counter go too, and the last node of a cluster to
+// close is reaped by a node that starts later (docs/cluster.md: autoscaled
+// nodes with fresh IDs leave no memory behind).
+func TestClosedNodeReaped(t *testing.T) {
+	old := reapAfter
+	t.Cleanup(func() { reapAfter = old }) // after the nodes' Close (cleanups run last first)
+	reapAfter = 2
+	r := startRedis(t)
+	rc := r.client(t)
+	ctx := context.Background()
+	a, _ := startNode(t, testConfig(r, "a"))
+	b, mb := startNode(t, testConfig(r, "b"))
+	join(a, "ann", "s", nil)
+	join(b, "bob", "s", nil)
+	sameView(t, 3*time.Second, []string{"ann/s", "bob/s"}, []*Node{b}, []*model{mb})
+	gone := func(id string) func() bool {
+		k := nodeKeys(DefaultPrefix, id)
+		return func() bool {
+			return rc.Exists(ctx, k.lease, k.inc, k.sess, k.stage, k.stream, k.ctr).Val() == 0 &&
+				!rc.SIsMember(ctx, DefaultPrefix+":nodes", id).Val()
+		}
+	}
+	left := func(id string) func() string {
+		return func() string {
+			return fmt.Sprintf("%s's keys still in Redis: %v", id, rc.Keys(ctx, "*{n:"+id+"}*").Val())
+		}
+	}
+	bound := time.Duration(reapAfter+1)*testTTL + 2*testRenew + 2*time.Second
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, bound, gone("a"), left("a")) // reaped by b
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, testConfig(r, "c")) // a fresh ID, after every other node closed
+	waitFor(t, bound, gone("b"), left("b"))
+}

@@ -107,11 +107,13 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`)
 
-// reapScript removes a dead node's set, stream and counter, unless it has a
-// lease again. KEYS: lease, sessions, stream, counter.
+// reapScript removes a dead node's set, stream, counters and incarnation,
+// unless it has a lease again. KEYS: lease, sessions, stream, counter,
+// incarnation. Losing the incarnation is what losing Redis's data does:
+// the next one is drawn from the wall clock, long past the old one.
 var reapScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return 1`)
