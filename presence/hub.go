@@ -528,6 +528,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		h.closeWG.Wait()
+		// Sessions lingering after a lost connection leave too: no
+		// resume can reach a hub that is gone.
+		h.stepRegistry(Input{Kind: EndAll})
 		h.waitDelivered()
 		h.waitCluster(ctx)
 		close(done)

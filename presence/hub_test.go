@@ -370,3 +370,34 @@ type clientEvents struct{}
 
 func (clientEvents) Frame(transport.Frame) {}
 func (clientEvents) Closed(error)          {}
+
+// TestHubShutdownEndsLingeringSessions: a session whose connection was lost
+// and is waiting out its resume window leaves at shutdown, with the others:
+// the hub's registry ends with it, so no one may be left online.
+func TestHubShutdownEndsLingeringSessions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, rec, c := settled(t, HubConfig{}, "ann", "tab-1", time.Minute)
+		c.mu.Lock()
+		w := c.watched[0]
+		c.mu.Unlock()
+		w.Drain() // lost: the session lingers for the resume window
+		c.d.Close()
+		synctest.Wait()
+		if evs := rec.take(); len(evs) != 0 || !h.Online("ann") {
+			t.Fatalf("after a drain: events %s, online %v", kinds(evs), h.Online("ann"))
+		}
+		shutdown(t, h)
+		evs := rec.take()
+		if got := kinds(evs); got != "session left ann/tab-1, user left ann" {
+			t.Fatalf("shutdown delivered %q", got)
+		}
+		for _, e := range evs {
+			if e.Reason != LeaveClosed {
+				t.Errorf("%v: reason %v, want closed", e, e.Reason)
+			}
+		}
+		if h.Online("ann") {
+			t.Fatal("ann online after shutdown")
+		}
+	})
+}

@@ -44,9 +44,13 @@ const (
 	ConnClosed
 	// DeadlineReached: the registry is woken at (or after) its Deadline.
 	DeadlineReached
+	// EndAll: the registry's owner ends (a hub shutting down). Every
+	// session still online leaves at once, reason LeaveClosed, lingering
+	// ones too: no resume can come to a server that is gone.
+	EndAll
 )
 
-var inputNames = [...]string{"", "conn alive", "conn update", "conn lost", "conn closed", "deadline reached"}
+var inputNames = [...]string{"", "conn alive", "conn update", "conn lost", "conn closed", "deadline reached", "end all"}
 
 func (k InputKind) String() string {
 	if k != 0 && int(k) < len(inputNames) {
@@ -288,6 +292,14 @@ func (r *Registry) Step(now time.Time, in Input, out []Event) []Event {
 		}
 		s.expireAt = now.Add(w)
 		heap.Push(&r.expiry, s)
+	case EndAll:
+		clear(r.conns)
+		r.expiry = r.expiry[:0]
+		for _, user := range slices.Sorted(maps.Keys(r.users)) {
+			for r.users[user] != nil {
+				out = r.leave(now, r.users[user], LeaveClosed, out)
+			}
+		}
 	}
 	return out
 }

@@ -68,6 +68,10 @@ func (m *model) apply(now time.Time, in Input) {
 		m.conns[in.Conn] = k
 		m.live[k]++
 		delete(m.lingerTo, k)
+	case EndAll:
+		clear(m.conns)
+		clear(m.live)
+		clear(m.lingerTo)
 	case ConnLost, ConnClosed:
 		k, ok := m.conns[in.Conn]
 		if !ok {
@@ -114,7 +118,7 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 	steps := rapid.IntRange(1, 120).Draw(t, "steps")
 	for range steps {
 		var in Input
-		switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
+		switch op := rapid.IntRange(0, 10).Draw(t, "op"); {
 		case op <= 2: // a new connection of some user's session
 			in = Input{Kind: ConnAlive, Conn: fmt.Sprint("c", nextConn),
 				User:    rapid.SampledFrom([]string{"ann", "bob", "cy"}).Draw(t, "user"),
@@ -140,6 +144,8 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 				out = reg.Step(now, in, out)
 			}
 			in = Input{Kind: DeadlineReached}
+		case op == 8 && rapid.IntRange(0, 3).Draw(t, "end all") == 0: // the owner ends
+			in = Input{Kind: EndAll}
 		default: // time passes: up to twice the window, or to the deadline
 			if d := reg.Deadline(); !d.IsZero() && rapid.Bool().Draw(t, "to deadline") {
 				if d.Before(now) {
