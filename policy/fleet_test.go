@@ -61,6 +61,23 @@ func TestFleetExtrapolatesTheTail(t *testing.T) {
 	t.Logf("advice %v", got)
 }
 
+// A sparse cadence's silences crowd at one point of a bucket 6.25 % wide:
+// gorilla's 54 s pings answered within 80-200 ms on a steady link are all
+// in [54 s, 56 s). The advice must follow the silences, not the bucket's
+// upper edge, or it tolerates 2 s of lateness the fleet never saw.
+func TestFleetAdviceWithinABucket(t *testing.T) {
+	for _, iv := range []time.Duration{5 * sec, 25 * sec, 30 * sec, 54 * sec} {
+		f := &policy.Fleet{}
+		r := rand.New(rand.NewPCG(5, uint64(iv)))
+		n := int(40 * 24 * time.Hour / iv) // 40 connection-days
+		feed(f, "", t0, n, func() time.Duration { return iv + 80*ms + time.Duration(r.IntN(120))*ms })
+		// 1.5 % of the cadence: a quarter of a bucket.
+		if got, want := f.Advice(""), iv+200*ms+iv*3/200; got > want {
+			t.Errorf("silences of %v + 80-200 ms: advice %v, want at most %v", iv, got, want)
+		}
+	}
+}
+
 // A few frozen laptops, each silent for an hour, rarer than the tail rate,
 // barely move the advice; a fleet that takes the maximum would be ruined.
 func TestFleetIgnoresAMinorityOfHugeSilences(t *testing.T) {
