@@ -1,0 +1,513 @@
+package nbiows
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/transport"
+	"github.com/heartbeat-go/heartbeat/transport/internal/wsconn"
+	"github.com/heartbeat-go/heartbeat/transport/wire"
+)
+
+// Message types of Options.OnData and Conn.Write (RFC 6455 opcodes, the
+// same values as gorilla's).
+const (
+	TextMessage   = 1
+	BinaryMessage = 2
+)
+
+// Options configures one Conn. The zero value uses control frames (or the
+// application-level format the negotiated subprotocol selects).
+type Options struct {
+	// Format says how heartbeats travel. Zero means what the negotiated
+	// subprotocol selects: control frames unless a heartbeat subprotocol
+	// was agreed.
+	Format wire.Format
+	// ConnID is sent in application-level heartbeats as the connection's
+	// identity.
+	ConnID string
+	// CloseTimeout bounds the wait for the peer's close frame. Zero means
+	// DefaultCloseTimeout.
+	CloseTimeout time.Duration
+	// OnData, if set, is called with every application message, in order,
+	// on a worker goroutine; data is the callee's to keep. It must return
+	// promptly (it holds a worker, and this connection's next frames wait)
+	// and must not call Close. Without it messages are dropped (still
+	// evidence of life).
+	OnData func(messageType int, data []byte)
+	// OnMessage, if set, is called with every Drain and Close heartbeat
+	// message the peer sends, on a worker goroutine.
+	OnMessage func(wire.Message)
+	// OnMalformed, if set, is called with the error of a heartbeat message
+	// that could not be decoded; the message is dropped.
+	OnMalformed func(error)
+	// OnClose, if set, is called once the connection has ended, after the
+	// end was reported to the bound Events, on a worker goroutine.
+	OnClose func(err error)
+}
+
+// Conn is a server-side WebSocket connection read by the Server's poller:
+// no goroutine waits on it. Its callbacks (the Events it is bound to, and
+// Options') run on the Server's workers, one at a time per connection and
+// in order. It implements transport.Conn and presence.Conn.
+type Conn struct {
+	srv    *Server
+	nc     *nbio.Conn
+	ws     *websocket.Conn
+	opts   Options
+	format wire.Format
+	sub    string
+
+	mu       sync.Mutex
+	ev       transport.Events
+	pre      []func() // work held until Bind (or until its replay ran)
+	bound    bool
+	closed   bool  // Close began
+	over     bool  // ended: Closed reported (or will be at Bind)
+	reason   error // Close's
+	failed   error // a write queue overflow
+	peerCode int   // the close code the peer sent; 0: none
+	once     sync.Once
+	done     chan struct{} // closed once the connection has ended
+
+	pending atomic.Int64  // bytes handed to nbio and not yet written
+	pingSeq atomic.Uint64 // this side's latest ping, for the RTT
+	pingAt  atomic.Int64
+}
+
+func newConn(s *Server, sub string, opts Options) (*Conn, error) {
+	format := opts.Format
+	if format == wire.Control {
+		format = wire.FormatOf(sub)
+	}
+	switch {
+	case format > wire.Binary:
+		return nil, fmt.Errorf("nbiows: format %v is not control, json or binary", format)
+	case len(opts.ConnID) > wire.MaxConnIDLen:
+		return nil, fmt.Errorf("nbiows: connection ID of %d bytes is longer than %d", len(opts.ConnID), wire.MaxConnIDLen)
+	case opts.CloseTimeout < 0:
+		return nil, fmt.Errorf("nbiows: close timeout %v must be positive (zero means %v)", opts.CloseTimeout, DefaultCloseTimeout)
+	}
+	if opts.CloseTimeout == 0 {
+		opts.CloseTimeout = DefaultCloseTimeout
+	}
+	return &Conn{srv: s, opts: opts, format: format, sub: sub, done: make(chan struct{})}, nil
+}
+
+// attach puts the connection into the poller. Frames read before Bind are
+// held for it.
+func (c *Conn) attach(nc *nbio.Conn) error {
+	ws := websocket.NewServerConn(c.srv.up, nc, c.sub, false, false)
+	ws.Engine = c.srv.engine
+	ws.Execute = nc.Execute // one worker at a time per connection, in order
+	ws.SetSession(c)
+	nc.SetSession(ws)
+	nc.OnData(func(nc *nbio.Conn, data []byte) {
+		// nbio keeps a partial frame across reads (bytesCached) until the
+		// rest arrives: TestDribbledFrames sends one byte per read.
+		if err := ws.Parse(data); err != nil {
+			_ = nc.CloseWithError(err)
+		}
+	})
+	c.nc, c.ws = nc, ws
+	c.srv.conns.Add(1)
+	if err := c.srv.engine.AddTransferredConn(nc); err != nil {
+		c.srv.conns.Add(-1)
+		return fmt.Errorf("nbiows: add to the poller: %w", err)
+	}
+	return nil
+}
+
+// Format returns how heartbeats travel on this connection.
+func (c *Conn) Format() wire.Format { return c.format }
+
+// Subprotocol returns the negotiated subprotocol ("" if none).
+func (c *Conn) Subprotocol() string { return c.sub }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Queued returns how many bytes wait in this connection's write queue.
+func (c *Conn) Queued() int { return int(max(c.pending.Load(), 0)) }
+
+// Done is closed once the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Bind starts reporting the connection's frames to ev (those read before
+// Bind first). It fails with ErrBound on a second call and with
+// transport.ErrClosed once the connection has ended. It does not call ev
+// itself.
+func (c *Conn) Bind(ev transport.Events) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed || c.over:
+		return transport.ErrClosed
+	case c.bound:
+		return ErrBound
+	}
+	c.bound, c.ev = true, ev
+	if len(c.pre) > 0 {
+		// Replayed on the connection's own queue: the frames that arrive
+		// meanwhile queue behind (c.pre stays non-nil until this ran).
+		c.nc.MustExecute(c.replay)
+	}
+	return nil
+}
+
+func (c *Conn) replay() {
+	c.mu.Lock()
+	work := c.pre
+	c.pre = nil
+	c.mu.Unlock()
+	for _, f := range work {
+		f()
+	}
+}
+
+// post runs f now if the connection is bound and nothing waits before it,
+// or holds it for Bind. It runs on the connection's worker.
+func (c *Conn) post(f func()) {
+	c.mu.Lock()
+	if c.bound && c.pre == nil {
+		c.mu.Unlock()
+		f()
+		return
+	}
+	if len(c.pre) >= maxPreBind {
+		c.mu.Unlock()
+		_ = c.nc.CloseWithError(errors.New("nbiows: too many frames before Bind"))
+		return
+	}
+	c.pre = append(c.pre, f)
+	c.mu.Unlock()
+}
+
+func (c *Conn) frame(f transport.Frame) {
+	c.mu.Lock()
+	direct := c.bound && c.pre == nil
+	c.mu.Unlock()
+	if direct {
+		c.ev.Frame(f)
+		return
+	}
+	f.Payload = append([]byte(nil), f.Payload...)
+	c.post(func() { c.ev.Frame(f) })
+}
+
+// message handles one inbound data message.
+func (c *Conn) message(typ int, data []byte) {
+	if c.format != wire.Control && wire.IsHeartbeat(data) {
+		c.heartbeat(data)
+		return
+	}
+	c.post(func() {
+		c.ev.Frame(transport.Frame{Kind: transport.Data})
+		if c.opts.OnData != nil {
+			c.opts.OnData(typ, data)
+		}
+	})
+}
+
+func (c *Conn) heartbeat(data []byte) {
+	m, err := wire.Decode(data)
+	if err != nil {
+		c.frame(transport.Frame{Kind: transport.Data}) // it arrived: evidence still
+		if c.opts.OnMalformed != nil {
+			c.opts.OnMalformed(err)
+		}
+		return
+	}
+	var echo [wire.EchoSize]byte
+	f := m.Frame(echo[:0])
+	if f.Kind == transport.Pong {
+		c.rtt(f.Seq)
+	}
+	c.frame(f)
+	if (m.Type == wire.Drain || m.Type == wire.Close) && c.opts.OnMessage != nil {
+		c.opts.OnMessage(m)
+	}
+}
+
+func (c *Conn) ping(data string) {
+	var buf [transport.MaxControlPayload]byte
+	f := transport.Frame{Kind: transport.Ping, Payload: buf[:copy(buf[:], data)]}
+	if seq, window, err := wire.ParseControl(f.Payload); err == nil {
+		f.Seq, f.ReconnectWindow = seq, window
+	}
+	c.frame(f)
+}
+
+func (c *Conn) pong(data string) {
+	seq := wsconn.PongSeq(data)
+	c.rtt(seq)
+	c.frame(transport.Frame{Kind: transport.Pong, Seq: seq})
+}
+
+func (c *Conn) rtt(seq uint64) {
+	if seq != 0 && c.srv.cfg.OnRTT != nil && c.pingSeq.Load() == seq {
+		c.srv.cfg.OnRTT(time.Duration(time.Now().UnixNano() - c.pingAt.Load()))
+	}
+}
+
+// peerClose answers the peer's close frame with the same code, unless
+// this side's close frame went first; nbio closes the socket next.
+func (c *Conn) peerClose(code int, _ string) {
+	c.mu.Lock()
+	c.peerCode = code
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	var p []byte
+	if code != 1005 {
+		p = binary.BigEndian.AppendUint16(nil, uint16(code))
+	}
+	_ = c.write(websocket.CloseMessage, p, false)
+}
+
+// ended reports the end of the connection: a local Close as
+// transport.ErrClosed (wrapping its reason), an overflow as
+// ErrWriteQueueFull, the peer's close with 1000 or 1001 as
+// fsm.ErrPeerLeft, anything else as it came.
+func (c *Conn) ended(err error) {
+	c.mu.Lock()
+	switch code := c.peerCode; {
+	case c.closed:
+		err = wsconn.ClosedError(c.reason)
+	case c.failed != nil:
+		err = c.failed
+	case code == wire.CloseNormal || code == wire.CloseGoingAway || code == wire.ClosePageAway:
+		err = fmt.Errorf("%w: close %d", fsm.ErrPeerLeft, code)
+	case code != 0:
+		err = fmt.Errorf("nbiows: peer closed with %d: %w", code, net.ErrClosed)
+	case err == nil:
+		err = fmt.Errorf("nbiows: connection lost: %w", net.ErrClosed)
+	}
+	bound := c.bound
+	c.over = true
+	c.mu.Unlock()
+	c.srv.conns.Add(-1)
+	c.srv.queued.Add(-c.pending.Swap(0))
+	finish := func() {
+		if bound {
+			c.ev.Closed(err)
+		}
+		close(c.done)
+		if c.opts.OnClose != nil {
+			c.opts.OnClose(err)
+		}
+	}
+	if bound {
+		c.post(finish)
+	} else {
+		finish()
+	}
+}
+
+// write hands one message to nbio, which writes what the socket takes now
+// and queues the rest. bounded writes fail once the queue would pass
+// MaxWriteQueue: the connection is then closed (1008).
+func (c *Conn) write(typ websocket.MessageType, p []byte, bounded bool) error {
+	n := int64(frameSize(len(p), c.srv.engine.MaxWebsocketFramePayloadSize))
+	if bounded && c.pending.Load()+n > int64(c.srv.cfg.MaxWriteQueue) {
+		return c.overflow()
+	}
+	c.pending.Add(n)
+	c.srv.queued.Add(n)
+	err := c.ws.WriteMessage(typ, p)
+	if err != nil {
+		c.pending.Add(-n)
+		c.srv.queued.Add(-n)
+	}
+	return err
+}
+
+func (c *Conn) written(n int) {
+	c.pending.Add(-int64(n))
+	c.srv.queued.Add(-int64(n))
+}
+
+// overflow records a full write queue and closes the connection on a
+// goroutine of its own (Close waits for the peer's close frame).
+func (c *Conn) overflow() error {
+	err := fmt.Errorf("%w (%d bytes waiting, limit %d)", ErrWriteQueueFull, c.pending.Load(), c.srv.cfg.MaxWriteQueue)
+	c.mu.Lock()
+	first := c.failed == nil && !c.closed
+	if first {
+		c.failed = err
+	}
+	c.mu.Unlock()
+	if first {
+		c.srv.overflows.Add(1)
+		go func() { _ = c.Close(err) }()
+	}
+	return err
+}
+
+// frameSize is the bytes nbio writes for a server message of n bytes cut
+// into frames of at most max payload bytes.
+func frameSize(n, maxPayload int) int {
+	if maxPayload <= 0 {
+		maxPayload = n
+	}
+	size := 0
+	for first := true; first || n > 0; first = false {
+		k := min(n, maxPayload)
+		switch {
+		case k < 126:
+			size += 2 + k
+		case k <= 65535:
+			size += 4 + k
+		default:
+			size += 10 + k
+		}
+		n -= k
+	}
+	return size
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed || c.over
+}
+
+// Send writes one heartbeat frame: a control-frame ping carries
+// wire.AppendControl's payload (Seq and advice), a pong echoes f.Payload;
+// with an application-level format, a heartbeat message. It never blocks:
+// what the socket does not take now waits in the write queue, which is
+// bounded (ErrWriteQueueFull).
+func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
+	switch {
+	case len(f.Payload) > transport.MaxControlPayload:
+		return transport.ErrPayloadTooLarge
+	case f.Kind != transport.Ping && f.Kind != transport.Pong:
+		return ErrFrameKind
+	case c.isClosed():
+		return fmt.Errorf("nbiows: send %v: %w", f.Kind, transport.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if f.Kind == transport.Ping {
+		c.pingSeq.Store(f.Seq)
+		c.pingAt.Store(time.Now().UnixNano())
+	}
+	var err error
+	if c.format == wire.Control {
+		if f.Kind == transport.Ping {
+			var buf [wire.ControlAdviceSize]byte
+			err = c.write(websocket.PingMessage, wire.AppendControl(buf[:0], f.Seq, f.ReconnectWindow), true)
+		} else {
+			err = c.write(websocket.PongMessage, f.Payload, true)
+		}
+	} else {
+		m := wire.PongFor(f.Payload)
+		if f.Kind == transport.Ping {
+			m = wire.Message{Type: wire.Ping, Seq: f.Seq, SentAt: time.Now().UnixMilli(),
+				Window: min(f.ReconnectWindow, wire.MaxWindow).Truncate(time.Millisecond)}
+		}
+		err = c.SendMessage(ctx, &m)
+	}
+	if err != nil {
+		if c.isClosed() && !errors.Is(err, ErrWriteQueueFull) {
+			err = transport.ErrClosed
+		}
+		return fmt.Errorf("nbiows: send %v: %w", f.Kind, err)
+	}
+	return nil
+}
+
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// SendMessage writes one application-level heartbeat message (a server's
+// Drain or Close request) in the connection's format, with the
+// connection's ID if m has none. It fails on a connection that uses
+// control frames.
+func (c *Conn) SendMessage(_ context.Context, m *wire.Message) error {
+	if c.format == wire.Control {
+		return errors.New("nbiows: SendMessage needs an application-level format (json or binary)")
+	}
+	if c.opts.ConnID != "" && m.ConnID == "" {
+		cp := *m
+		cp.ConnID = c.opts.ConnID
+		m = &cp
+	}
+	bp := sendBufs.Get().(*[]byte)
+	defer sendBufs.Put(bp)
+	b, err := wire.Append((*bp)[:0], c.format, m)
+	if err != nil {
+		return err
+	}
+	*bp = b[:0]
+	typ := websocket.BinaryMessage
+	if c.format == wire.JSON {
+		typ = websocket.TextMessage
+	}
+	return c.write(typ, b, true)
+}
+
+// Write writes one application message (TextMessage or BinaryMessage). It
+// never blocks; past MaxWriteQueue bytes waiting it fails with
+// ErrWriteQueueFull and the connection is closed (1008).
+func (c *Conn) Write(_ context.Context, messageType int, p []byte) error {
+	if c.format != wire.Control && wire.IsHeartbeat(p) {
+		return ErrReservedPrefix
+	}
+	if messageType != TextMessage && messageType != BinaryMessage {
+		return fmt.Errorf("nbiows: message type %d is neither text nor binary", messageType)
+	}
+	if c.isClosed() {
+		return transport.ErrClosed
+	}
+	return c.write(websocket.MessageType(messageType), p, true)
+}
+
+// closeStatus is wire.CloseStatus, with a full write queue a policy
+// violation.
+func closeStatus(reason error) (uint16, string) {
+	code, text := wire.CloseStatus(reason)
+	if errors.Is(reason, ErrWriteQueueFull) {
+		code = wire.ClosePolicyViolation
+	}
+	return code, text
+}
+
+// Close sends a close frame saying why (see wire.CloseStatus; a full write
+// queue is 1008), waits up to CloseTimeout for the peer's close frame when
+// the peer is thought alive (wire.Handshake), closes the socket and waits
+// until the end is reported. It is idempotent. It must not be called from
+// the connection's callbacks.
+func (c *Conn) Close(reason error) error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed, c.reason = true, reason
+		c.mu.Unlock()
+		code, text := closeStatus(reason)
+		p := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(text)), code)
+		err := c.write(websocket.CloseMessage, append(p, text...), false)
+		if err == nil && wire.Handshake(reason) {
+			t := time.NewTimer(c.opts.CloseTimeout)
+			select {
+			case <-c.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		_ = c.nc.Close()
+	})
+	<-c.done
+	return nil
+}
