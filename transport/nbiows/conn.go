@@ -498,7 +498,9 @@ func (c *Conn) Close(reason error) error {
 		code, text := closeStatus(reason)
 		p := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(text)), code)
 		err := c.write(websocket.CloseMessage, append(p, text...), false)
-		if err == nil && wire.Handshake(reason) {
+		// A full queue may be a slow reader, not a dead one: it gets the
+		// close timeout to read the queue and the reason.
+		if err == nil && (wire.Handshake(reason) || errors.Is(reason, ErrWriteQueueFull)) {
 			t := time.NewTimer(c.opts.CloseTimeout)
 			select {
 			case <-c.done:
