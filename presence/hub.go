@@ -91,6 +91,11 @@ type HubConfig struct {
 	// dropped, on the hub's event goroutine; it must return promptly (the
 	// events queue up behind it). Subscribe adds more consumers.
 	OnEvent func(Event)
+	// Observe, if set, is called with every connection's state change, on
+	// the hub's goroutines under a shard's lock: it must return promptly
+	// and must not call the hub (package presence/promhub turns it into
+	// metrics).
+	Observe func(Change)
 	// Logger receives state changes (connection, user, session, reason):
 	// online and offline at Info, the rest at Debug. Nil means no logging.
 	Logger *slog.Logger
