@@ -66,7 +66,7 @@ type options struct {
 	ping            time.Duration
 }
 
-var knownServers = map[string]bool{"chat": true, "hub": true, "hub-default": true}
+var knownServers = map[string]bool{"chat": true, "hub": true, "hub-default": true, "nbio": true}
 
 func parse(args []string, out io.Writer) (options, error) {
 	var o options
@@ -75,7 +75,7 @@ func parse(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.conns, "conns", 1000, "idle connections per server")
 	fs.DurationVar(&o.window, "for", 2*time.Minute, "CPU measurement window, after settling")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
-	servers := fs.String("servers", "chat,hub,hub-default", "servers to measure, in order (chat, hub, hub-default)")
+	servers := fs.String("servers", "chat,hub,hub-default", "servers to measure, in order (chat, hub, hub-default, nbio)")
 	fs.DurationVar(&o.spread, "spread", 54*time.Second, "open the connections evenly over this long, as a server gets them over time (the chat pattern's pings then spread too; 0: all at once)")
 	fs.StringVar(&o.json, "json", "", "also write the rows as JSON to this file")
 	fs.StringVar(&o.heapDir, "heapprofile", "", "save each server's heap profile (inuse_space, after the window) in this directory")
@@ -94,7 +94,7 @@ func parse(args []string, out io.Writer) (options, error) {
 			continue
 		}
 		if !knownServers[s] {
-			return o, usagef("unknown server %q (want chat, hub or hub-default)", s)
+			return o, usagef("unknown server %q (want chat, hub, hub-default or nbio)", s)
 		}
 		o.servers = append(o.servers, s)
 	}

@@ -15,9 +15,12 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/lesismal/nbio/logging"
 
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/heartbeat-go/heartbeat/presence/nbiohandler"
+	"github.com/heartbeat-go/heartbeat/transport/nbiows"
 )
 
 // The constants of gorilla/websocket's examples/chat.
@@ -28,6 +31,15 @@ const (
 	chatMaxMessageSize = 512
 	chatBufferSize     = 1024 // the Upgrader's ReadBufferSize and WriteBufferSize
 )
+
+// chatRate is the chat pattern's rate: a ping after 54 s of silence, a
+// peer silent for 60 s is suspect (gorilla's read deadline).
+func chatRate() policy.Set {
+	return policy.Set{
+		Detector: &policy.Fixed{SuspectAfter: chatPongWait, DeadAfter: 70 * time.Second},
+		Interval: &policy.Idle{Every: chatPingPeriod},
+	}
+}
 
 // serverStats is what a server role reports on /stats, measured after a
 // full garbage collection.
@@ -63,12 +75,7 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 		if kind == "hub" {
 			// The chat pattern's rate: a ping after 54 s of silence, a
 			// peer silent for 60 s is suspect (gorilla's read deadline).
-			cfg.Policies = func() policy.Set {
-				return policy.Set{
-					Detector: &policy.Fixed{SuspectAfter: chatPongWait, DeadAfter: 70 * time.Second},
-					Interval: &policy.Idle{Every: chatPingPeriod},
-				}
-			}
+			cfg.Policies = chatRate
 		}
 		hub, err := presence.NewHub(cfg)
 		if err != nil {
@@ -94,8 +101,44 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 			}
 			return n
 		}
+	case "nbio":
+		// The hub at the chat pattern's rate, its connections read by
+		// nbiows' poller: no goroutine per connection.
+		logging.SetLevel(logging.LevelNone)
+		hub, err := presence.NewHub(presence.HubConfig{Policies: chatRate})
+		if err != nil {
+			return err
+		}
+		nb, err := nbiows.NewServer(nbiows.ServerConfig{})
+		if err != nil {
+			return err
+		}
+		var seq atomic.Uint64
+		h, err := nbiohandler.New(nbiohandler.Config{
+			Hub: hub, Server: nb,
+			Authenticate: func(*http.Request) (presence.Identity, error) {
+				n := strconv.FormatUint(seq.Add(1), 10)
+				return presence.Identity{User: "u" + n, Session: "s" + n}, nil
+			},
+		})
+		if err != nil {
+			return err
+		}
+		ws, conns = h, func() int { return hub.Stats().Conns }
+		shutdown = func(ctx context.Context) error {
+			err := hub.Shutdown(ctx)
+			_ = nb.Close()
+			return err
+		}
+		fired = func() uint64 {
+			var n uint64
+			for _, b := range hub.Stats().Lateness {
+				n += b
+			}
+			return n
+		}
 	default:
-		return usagef("unknown server %q (want chat, hub or hub-default)", kind)
+		return usagef("unknown server %q (want chat, hub, hub-default or nbio)", kind)
 	}
 
 	mux := http.NewServeMux()
