@@ -108,3 +108,40 @@ func TestFlags(t *testing.T) {
 		t.Errorf("-servers=hub, chat: %v %v", o.servers, err)
 	}
 }
+
+// TestEchoRun: the nbio server under a small echo load keeps no goroutine
+// per connection, echoes every message, and the hub convicts nobody.
+func TestEchoRun(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const n = 100
+	o, err := parse([]string{"-conns=100", "-for=2s", "-settle=300ms", "-spread=500ms", "-echo=0.5", "-servers=hub,nbio"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	rep, err := measure(o, os.Args[0], &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	httpc.CloseIdleConnections()
+	for _, r := range rep.Rows {
+		if r.Open != n || r.ServerConns != n {
+			t.Errorf("%s: client holds %d, server counted %d connections; want %d", r.Server, r.Open, r.ServerConns, n)
+		}
+		// 50 of 100 connections send one message a second: about 0.5 each.
+		if r.EchoesPerSec < 0.3 {
+			t.Errorf("%s: %.2f echoes per connection per second, want about 0.5", r.Server, r.EchoesPerSec)
+		}
+		if r.Verdicts != 0 {
+			t.Errorf("%s: %d verdicts under a light load", r.Server, r.Verdicts)
+		}
+		if r.Server == "nbio" && r.GoroutinesPerCon > 0.1 {
+			t.Errorf("nbio: %.2f goroutines per connection, bar 0.1", r.GoroutinesPerCon)
+		}
+	}
+	var out bytes.Buffer
+	rep.writeTable(&out)
+	if !strings.Contains(out.String(), "echoing 1 KB a second") {
+		t.Errorf("the table does not say the load:\n%s", out.String())
+	}
+}

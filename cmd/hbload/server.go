@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/lesismal/nbio/logging"
 
+	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/presence"
 	"github.com/heartbeat-go/heartbeat/presence/nbiohandler"
@@ -49,12 +50,16 @@ type serverStats struct {
 	StackInuse uint64 `json:"stack_inuse"`
 	Conns      int    `json:"conns"`
 	Deadlines  uint64 `json:"deadlines"` // the hub's timer-wheel firings so far
+	// Late counts the hub's firings by lateness (presence.LatenessBuckets).
+	Late []uint64 `json:"late"`
+	// Verdicts counts connections the hub found suspect or dead so far.
+	Verdicts uint64 `json:"verdicts"`
 }
 
 // serve runs one server kind on a loopback port until stdin ends: it prints
 // "listening ADDR" once, serves WebSockets on /ws, its own figures on
 // /stats and net/http/pprof under /debug/pprof/.
-func serve(kind string, stdin io.Reader, stdout io.Writer) error {
+func serve(kind string, echo bool, stdin io.Reader, stdout io.Writer) error {
 	if err := raiseFileLimit(); err != nil {
 		return err
 	}
@@ -62,16 +67,24 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 		ws       http.Handler
 		conns    func() int
 		fired    = func() uint64 { return 0 }
+		late     = func() []uint64 { return nil }
 		shutdown func(context.Context) error
+		verdicts atomic.Uint64
 	)
+	observe := func(c presence.Change) {
+		if c.To == fsm.Suspect || c.To == fsm.Dead {
+			verdicts.Add(1)
+		}
+	}
 	switch kind {
 	case "chat":
 		h := newChatHub()
+		h.echo = echo
 		go h.run()
 		ws, conns = h, func() int { return int(h.n.Load()) }
 		shutdown = func(context.Context) error { close(h.stop); return nil }
 	case "hub", "hub-default":
-		cfg := presence.HubConfig{}
+		cfg := presence.HubConfig{Observe: observe}
 		if kind == "hub" {
 			// The chat pattern's rate: a ping after 54 s of silence, a
 			// peer silent for 60 s is suspect (gorilla's read deadline).
@@ -89,11 +102,19 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 				return presence.Identity{User: "u" + n, Session: "s" + n}, nil
 			},
 			Upgrader: websocket.Upgrader{ReadBufferSize: chatBufferSize, WriteBufferSize: chatBufferSize},
+			OnMessage: func(c *presence.Client, typ int, data []byte) {
+				if echo {
+					ctx, cancel := context.WithTimeout(context.Background(), chatWriteWait)
+					_ = c.Write(ctx, typ, data)
+					cancel()
+				}
+			},
 		})
 		if err != nil {
 			return err
 		}
 		ws, conns, shutdown = h, func() int { return hub.Stats().Conns }, hub.Shutdown
+		late = func() []uint64 { st := hub.Stats(); return st.Lateness[:] }
 		fired = func() uint64 {
 			var n uint64
 			for _, b := range hub.Stats().Lateness {
@@ -105,7 +126,7 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 		// The hub at the chat pattern's rate, its connections read by
 		// nbiows' poller: no goroutine per connection.
 		logging.SetLevel(logging.LevelNone)
-		hub, err := presence.NewHub(presence.HubConfig{Policies: chatRate})
+		hub, err := presence.NewHub(presence.HubConfig{Policies: chatRate, Observe: observe})
 		if err != nil {
 			return err
 		}
@@ -120,11 +141,17 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 				n := strconv.FormatUint(seq.Add(1), 10)
 				return presence.Identity{User: "u" + n, Session: "s" + n}, nil
 			},
+			OnMessage: func(c *nbiohandler.Client, typ int, data []byte) {
+				if echo {
+					_ = c.Write(context.Background(), typ, data)
+				}
+			},
 		})
 		if err != nil {
 			return err
 		}
 		ws, conns = h, func() int { return hub.Stats().Conns }
+		late = func() []uint64 { st := hub.Stats(); return st.Lateness[:] }
 		shutdown = func(ctx context.Context) error {
 			err := hub.Shutdown(ctx)
 			_ = nb.Close()
@@ -147,7 +174,7 @@ func serve(kind string, stdin io.Reader, stdout io.Writer) error {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		st := serverStats{Goroutines: runtime.NumGoroutine(), HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Conns: conns(), Deadlines: fired()}
+		st := serverStats{Goroutines: runtime.NumGoroutine(), HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Conns: conns(), Deadlines: fired(), Late: late(), Verdicts: verdicts.Load()}
 		_ = json.NewEncoder(w).Encode(st)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -181,6 +208,7 @@ type chatHub struct {
 	unregister chan *chatClient
 	stop       chan struct{}
 	n          atomic.Int64
+	echo       bool // each message goes back to its sender, not to everyone
 	up         websocket.Upgrader
 }
 
@@ -267,6 +295,14 @@ func (c *chatClient) readPump() {
 		_, msg, err := c.conn.ReadMessage()
 		if err != nil {
 			return
+		}
+		if c.hub.echo {
+			select {
+			case c.send <- msg:
+			default: // the chat example's answer to a full queue: drop the client
+				return
+			}
+			continue
 		}
 		select {
 		case c.hub.broadcast <- msg:

@@ -3,6 +3,7 @@ package nbiohandler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/goleak"
 
+	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/presence"
 	"github.com/heartbeat-go/heartbeat/presence/nbiohandler"
@@ -43,6 +46,8 @@ type rig struct {
 	metrics string
 	evs     chan presence.Event
 	clients sync.WaitGroup
+	rtts    atomic.Int64 // round trips measured
+	bad     atomic.Int64 // suspect or dead verdicts on users but "stuck"
 }
 
 func newRig(t *testing.T, every, suspect, dead time.Duration, onConnect func(*nbiohandler.Client)) *rig {
@@ -50,7 +55,12 @@ func newRig(t *testing.T, every, suspect, dead time.Duration, onConnect func(*nb
 	r := &rig{m: promhub.New(promhub.Config{}), evs: make(chan presence.Event, 1<<16)}
 	var err error
 	r.hub, err = presence.NewHub(presence.HubConfig{
-		Observe:      r.m.Observe,
+		Observe: func(c presence.Change) {
+			if (c.To == fsm.Suspect || c.To == fsm.Dead) && c.User != "stuck" {
+				r.bad.Add(1)
+			}
+			r.m.Observe(c)
+		},
 		ResumeWindow: time.Second,
 		OnEvent:      func(e presence.Event) { r.evs <- e },
 		Policies: func() policy.Set {
@@ -60,7 +70,10 @@ func newRig(t *testing.T, every, suspect, dead time.Duration, onConnect func(*nb
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.srv, err = nbiows.NewServer(nbiows.ServerConfig{OnRTT: r.m.ObserveRTT})
+	r.srv, err = nbiows.NewServer(nbiows.ServerConfig{OnRTT: func(d time.Duration) {
+		r.rtts.Add(1)
+		r.m.ObserveRTT(d)
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,5 +282,68 @@ func TestNoGoroutinePerConnection(t *testing.T) {
 	t.Logf("%d goroutines before, %d after %d connections: %.3f per connection", before, after, n, per)
 	if per > 0.1 {
 		t.Errorf("%.3f goroutines per connection, bar 0.1", per)
+	}
+}
+
+// TestStuckPeerDelaysNoOther: among 1,000 connections (250 under the race
+// detector), one peer stops reading while the server streams to it. Its
+// write queue fills and it is closed (1008); the others answer at least
+// three pings each meanwhile and not one of them is suspected.
+func TestStuckPeerDelaysNoOther(t *testing.T) {
+	n := 1000
+	if raceEnabled {
+		n = 250
+	}
+	var stuck atomic.Pointer[nbiohandler.Client]
+	overflowed := make(chan error, 1)
+	var writers sync.WaitGroup
+	r := newRig(t, 300*time.Millisecond, 2*time.Second, 4*time.Second, func(c *nbiohandler.Client) {
+		if c.Identity.User != "stuck" {
+			return
+		}
+		stuck.Store(c)
+		writers.Go(func() { // a broadcast the peer never reads
+			msg := make([]byte, 1024)
+			for range 1 << 16 {
+				if err := c.Write(context.Background(), nbiows.BinaryMessage, msg); err != nil {
+					overflowed <- err
+					return
+				}
+			}
+			overflowed <- errors.New("64 MiB written to a peer that does not read")
+		})
+	})
+	t.Cleanup(writers.Wait)
+	r.dial(t, "stuck", false)
+	for i := range n - 1 {
+		r.dial(t, fmt.Sprint("u", i), true)
+	}
+	select {
+	case err := <-overflowed:
+		if !errors.Is(err, nbiows.ErrWriteQueueFull) {
+			t.Fatalf("the stuck peer's writes ended with %v, want ErrWriteQueueFull", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the stuck peer's write queue never filled")
+	}
+	from := r.rtts.Load()
+	deadline := time.NewTimer(3 * wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for r.rtts.Load()-from < int64(3*(n-1)) {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("only %d round trips after the overflow, want %d", r.rtts.Load()-from, 3*(n-1))
+		}
+	}
+	st := r.hub.Stats()
+	t.Logf("%d connections, stats %+v, overflows %d", n, st, r.srv.Stats().Overflows)
+	if b := r.bad.Load(); b != 0 {
+		t.Errorf("%d suspect or dead verdicts on healthy connections", b)
+	}
+	if st.Conns != n-1 {
+		t.Errorf("%d connections watched, want the %d healthy ones", st.Conns, n-1)
 	}
 }
