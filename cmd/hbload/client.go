@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,8 @@ func drive(url string, n int, ping, spread time.Duration, echo float64, stdin io
 	if err := raiseFileLimit(); err != nil {
 		return err
 	}
-	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // wss: the server's certificate is self-signed
 	conns := make([]*websocket.Conn, n)
 	var (
 		closing        atomic.Bool

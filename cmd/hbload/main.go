@@ -75,6 +75,9 @@ type options struct {
 	// echo is the fraction of connections that send a 1 KB message every
 	// second, which the server echoes (0: all idle).
 	echo float64
+	// tls serves the WebSockets over TLS (self-signed; the clients do not
+	// verify it).
+	tls bool
 }
 
 var knownServers = map[string]bool{"chat": true, "hub": true, "hub-default": true, "nbio": true}
@@ -89,6 +92,7 @@ func parse(args []string, out io.Writer) (options, error) {
 	servers := fs.String("servers", "chat,hub,hub-default", "servers to measure, in order (chat, hub, hub-default, nbio)")
 	fs.DurationVar(&o.spread, "spread", 54*time.Second, "open the connections evenly over this long, as a server gets them over time (the chat pattern's pings then spread too; 0: all at once)")
 	fs.Float64Var(&o.echo, "echo", 0, "fraction of the connections that send a 1 KB message every second, echoed by the server (0: all idle)")
+	fs.BoolVar(&o.tls, "tls", false, "serve the WebSockets over TLS (a self-signed certificate; nbio through its own TLS, the others through crypto/tls)")
 	fs.StringVar(&o.json, "json", "", "also write the rows as JSON to this file")
 	fs.StringVar(&o.heapDir, "heapprofile", "", "save each server's heap profile (inuse_space, after the window) in this directory")
 	fs.StringVar(&o.role, "role", "", "internal: run as a server or client process")
@@ -130,7 +134,7 @@ func run(args []string, out io.Writer) error {
 	}
 	switch o.role {
 	case "server":
-		return serve(o.kind, o.echo > 0, os.Stdin, os.Stdout)
+		return serve(o.kind, o.echo > 0, o.tls, os.Stdin, os.Stdout)
 	case "client":
 		return drive(o.url, o.conns, o.ping, o.spread, o.echo, os.Stdin, os.Stdout)
 	case "":

@@ -86,6 +86,7 @@ type row struct {
 	// (the bound of the bucket it falls in), and the suspect or dead
 	// verdicts over the window.
 	Echo         float64       `json:"echo"`
+	TLS          bool          `json:"tls"`
 	EchoesPerSec float64       `json:"echoes_per_conn_s"`
 	LatenessP99  time.Duration `json:"lateness_p99_ns"`
 	LateFirings  uint64        `json:"late_firings"`
@@ -185,9 +186,9 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(logw, "hbload: %s: %s\n", kind, fmt.Sprintf(format, a...))
 	}
-	r.Echo = o.echo
+	r.Echo, r.TLS = o.echo, o.tls
 	echoArg := "-echo=" + strconv.FormatFloat(o.echo, 'g', -1, 64)
-	srv, err := startChild(exe, logw, "-role=server", "-kind="+kind, echoArg)
+	srv, err := startChild(exe, logw, "-role=server", "-kind="+kind, echoArg, "-tls="+strconv.FormatBool(o.tls))
 	if err != nil {
 		return r, err
 	}
@@ -200,6 +201,10 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	addr, ok := strings.CutPrefix(line, "listening ")
 	if !ok {
 		return r, fmt.Errorf("hbload: server said %q", line)
+	}
+	url := "ws://" + addr + "/ws"
+	if a, wss, ok := strings.Cut(addr, " wss "); ok {
+		addr, url = a, "wss://"+wss+"/ws"
 	}
 	pid := srv.cmd.Process.Pid
 	if r.RSSBase, err = rss(pid); err != nil {
@@ -216,7 +221,7 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 		ping = defaultClientPing
 	}
 	began := time.Now()
-	cli, err := startChild(exe, logw, "-role=client", "-url=ws://"+addr+"/ws",
+	cli, err := startChild(exe, logw, "-role=client", "-url="+url,
 		"-conns="+strconv.Itoa(o.conns), "-ping="+ping.String(), "-spread="+o.spread.String(), echoArg)
 	if err != nil {
 		return r, err
@@ -442,6 +447,9 @@ func (rep *report) writeTable(w io.Writer) {
 	load := "idle"
 	if len(rep.Rows) > 0 && rep.Rows[0].Echo > 0 {
 		load = fmt.Sprintf("(%.0f %% of them echoing 1 KB a second)", rep.Rows[0].Echo*100)
+	}
+	if len(rep.Rows) > 0 && rep.Rows[0].TLS {
+		load += " TLS"
 	}
 	fmt.Fprintf(w, "%d %s loopback connections per server, opened over %v; CPU over %v after %v of settling\n\n", rep.Conns, load, rep.Spread, rep.Window, rep.Settle)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	nbtls "github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio/logging"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
@@ -59,7 +61,7 @@ type serverStats struct {
 // serve runs one server kind on a loopback port until stdin ends: it prints
 // "listening ADDR" once, serves WebSockets on /ws, its own figures on
 // /stats and net/http/pprof under /debug/pprof/.
-func serve(kind string, echo bool, stdin io.Reader, stdout io.Writer) error {
+func serve(kind string, echo, secure bool, stdin io.Reader, stdout io.Writer) error {
 	if err := raiseFileLimit(); err != nil {
 		return err
 	}
@@ -70,7 +72,13 @@ func serve(kind string, echo bool, stdin io.Reader, stdout io.Writer) error {
 		late     = func() []uint64 { return nil }
 		shutdown func(context.Context) error
 		verdicts atomic.Uint64
+		wsAddr   string // with TLS: where the WebSockets are served
+		closeWS  = func() {}
 	)
+	stdCert, nbCert, err := selfSigned()
+	if err != nil {
+		return err
+	}
 	observe := func(c presence.Change) {
 		if c.To == fsm.Suspect || c.To == fsm.Dead {
 			verdicts.Add(1)
@@ -130,9 +138,18 @@ func serve(kind string, echo bool, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		nb, err := nbiows.NewServer(nbiows.ServerConfig{})
+		var wsh http.Handler
+		nbc := nbiows.ServerConfig{}
+		if secure { // nbio listens itself: net/http's TLS connections cannot go to the poller
+			nbc.Addr, nbc.TLSConfig = "127.0.0.1:0", &nbtls.Config{Certificates: []nbtls.Certificate{nbCert}}
+			nbc.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { wsh.ServeHTTP(w, r) })
+		}
+		nb, err := nbiows.NewServer(nbc)
 		if err != nil {
 			return err
+		}
+		if secure {
+			wsAddr = nb.Addr().String()
 		}
 		var seq atomic.Uint64
 		h, err := nbiohandler.New(nbiohandler.Config{
@@ -150,7 +167,7 @@ func serve(kind string, echo bool, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		ws, conns = h, func() int { return hub.Stats().Conns }
+		ws, wsh, conns = h, h, func() int { return hub.Stats().Conns }
 		late = func() []uint64 { st := hub.Stats(); return st.Lateness[:] }
 		shutdown = func(ctx context.Context) error {
 			err := hub.Shutdown(ctx)
@@ -186,10 +203,28 @@ func serve(kind string, echo bool, stdin io.Reader, stdout io.Writer) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
+	if secure && wsAddr == "" { // crypto/tls in front of the same handlers
+		tln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		wsAddr = tln.Addr().String()
+		tsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		tlsServed := make(chan error, 1)
+		go func() {
+			tlsServed <- tsrv.Serve(tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{stdCert}}))
+		}()
+		closeWS = func() { _ = tsrv.Close(); <-tlsServed }
+	}
+	if secure {
+		fmt.Fprintf(stdout, "listening %s wss %s\n", ln.Addr(), wsAddr)
+	} else {
+		fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
+	}
 
 	_, _ = io.Copy(io.Discard, stdin) // the parent closes stdin to stop us
 	_ = srv.Close()                   // hijacked connections are left to shutdown
+	closeWS()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = shutdown(ctx)

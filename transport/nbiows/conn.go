@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
@@ -67,10 +69,13 @@ type Conn struct {
 	opts   Options
 	format wire.Format
 	sub    string
+	tls    bool // through nbio's TLS: the queue counts ciphertext
 
+	dmu      sync.Mutex // held while a frame or the end is reported: Closed comes last
 	mu       sync.Mutex
 	ev       transport.Events
 	pre      []func() // work held until Bind (or until its replay ran)
+	reported bool     // Closed was reported
 	bound    bool
 	closed   bool  // Close began
 	over     bool  // ended: Closed reported (or will be at Bind)
@@ -109,7 +114,11 @@ func newConn(s *Server, sub string, opts Options) (*Conn, error) {
 func (c *Conn) attach(nc *nbio.Conn) error {
 	ws := websocket.NewServerConn(c.srv.up, nc, c.sub, false, false)
 	ws.Engine = c.srv.engine
-	ws.Execute = nc.Execute // one worker at a time per connection, in order
+	// Frames are handled inline on the poller that read them: a heartbeat
+	// steps the hub and writes its pong without waking another goroutine.
+	// Only OnData goes to the workers (nc.MustExecute: in order, one at a
+	// time per connection), so a slow application delays no heartbeat.
+	ws.Execute = func(f func()) bool { f(); return true }
 	ws.SetSession(c)
 	nc.SetSession(ws)
 	nc.OnData(func(nc *nbio.Conn, data []byte) {
@@ -126,6 +135,53 @@ func (c *Conn) attach(nc *nbio.Conn) error {
 		return fmt.Errorf("nbiows: add to the poller: %w", err)
 	}
 	return nil
+}
+
+// adopt takes over a connection our own listener accepted (plain or TLS):
+// it is in the poller already, and the request handler that upgrades it
+// runs as one of the connection's ordered jobs, so nothing of it is parsed
+// before this returns.
+func (c *Conn) adopt(nh *nbhttp.Conn, key, sub string) error {
+	var nc *nbio.Conn
+	switch v := nh.Conn.(type) {
+	case *nbio.Conn:
+		nc = v
+	case *tls.Conn:
+		nc, _ = v.Conn().(*nbio.Conn)
+		c.tls = true
+	}
+	if nc == nil {
+		return fmt.Errorf("nbiows: hijacked connection %T is not the poller's", nh.Conn)
+	}
+	// The writes go through nh (and its TLS); nbio's TLS data handler
+	// finds the parser through it.
+	ws := websocket.NewServerConn(c.srv.up, nh, sub, false, false)
+	ws.Engine = c.srv.engine
+	ws.Execute = func(f func()) bool { f(); return true }
+	ws.SetSession(c)
+	nc.SetSession(ws) // from now on nbio's data handler parses its bytes as WebSocket frames
+	nh.Parser = nil
+	_ = nc.SetReadDeadline(time.Time{}) // the HTTP keep-alive timer
+	c.nc, c.ws = nc, ws
+	c.srv.conns.Add(1)
+	resp := response(key, sub)
+	n := int64(len(resp) + c.overhead(len(resp)))
+	c.pending.Add(n) // what OnWrittenSize will report of it
+	c.srv.queued.Add(n)
+	if _, err := nh.Write(resp); err != nil {
+		return fmt.Errorf("nbiows: write the upgrade response: %w", err)
+	}
+	return nil
+}
+
+// overhead estimates what TLS adds to n bytes of plaintext on the wire
+// (a record header, nonce and tag per 16 KiB record, TLS 1.2 AES-GCM's 29
+// bytes): the write queue is counted in what nbio writes.
+func (c *Conn) overhead(n int) int {
+	if !c.tls {
+		return 0
+	}
+	return 29 * ((n + 16383) / 16384)
 }
 
 // Format returns how heartbeats travel on this connection.
@@ -166,43 +222,57 @@ func (c *Conn) Bind(ev transport.Events) error {
 }
 
 func (c *Conn) replay() {
-	c.mu.Lock()
-	work := c.pre
-	c.pre = nil
-	c.mu.Unlock()
-	for _, f := range work {
-		f()
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for {
+		c.mu.Lock()
+		work := c.pre
+		if len(work) == 0 {
+			c.pre = nil
+			c.mu.Unlock()
+			return
+		}
+		c.pre = make([]func(), 0, 1) // non-nil: what arrives meanwhile queues behind
+		c.mu.Unlock()
+		for _, f := range work {
+			f()
+		}
 	}
 }
 
-// post runs f now if the connection is bound and nothing waits before it,
-// or holds it for Bind. It runs on the connection's worker.
-func (c *Conn) post(f func()) {
+// emit runs f, which reports to the bound Events, unless the end was
+// reported; before Bind (or before the replay of what came before it) f is
+// held. It runs on the poller, or on a worker for the end.
+func (c *Conn) emit(f func()) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
 	c.mu.Lock()
-	if c.bound && c.pre == nil {
+	switch {
+	case c.reported:
 		c.mu.Unlock()
-		f()
+		return
+	case !c.bound || c.pre != nil:
+		if len(c.pre) >= maxPreBind {
+			c.mu.Unlock()
+			_ = c.nc.CloseWithError(errors.New("nbiows: too many frames before Bind"))
+			return
+		}
+		c.pre = append(c.pre, f)
+		c.mu.Unlock()
 		return
 	}
-	if len(c.pre) >= maxPreBind {
-		c.mu.Unlock()
-		_ = c.nc.CloseWithError(errors.New("nbiows: too many frames before Bind"))
-		return
-	}
-	c.pre = append(c.pre, f)
 	c.mu.Unlock()
+	f()
 }
 
 func (c *Conn) frame(f transport.Frame) {
 	c.mu.Lock()
 	direct := c.bound && c.pre == nil
 	c.mu.Unlock()
-	if direct {
-		c.ev.Frame(f)
-		return
+	if !direct { // held for later: the payload is the caller's
+		f.Payload = append([]byte(nil), f.Payload...)
 	}
-	f.Payload = append([]byte(nil), f.Payload...)
-	c.post(func() { c.ev.Frame(f) })
+	c.emit(func() { c.ev.Frame(f) })
 }
 
 // message handles one inbound data message.
@@ -211,10 +281,10 @@ func (c *Conn) message(typ int, data []byte) {
 		c.heartbeat(data)
 		return
 	}
-	c.post(func() {
+	c.emit(func() {
 		c.ev.Frame(transport.Frame{Kind: transport.Data})
 		if c.opts.OnData != nil {
-			c.opts.OnData(typ, data)
+			c.nc.MustExecute(func() { c.opts.OnData(typ, data) })
 		}
 	})
 }
@@ -301,26 +371,30 @@ func (c *Conn) ended(err error) {
 	c.srv.conns.Add(-1)
 	c.srv.queued.Add(-c.pending.Swap(0))
 	finish := func() {
-		if bound {
-			c.ev.Closed(err)
-		}
 		close(c.done)
 		if c.opts.OnClose != nil {
 			c.opts.OnClose(err)
 		}
 	}
-	if bound {
-		c.post(finish)
-	} else {
+	if !bound {
 		finish()
+		return
 	}
+	c.emit(func() {
+		c.ev.Closed(err)
+		c.mu.Lock()
+		c.reported = true
+		c.mu.Unlock()
+		finish()
+	})
 }
 
 // write hands one message to nbio, which writes what the socket takes now
 // and queues the rest. bounded writes fail once the queue would pass
 // MaxWriteQueue: the connection is then closed (1008).
 func (c *Conn) write(typ websocket.MessageType, p []byte, bounded bool) error {
-	n := int64(frameSize(len(p), c.srv.engine.MaxWebsocketFramePayloadSize))
+	size := frameSize(len(p), c.srv.engine.MaxWebsocketFramePayloadSize)
+	n := int64(size + c.overhead(size))
 	if bounded && c.pending.Load()+n > int64(c.srv.cfg.MaxWriteQueue) {
 		return c.overflow()
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
@@ -84,14 +85,28 @@ type ServerConfig struct {
 	// means the Origin header, if any, must name the request's Host.
 	CheckOrigin func(r *http.Request) bool
 	// OnRTT, if set, is called with each round trip a pong answers (the
-	// pong of this side's latest ping), on a worker goroutine.
+	// pong of this side's latest ping), on the poller's goroutine.
 	OnRTT func(time.Duration)
+
+	// Addr, if set, makes the Server listen on it itself and serve
+	// Handler with nbio's own HTTP parser: every connection is in the
+	// poller from its first byte, and Handler runs on a worker (call
+	// Upgrade there as from net/http). Without it the Server only takes
+	// the connections net/http hands to Upgrade.
+	Addr string
+	// TLSConfig, with Addr, serves HTTPS through nbio's TLS (a fork of
+	// crypto/tls, github.com/lesismal/llib/std/crypto/tls), the only TLS
+	// whose connections the poller can read.
+	TLSConfig *tls.Config
+	// Handler serves the requests on Addr.
+	Handler http.Handler
 }
 
 // Server holds the poller every connection it upgrades is read by. Its
 // methods are safe for concurrent use.
 type Server struct {
 	cfg    ServerConfig
+	addr   atomic.Pointer[net.Addr] // the listener's, with ServerConfig.Addr
 	engine *nbhttp.Engine
 	up     *websocket.Upgrader
 	closed atomic.Bool
@@ -130,7 +145,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.Subprotocols = wire.Subprotocols()
 	}
 	s := &Server{cfg: cfg}
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
+	ec := nbhttp.Config{
 		Name:                   "nbiows",
 		NPoller:                cfg.Pollers,
 		ReadBufferSize:         cfg.ReadBufferSize,
@@ -140,7 +155,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		// close frame queued behind a full queue.
 		MaxWriteBufferSize: cfg.MaxWriteQueue + 256,
 		SupportServerOnly:  true,
-	})
+		Handler:            cfg.Handler,
+		Listen: func(network, addr string) (net.Listener, error) {
+			ln, err := net.Listen(network, addr)
+			if err == nil {
+				a := ln.Addr()
+				s.addr.Store(&a)
+			}
+			return ln, err
+		},
+	}
+	switch {
+	case cfg.Addr != "" && cfg.TLSConfig != nil:
+		ec.AddrsTLS, ec.TLSConfig = []string{cfg.Addr}, cfg.TLSConfig
+	case cfg.Addr != "":
+		ec.Addrs = []string{cfg.Addr}
+	}
+	s.engine = nbhttp.NewEngine(ec)
 	s.engine.OnWrittenSize(func(nc *nbio.Conn, _ []byte, n int) {
 		if c := connOf(nc); c != nil {
 			c.written(n)
@@ -195,6 +226,15 @@ func sessionOf(ws *websocket.Conn) *Conn {
 	return c
 }
 
+// Addr returns the address the Server listens on (ServerConfig.Addr), or
+// nil.
+func (s *Server) Addr() net.Addr {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{Conns: s.conns.Load(), Queued: max(s.queued.Load(), 0), Overflows: s.overflows.Load()}
@@ -241,18 +281,27 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("nbiows: hijack: %w", err)
 	}
+	if nh, ok := raw.(*nbhttp.Conn); ok { // from our own listener: already in the poller
+		if err := c.adopt(nh, key, sub); err != nil {
+			_ = nh.Close()
+			return nil, err
+		}
+		return c, nil
+	}
 	if _, ok := raw.(*net.TCPConn); !ok {
 		_ = raw.Close()
 		return nil, ErrNotTCP
 	}
-	if brw.Reader.Buffered() > 0 {
+	if brw != nil && brw.Reader.Buffered() > 0 {
 		_ = raw.Close()
 		return nil, ErrEarlyData
 	}
-	if err := respond(raw, key, sub); err != nil {
+	_ = raw.SetWriteDeadline(time.Now().Add(DefaultHandshakeTimeout))
+	if _, err := raw.Write(response(key, sub)); err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("nbiows: write the upgrade response: %w", err)
 	}
+	_ = raw.SetWriteDeadline(time.Time{})
 	nc, err := nbio.NBConn(raw) // duplicates the socket and closes raw: Go's netpoller lets go of it
 	if err != nil {
 		_ = raw.Close()
@@ -328,19 +377,14 @@ func sameOrigin(r *http.Request) bool {
 
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-func respond(raw net.Conn, key, sub string) error {
+// response is the upgrade's 101 response.
+func response(key, sub string) []byte {
 	sum := sha1.Sum([]byte(key + acceptGUID))
-	var b strings.Builder
-	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
-	b.WriteString(base64.StdEncoding.EncodeToString(sum[:]))
+	b := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
 	if sub != "" {
-		b.WriteString("\r\nSec-WebSocket-Protocol: ")
-		b.WriteString(sub)
+		b = append(b, "\r\nSec-WebSocket-Protocol: "...)
+		b = append(b, sub...)
 	}
-	b.WriteString("\r\n\r\n")
-	_ = raw.SetWriteDeadline(time.Now().Add(DefaultHandshakeTimeout))
-	if _, err := raw.Write([]byte(b.String())); err != nil {
-		return err
-	}
-	return raw.SetWriteDeadline(time.Time{})
+	return append(b, "\r\n\r\n"...)
 }
