@@ -145,3 +145,24 @@ func TestEchoRun(t *testing.T) {
 		t.Errorf("the table does not say the load:\n%s", out.String())
 	}
 }
+
+// TestTLSRun: every server serves its WebSockets over TLS (nbio through
+// its own TLS) and the clients stay connected.
+func TestTLSRun(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	o, err := parse([]string{"-conns=20", "-for=1s", "-settle=200ms", "-spread=200ms", "-tls", "-servers=hub,nbio"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	rep, err := measure(o, os.Args[0], &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	httpc.CloseIdleConnections()
+	for _, r := range rep.Rows {
+		if r.Open != 20 || r.ServerConns != 20 || !r.TLS {
+			t.Errorf("%s: client holds %d, server counted %d connections over TLS %v; want 20 over TLS", r.Server, r.Open, r.ServerConns, r.TLS)
+		}
+	}
+}

@@ -321,7 +321,11 @@ func (c *chatClient) readPump() {
 		}
 		_ = c.conn.Close()
 	}()
-	c.conn.SetReadLimit(chatMaxMessageSize)
+	limit := int64(chatMaxMessageSize)
+	if c.hub.echo {
+		limit = 2 * echoSize // the load's messages are larger than the chat's 512 B
+	}
+	c.conn.SetReadLimit(limit)
 	_ = c.conn.SetReadDeadline(time.Now().Add(chatPongWait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(chatPongWait))
