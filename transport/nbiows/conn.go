@@ -42,16 +42,16 @@ type Options struct {
 	// DefaultCloseTimeout.
 	CloseTimeout time.Duration
 	// OnData, if set, is called with every application message, in order,
-	// on a worker goroutine; data is the callee's to keep. It must return
-	// promptly (it holds a worker, and this connection's next frames wait)
-	// and must not call Close. Without it messages are dropped (still
+	// on a worker goroutine; data is the callee's to keep. It should return
+	// promptly (it holds a worker, and this connection's next messages
+	// wait; its heartbeats do not) and must not call Close. Without it messages are dropped (still
 	// evidence of life).
 	OnData func(messageType int, data []byte)
 	// OnMessage, if set, is called with every Drain and Close heartbeat
-	// message the peer sends, on a worker goroutine.
+	// message the peer sends, on the poller: it must not block.
 	OnMessage func(wire.Message)
-	// OnMalformed, if set, is called with the error of a heartbeat message
-	// that could not be decoded; the message is dropped.
+	// OnMalformed, if set, is called on the poller with the error of a
+	// heartbeat message that could not be decoded; the message is dropped.
 	OnMalformed func(error)
 	// OnClose, if set, is called once the connection has ended, after the
 	// end was reported to the bound Events, on a worker goroutine.
@@ -59,9 +59,11 @@ type Options struct {
 }
 
 // Conn is a server-side WebSocket connection read by the Server's poller:
-// no goroutine waits on it. Its callbacks (the Events it is bound to, and
-// Options') run on the Server's workers, one at a time per connection and
-// in order. It implements transport.Conn and presence.Conn.
+// no goroutine waits on it. Its frames are reported to the Events it is
+// bound to (and OnMessage, OnMalformed called) inline on the poller that
+// read them; OnData, the end (Events.Closed) and OnClose run on the
+// Server's workers, one at a time per connection and in order. It
+// implements transport.Conn and presence.Conn.
 type Conn struct {
 	srv    *Server
 	nc     *nbio.Conn

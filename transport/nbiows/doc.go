@@ -1,9 +1,11 @@
 // Package nbiows serves WebSockets under the heartbeat without a goroutine
 // per connection: a Server upgrades a net/http request, then hands the
 // socket to an epoll loop (github.com/lesismal/nbio), which reads every
-// connection and runs its callbacks on a small pool of workers, one at a
-// time per connection and in order. An idle connection costs its socket
-// and a few hundred bytes of state; nothing waits on it.
+// connection and handles its frames inline (a ping steps the hub and its
+// pong is written without waking another goroutine); application messages
+// go to a bounded pool of workers, one at a time per connection and in
+// order, so a slow application delays no heartbeat. An idle connection
+// costs its socket and its state; nothing waits on it.
 //
 // A Conn is a presence.Conn: the presence hub watches it like a gorilla or
 // coder connection, its timers on the hub's shared wheels, its pongs
@@ -30,10 +32,12 @@
 // sends a frame a byte at a time is read correctly. The upgrade handshake
 // runs on net/http's goroutine, so a slow client or a slow authentication
 // holds no poller or worker. Only plain TCP connections can be handed to
-// the poller: net/http's TLS connections cannot (ErrNotTCP), so terminate
-// TLS in front (a proxy), or see docs/presence-cost.md for the cost of
-// TLS per connection.
+// the poller: net/http's TLS connections cannot (ErrNotTCP). For TLS, let
+// the Server listen itself (ServerConfig.Addr, TLSConfig: nbio's own TLS),
+// or terminate TLS in front; docs/presence-cost.md has its cost per
+// connection.
 //
-// A callback that blocks holds a worker and this connection's next frames
-// (heartbeats included): Options.OnData must return promptly.
+// An OnData that blocks holds a worker and this connection's next
+// messages (not its heartbeats); callbacks on the poller (the Events,
+// OnMessage, OnMalformed) must never block.
 package nbiows

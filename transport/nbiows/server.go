@@ -67,9 +67,10 @@ var (
 type ServerConfig struct {
 	// Pollers is how many epoll loops read the connections. Zero means 1.
 	Pollers int
-	// Workers bounds the goroutines that run the connections' callbacks
-	// (at most one per connection at a time, in order); they exist only
-	// while there is work. Zero means 64 × GOMAXPROCS.
+	// Workers bounds the goroutines that run OnData and the ends of the
+	// connections (at most one per connection at a time, in order), and,
+	// with Addr, the HTTP handler; they exist only while there is work.
+	// Zero means 64 × GOMAXPROCS.
 	Workers int
 	// MaxWriteQueue bounds the bytes waiting to be written on one
 	// connection. Zero means DefaultMaxWriteQueue. A write past it fails
