@@ -87,6 +87,11 @@ type Conn struct {
 	once     sync.Once
 	done     chan struct{} // closed once the connection has ended
 
+	// ready is set once the fields above are, before the poller can see
+	// the Conn: the poller's callbacks load it first (sessionOf), which
+	// orders them after attach for the race detector too (nbio's own
+	// synchronisation is invisible to it).
+	ready   atomic.Bool
 	pending atomic.Int64  // bytes handed to nbio and not yet written
 	pingSeq atomic.Uint64 // this side's latest ping, for the RTT
 	pingAt  atomic.Int64
@@ -121,6 +126,8 @@ func (c *Conn) attach(nc *nbio.Conn) error {
 	// Only OnData goes to the workers (nc.MustExecute: in order, one at a
 	// time per connection), so a slow application delays no heartbeat.
 	ws.Execute = func(f func()) bool { f(); return true }
+	c.nc, c.ws = nc, ws
+	c.ready.Store(true)
 	ws.SetSession(c)
 	nc.SetSession(ws)
 	nc.OnData(func(nc *nbio.Conn, data []byte) {
@@ -130,7 +137,6 @@ func (c *Conn) attach(nc *nbio.Conn) error {
 			_ = nc.CloseWithError(err)
 		}
 	})
-	c.nc, c.ws = nc, ws
 	c.srv.conns.Add(1)
 	if err := c.srv.engine.AddTransferredConn(nc); err != nil {
 		c.srv.conns.Add(-1)
@@ -160,11 +166,12 @@ func (c *Conn) adopt(nh *nbhttp.Conn, key, sub string) error {
 	ws := websocket.NewServerConn(c.srv.up, nh, sub, false, false)
 	ws.Engine = c.srv.engine
 	ws.Execute = func(f func()) bool { f(); return true }
+	c.nc, c.ws = nc, ws
+	c.ready.Store(true)
 	ws.SetSession(c)
 	nc.SetSession(ws) // from now on nbio's data handler parses its bytes as WebSocket frames
 	nh.Parser = nil
 	_ = nc.SetReadDeadline(time.Time{}) // the HTTP keep-alive timer
-	c.nc, c.ws = nc, ws
 	c.srv.conns.Add(1)
 	resp := response(key, sub)
 	n := int64(len(resp) + c.overhead(len(resp)))
@@ -185,6 +192,18 @@ func (c *Conn) overhead(n int) int {
 	}
 	return 29 * ((n + 16383) / 16384)
 }
+
+// Watch runs the heartbeat's server role on c with its own driver (a
+// goroutine, its timers): the per-connection alternative to the presence
+// hub, which watches a Conn with neither. cfg's Role and Dialer are set;
+// c is closed when the driver ends.
+func (c *Conn) Watch(ctx context.Context, cfg fsm.DriverConfig, p fsm.Presence) (*fsm.Driver, error) {
+	return wsconn.Watch(ctx, c, cfg, p)
+}
+
+// CloseNow closes the socket at once, without a close frame, as a crash
+// would.
+func (c *Conn) CloseNow() { _ = c.nc.Close() }
 
 // Format returns how heartbeats travel on this connection.
 func (c *Conn) Format() wire.Format { return c.format }

@@ -223,8 +223,10 @@ func connOf(nc *nbio.Conn) *Conn {
 }
 
 func sessionOf(ws *websocket.Conn) *Conn {
-	c, _ := ws.Session().(*Conn)
-	return c
+	if c, _ := ws.Session().(*Conn); c != nil && c.ready.Load() {
+		return c
+	}
+	return nil
 }
 
 // Addr returns the address the Server listens on (ServerConfig.Addr), or
