@@ -111,8 +111,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.cfg.Server.Upgrade(w, r, opts)
 	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, nbiows.ErrServerClosed) {
+		status := http.StatusInternalServerError // a hijack or poller failure
+		var ue *nbiows.UpgradeError
+		switch {
+		case errors.As(err, &ue):
+			status = ue.Status
+		case errors.Is(err, nbiows.ErrServerClosed):
 			status = http.StatusServiceUnavailable
 		}
 		h.refuse(r, status, err)

@@ -184,6 +184,12 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 	if _, resp, err := websocket.DefaultDialer.Dial(r.url, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a request without a user: %v, want 401", err)
 	}
+	// A plain GET of the WebSocket path is refused by the upgrade: 400.
+	if resp, err := http.Get("http" + strings.TrimPrefix(r.url, "ws") + "?user=dan"); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a request that is no upgrade: %v %v, want 400", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
 	_ = ann.UnderlyingConn().Close() // ann's link drops ...
 	r.dial(t, "ann", true)           // ... and she redials within the resume window
 	r.waitEvent(t, presence.UserLeft, "cat")
@@ -213,6 +219,7 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 		`heartbeat_suspect_to_dead_seconds_count 1`,
 		`heartbeat_redials_total 1`,
 		`heartbeat_refused_dials_total{status="401"} 1`,
+		`heartbeat_refused_dials_total{status="400"} 1`,
 		`heartbeat_write_queue_overflows_total 0`,
 	} {
 		if !strings.Contains(body, want+"\n") {

@@ -63,6 +63,20 @@ var (
 	ErrServerClosed = errors.New("nbiows: server closed")
 )
 
+// UpgradeError is Upgrade's error for a request it refused with an HTTP
+// status (already written). It wraps ErrUpgrade.
+type UpgradeError struct {
+	Status int
+	Reason string
+}
+
+func (e *UpgradeError) Error() string {
+	return fmt.Sprintf("%v: %d %s", ErrUpgrade, e.Status, e.Reason)
+}
+
+// Unwrap returns ErrUpgrade.
+func (e *UpgradeError) Unwrap() error { return ErrUpgrade }
+
 // ServerConfig configures a Server. The zero value is usable.
 type ServerConfig struct {
 	// Pollers is how many epoll loops read the connections. Zero means 1.
@@ -321,7 +335,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (
 func (s *Server) check(w http.ResponseWriter, r *http.Request) (key, sub string, err error) {
 	fail := func(code int, why string) (string, string, error) {
 		http.Error(w, why, code)
-		return "", "", fmt.Errorf("%w: %s", ErrUpgrade, why)
+		return "", "", &UpgradeError{Status: code, Reason: why}
 	}
 	switch {
 	case r.Method != http.MethodGet:
