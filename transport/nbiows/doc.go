@@ -13,12 +13,15 @@
 //
 //	srv, _ := nbiows.NewServer(nbiows.ServerConfig{})
 //	http.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-//		c, err := srv.Upgrade(w, r, nbiows.Options{ConnID: hub.NewConnID()})
+//		id := hub.NewConnID()
+//		c, err := srv.Upgrade(w, r, nbiows.Options{ConnID: id})
 //		if err != nil {
 //			return // answered
 //		}
-//		hub.Watch(c, id, identity) // returns at once; so does the handler
+//		_, _ = hub.Watch(c, id, identity) // returns at once; so does the handler
 //	})
+//
+// presence/nbiohandler does this, with authentication and callbacks.
 //
 // Writes never block. What the socket does not take at once waits in the
 // connection's write queue, which is bounded (nbio's own is not):
