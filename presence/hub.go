@@ -105,6 +105,11 @@ type HubConfig struct {
 	// different classes are learned and advised apart (at most
 	// Fleet.MaxClasses of them).
 	FleetClass string
+	// Observe, if set, is called with every connection's state change, on
+	// the hub's goroutines under a shard's lock: it must return promptly
+	// and must not call the hub (package presence/promhub turns it into
+	// metrics).
+	Observe func(Change)
 	// Logger receives state changes (connection, user, session, reason):
 	// online and offline at Info, the rest at Debug. Nil means no logging.
 	Logger *slog.Logger

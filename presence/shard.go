@@ -269,10 +269,14 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 // that is over leaves the shard.
 func (s *shard) changed(c *conn, a *fsm.Action) {
 	h := s.h
+	resumed := false
+	if h.cfg.Observe != nil {
+		defer func() { s.observe(c, a, resumed) }()
+	}
 	switch {
 	case a.To == fsm.Alive && !c.online:
 		c.online = true
-		h.stepRegistry(Input{Kind: ConnAlive, Conn: c.id, User: c.user, Session: c.session, Meta: c.meta})
+		resumed = h.stepRegistryAlive(Input{Kind: ConnAlive, Conn: c.id, User: c.user, Session: c.session, Meta: c.meta})
 		c.meta = nil
 		if h.log != nil {
 			h.log.LogAttrs(context.Background(), slog.LevelInfo, "online", c.attrs(a)...)

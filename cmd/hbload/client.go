@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,16 +31,21 @@ const clientPingTick = 20 * time.Millisecond
 // line on stdin with "open K dropped D pings P pongs Q" (the pings and
 // pongs received so far), and closes everything when stdin
 // ends.
-func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdout io.Writer) error {
+func drive(url string, n int, ping, spread time.Duration, echo float64, stdin io.Reader, stdout io.Writer) error {
 	if err := raiseFileLimit(); err != nil {
 		return err
 	}
-	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // wss: the server's certificate is self-signed
 	conns := make([]*websocket.Conn, n)
 	var (
 		closing        atomic.Bool
 		dropped, fails atomic.Int64
 		pings, pongs   atomic.Int64 // received from the server
+		echoes         atomic.Int64 // messages received (the server's echoes)
+		echoers        sync.WaitGroup
+		stopEcho       = make(chan struct{})
+		nEcho          = int(echo * float64(n))
 		readers        sync.WaitGroup
 		next           atomic.Int64
 		dialers        sync.WaitGroup
@@ -82,6 +88,9 @@ func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdou
 					return err
 				})
 				ws.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+				if i < nEcho {
+					echoers.Go(func() { echoLoop(ws, i, nEcho, stopEcho) })
+				}
 				readers.Add(1)
 				go func() {
 					defer readers.Done()
@@ -92,6 +101,7 @@ func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdou
 							}
 							return
 						}
+						echoes.Add(1)
 					}
 				}()
 			}
@@ -140,11 +150,13 @@ func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdou
 	for sc.Scan() {
 		if sc.Text() == "status" {
 			open := int64(n) - fails.Load() - dropped.Load()
-			fmt.Fprintf(stdout, "open %d dropped %d pings %d pongs %d\n", open, dropped.Load(), pings.Load(), pongs.Load())
+			fmt.Fprintf(stdout, "open %d dropped %d pings %d pongs %d echoes %d\n", open, dropped.Load(), pings.Load(), pongs.Load(), echoes.Load())
 		}
 	}
 	closing.Store(true)
 	close(stopPing)
+	close(stopEcho)
+	echoers.Wait()
 	<-pinged
 	for _, ws := range conns {
 		if ws != nil {
@@ -153,4 +165,36 @@ func drive(url string, n int, ping, spread time.Duration, stdin io.Reader, stdou
 	}
 	readers.Wait()
 	return nil
+}
+
+// echoSize and echoEvery are the load: a message of echoSize bytes every
+// echoEvery on each echoing connection, which the server sends back.
+const (
+	echoSize  = 1024
+	echoEvery = time.Second
+)
+
+// echoLoop writes a message every echoEvery on ws, the i-th of k echoing
+// connections (their phases spread over the period), until stop.
+func echoLoop(ws *websocket.Conn, i, k int, stop <-chan struct{}) {
+	msg := make([]byte, echoSize)
+	phase := time.Duration(int64(echoEvery) * int64(i) / int64(k))
+	select {
+	case <-time.After(phase):
+	case <-stop:
+		return
+	}
+	t := time.NewTicker(echoEvery)
+	defer t.Stop()
+	for {
+		_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			return
+		}
+		select {
+		case <-t.C:
+		case <-stop:
+			return
+		}
+	}
 }

@@ -1,7 +1,9 @@
 // Command hbload measures what idle WebSocket connections cost a server, on
 // real loopback sockets: gorilla/websocket's chat pattern (a read pump and a
 // write pump per connection, a ping every 54 s) beside the presence hub
-// pinging at the same rate and the hub with its shipped defaults.
+// pinging at the same rate and the hub with its shipped defaults, and (-servers
+// nbio) the hub at that rate with its connections read by nbiows' epoll loop
+// instead of a goroutine each.
 //
 // Each server runs in its own process, one after the other, with its own
 // client process holding the connections; hbload starts both by running its
@@ -13,11 +15,17 @@
 // The clients open their connections evenly over -spread (54 s, the chat
 // pattern's ping period, by default), as a server gets them over time; with
 // -spread 0 they all arrive at once and the chat pattern's pings go out in
-// one batch every 54 s. The results are in docs/presence-cost.md.
+// one batch every 54 s. With -echo F, a fraction F of the connections send a
+// 1 KB message every second, which the server echoes (the chat pattern sends
+// it back to its sender instead of broadcasting it); the table then shows
+// the messages received, the p99 of the hub's deadline lateness and its
+// suspect or dead verdicts over the window. The results are in
+// docs/presence-cost.md.
 //
 //	go run ./cmd/hbload -conns 10000 -for 2m
 //	go run ./cmd/hbload -conns 200 -for 5s -spread 1s -servers chat,hub
 //	go run ./cmd/hbload -conns 1000 -json out.json -heapprofile /tmp
+//	go run ./cmd/hbload -conns 19000 -echo 0.1 -servers chat,hub,nbio
 //
 // Linux only (it reads /proc). Every connection needs a file in the client
 // and in the server; each process raises its soft open-file limit to the
@@ -64,9 +72,15 @@ type options struct {
 	// The roles hbload runs itself as.
 	role, kind, url string
 	ping            time.Duration
+	// echo is the fraction of connections that send a 1 KB message every
+	// second, which the server echoes (0: all idle).
+	echo float64
+	// tls serves the WebSockets over TLS (self-signed; the clients do not
+	// verify it).
+	tls bool
 }
 
-var knownServers = map[string]bool{"chat": true, "hub": true, "hub-default": true}
+var knownServers = map[string]bool{"chat": true, "hub": true, "hub-default": true, "nbio": true}
 
 func parse(args []string, out io.Writer) (options, error) {
 	var o options
@@ -75,8 +89,10 @@ func parse(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.conns, "conns", 1000, "idle connections per server")
 	fs.DurationVar(&o.window, "for", 2*time.Minute, "CPU measurement window, after settling")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
-	servers := fs.String("servers", "chat,hub,hub-default", "servers to measure, in order (chat, hub, hub-default)")
+	servers := fs.String("servers", "chat,hub,hub-default", "servers to measure, in order (chat, hub, hub-default, nbio)")
 	fs.DurationVar(&o.spread, "spread", 54*time.Second, "open the connections evenly over this long, as a server gets them over time (the chat pattern's pings then spread too; 0: all at once)")
+	fs.Float64Var(&o.echo, "echo", 0, "fraction of the connections that send a 1 KB message every second, echoed by the server (0: all idle)")
+	fs.BoolVar(&o.tls, "tls", false, "serve the WebSockets over TLS (a self-signed certificate; nbio through its own TLS, the others through crypto/tls)")
 	fs.StringVar(&o.json, "json", "", "also write the rows as JSON to this file")
 	fs.StringVar(&o.heapDir, "heapprofile", "", "save each server's heap profile (inuse_space, after the window) in this directory")
 	fs.StringVar(&o.role, "role", "", "internal: run as a server or client process")
@@ -94,13 +110,15 @@ func parse(args []string, out io.Writer) (options, error) {
 			continue
 		}
 		if !knownServers[s] {
-			return o, usagef("unknown server %q (want chat, hub or hub-default)", s)
+			return o, usagef("unknown server %q (want chat, hub, hub-default or nbio)", s)
 		}
 		o.servers = append(o.servers, s)
 	}
 	switch {
 	case o.conns <= 0:
 		return o, usagef("-conns %d must be positive", o.conns)
+	case o.echo < 0 || o.echo > 1:
+		return o, usagef("-echo %v must be a fraction between 0 and 1", o.echo)
 	case o.window <= 0 || o.settle < 0 || o.spread < 0:
 		return o, usagef("-for %v must be positive, -settle %v and -spread %v not negative", o.window, o.settle, o.spread)
 	case len(o.servers) == 0:
@@ -116,9 +134,9 @@ func run(args []string, out io.Writer) error {
 	}
 	switch o.role {
 	case "server":
-		return serve(o.kind, os.Stdin, os.Stdout)
+		return serve(o.kind, o.echo > 0, o.tls, os.Stdin, os.Stdout)
 	case "client":
-		return drive(o.url, o.conns, o.ping, o.spread, os.Stdin, os.Stdout)
+		return drive(o.url, o.conns, o.ping, o.spread, o.echo, os.Stdin, os.Stdout)
 	case "":
 	default:
 		return usagef("unknown -role %q", o.role)

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 func TestSmallRun(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 200
-	o, err := parse([]string{"-conns=200", "-for=1500ms", "-settle=300ms", "-spread=500ms"}, &bytes.Buffer{})
+	o, err := parse([]string{"-conns=200", "-for=1500ms", "-settle=300ms", "-spread=500ms", "-servers=chat,hub,hub-default,nbio"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,21 +39,25 @@ func TestSmallRun(t *testing.T) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	httpc.CloseIdleConnections()
-	if len(rep.Rows) != 3 {
-		t.Fatalf("%d rows, want chat, hub and hub-default", len(rep.Rows))
+	if len(rep.Rows) != 4 {
+		t.Fatalf("%d rows, want chat, hub, hub-default and nbio", len(rep.Rows))
 	}
 	for _, r := range rep.Rows {
 		if r.Open != n || r.ServerConns != n {
 			t.Errorf("%s: client holds %d, server counted %d connections; want %d", r.Server, r.Open, r.ServerConns, n)
 		}
-		if r.RSSPerConn <= 0 || r.HeapPerConn <= 0 || r.StackPerConn <= 0 {
+		if r.RSSPerConn <= 0 || r.HeapPerConn <= 0 || (r.StackPerConn <= 0 && r.Server != "nbio") { // nbio: no stack per connection
 			t.Errorf("%s: RSS %.0f, heap %.0f, stack %.0f B per connection; want positive", r.Server, r.RSSPerConn, r.HeapPerConn, r.StackPerConn)
 		}
 		// Chat runs two goroutines per connection (its pumps); the hub one,
 		// the adapter's reader (the handler returns once it is watched).
+		// nbio none: its connections are read by the poller.
 		want := 1.0
-		if r.Server == "chat" {
+		switch r.Server {
+		case "chat":
 			want = 2
+		case "nbio":
+			want = 0
 		}
 		if r.GoroutinesPerCon < want-0.1 || r.GoroutinesPerCon > want+0.1 {
 			t.Errorf("%s: %.2f goroutines per connection, want %.0f", r.Server, r.GoroutinesPerCon, want)
@@ -106,5 +110,61 @@ func TestFlags(t *testing.T) {
 	o, err := parse([]string{"-servers=hub, chat"}, &bytes.Buffer{})
 	if err != nil || len(o.servers) != 2 || o.servers[0] != "hub" || o.servers[1] != "chat" {
 		t.Errorf("-servers=hub, chat: %v %v", o.servers, err)
+	}
+}
+
+// TestEchoRun: under a small echo load the servers echo every message and
+// the hub convicts nobody. (Goroutines are counted idle, in TestSmallRun:
+// here the workers running the echoes are alive when they are counted.)
+func TestEchoRun(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const n = 100
+	o, err := parse([]string{"-conns=100", "-for=2s", "-settle=300ms", "-spread=500ms", "-echo=0.5", "-servers=hub,nbio"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	rep, err := measure(o, os.Args[0], &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	httpc.CloseIdleConnections()
+	for _, r := range rep.Rows {
+		if r.Open != n || r.ServerConns != n {
+			t.Errorf("%s: client holds %d, server counted %d connections; want %d", r.Server, r.Open, r.ServerConns, n)
+		}
+		// 50 of 100 connections send one message a second: about 0.5 each.
+		if r.EchoesPerSec < 0.3 {
+			t.Errorf("%s: %.2f echoes per connection per second, want about 0.5", r.Server, r.EchoesPerSec)
+		}
+		if r.Verdicts != 0 {
+			t.Errorf("%s: %d verdicts under a light load", r.Server, r.Verdicts)
+		}
+	}
+	var out bytes.Buffer
+	rep.writeTable(&out)
+	if !strings.Contains(out.String(), "echoing 1 KB a second") {
+		t.Errorf("the table does not say the load:\n%s", out.String())
+	}
+}
+
+// TestTLSRun: every server serves its WebSockets over TLS (nbio through
+// its own TLS) and the clients stay connected.
+func TestTLSRun(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	o, err := parse([]string{"-conns=20", "-for=1s", "-settle=200ms", "-spread=200ms", "-tls", "-servers=hub,nbio"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	rep, err := measure(o, os.Args[0], &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	httpc.CloseIdleConnections()
+	for _, r := range rep.Rows {
+		if r.Open != 20 || r.ServerConns != 20 || !r.TLS {
+			t.Errorf("%s: client holds %d, server counted %d connections over TLS %v; want 20 over TLS", r.Server, r.Open, r.ServerConns, r.TLS)
+		}
 	}
 }

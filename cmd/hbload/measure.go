@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/heartbeat-go/heartbeat/presence"
 )
 
 // Bounds of the steps of a measurement.
@@ -79,6 +81,18 @@ type row struct {
 	PingsPerConnMin float64 `json:"pings_per_conn_min"`
 	PongsPerConnMin float64 `json:"pongs_per_conn_min"`
 
+	// Under load (-echo): messages the clients received per connection
+	// per second, the p99 of the hub's deadline lateness over the window
+	// (the bound of the bucket it falls in), and the suspect or dead
+	// verdicts over the window.
+	Echo         float64       `json:"echo"`
+	TLS          bool          `json:"tls"`
+	EchoesPerSec float64       `json:"echoes_per_conn_s"`
+	LatenessP99  time.Duration `json:"lateness_p99_ns"`
+	LateFirings  uint64        `json:"late_firings"`
+	Verdicts     uint64        `json:"verdicts"`
+	echoes       int64
+
 	pids []int // the server's and the client's
 }
 
@@ -93,6 +107,35 @@ func (r *row) derive() {
 	r.UserPercent = float64(r.UserTicks) / clockTicks / r.Window.Seconds() * 100
 	r.PingsPerConnMin = float64(r.Pings) / n / r.Window.Minutes()
 	r.PongsPerConnMin = float64(r.Pongs) / n / r.Window.Minutes()
+	r.EchoesPerSec = float64(r.echoes) / n / r.Window.Seconds()
+}
+
+// p99 returns the upper bound of the lateness bucket holding the 99th
+// percentile of the firings counted from a to b (presence.LatenessBuckets;
+// -1 for the last, unbounded one), and how many firings there were.
+func p99(a, b []uint64) (time.Duration, uint64) {
+	if len(a) != len(b) || len(b) == 0 {
+		return 0, 0
+	}
+	var total uint64
+	for i := range b {
+		total += b[i] - a[i]
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	want := (total*99 + 99) / 100
+	var n uint64
+	for i := range b {
+		n += b[i] - a[i]
+		if n >= want {
+			if i < len(presence.LatenessBuckets) {
+				return presence.LatenessBuckets[i], total
+			}
+			return -1, total
+		}
+	}
+	return -1, total
 }
 
 // report is a whole run.
@@ -143,7 +186,9 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(logw, "hbload: %s: %s\n", kind, fmt.Sprintf(format, a...))
 	}
-	srv, err := startChild(exe, logw, "-role=server", "-kind="+kind)
+	r.Echo, r.TLS = o.echo, o.tls
+	echoArg := "-echo=" + strconv.FormatFloat(o.echo, 'g', -1, 64)
+	srv, err := startChild(exe, logw, "-role=server", "-kind="+kind, echoArg, "-tls="+strconv.FormatBool(o.tls))
 	if err != nil {
 		return r, err
 	}
@@ -156,6 +201,10 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	addr, ok := strings.CutPrefix(line, "listening ")
 	if !ok {
 		return r, fmt.Errorf("hbload: server said %q", line)
+	}
+	url := "ws://" + addr + "/ws"
+	if a, wss, ok := strings.Cut(addr, " wss "); ok {
+		addr, url = a, "wss://"+wss+"/ws"
 	}
 	pid := srv.cmd.Process.Pid
 	if r.RSSBase, err = rss(pid); err != nil {
@@ -172,8 +221,8 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 		ping = defaultClientPing
 	}
 	began := time.Now()
-	cli, err := startChild(exe, logw, "-role=client", "-url=ws://"+addr+"/ws",
-		"-conns="+strconv.Itoa(o.conns), "-ping="+ping.String(), "-spread="+o.spread.String())
+	cli, err := startChild(exe, logw, "-role=client", "-url="+url,
+		"-conns="+strconv.Itoa(o.conns), "-ping="+ping.String(), "-spread="+o.spread.String(), echoArg)
 	if err != nil {
 		return r, err
 	}
@@ -246,6 +295,8 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	}
 	r.HeapEnd, r.StackEnd, r.GorEnd = end.HeapAlloc, end.StackInuse, end.Goroutines
 	r.Deadlines = end.Deadlines - mid.Deadlines
+	r.LatenessP99, r.LateFirings = p99(mid.Late, end.Late)
+	r.Verdicts = end.Verdicts - mid.Verdicts
 	if o.heapDir != "" {
 		if err := saveHeapProfile(addr, filepath.Join(o.heapDir, fmt.Sprintf("heap-%s-%d.pb.gz", kind, o.conns))); err != nil {
 			return r, err
@@ -257,12 +308,13 @@ func measureOne(o options, kind, exe string, logw io.Writer) (r row, err error) 
 	}
 	r.Open, r.Dropped = int(st1.open), int(st1.dropped)
 	r.Pings, r.Pongs = st1.pings-st0.pings, st1.pongs-st0.pongs
+	r.echoes = st1.echoes - st0.echoes
 	r.derive()
 	return r, nil
 }
 
 // clientStatus is a client's answer to "status".
-type clientStatus struct{ open, dropped, pings, pongs int64 }
+type clientStatus struct{ open, dropped, pings, pongs, echoes int64 }
 
 func (c *child) status() (clientStatus, error) {
 	var st clientStatus
@@ -274,7 +326,7 @@ func (c *child) status() (clientStatus, error) {
 		if err != nil {
 			return st, err
 		}
-		if _, err := fmt.Sscanf(line, "open %d dropped %d pings %d pongs %d", &st.open, &st.dropped, &st.pings, &st.pongs); err == nil {
+		if _, err := fmt.Sscanf(line, "open %d dropped %d pings %d pongs %d echoes %d", &st.open, &st.dropped, &st.pings, &st.pongs, &st.echoes); err == nil {
 			return st, nil
 		}
 	}
@@ -392,9 +444,16 @@ func ratio(a, b float64) string {
 }
 
 func (rep *report) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "%d idle loopback connections per server, opened over %v; CPU over %v after %v of settling\n\n", rep.Conns, rep.Spread, rep.Window, rep.Settle)
+	load := "idle"
+	if len(rep.Rows) > 0 && rep.Rows[0].Echo > 0 {
+		load = fmt.Sprintf("(%.0f %% of them echoing 1 KB a second)", rep.Rows[0].Echo*100)
+	}
+	if len(rep.Rows) > 0 && rep.Rows[0].TLS {
+		load += " TLS"
+	}
+	fmt.Fprintf(w, "%d %s loopback connections per server, opened over %v; CPU over %v after %v of settling\n\n", rep.Conns, load, rep.Spread, rep.Window, rep.Settle)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\topen\tRSS/conn\tRSS/conn at connect\theap/conn\tstack/conn\tgoroutines/conn\tpings+pongs/conn/min\tidle CPU (user)\tRSS ×chat\theap ×chat\tCPU ×chat\tload average\t")
+	fmt.Fprintln(tw, "server\topen\tRSS/conn\tRSS/conn at connect\theap/conn\tstack/conn\tgoroutines/conn\tpings+pongs/conn/min\tCPU (user)\tRSS ×chat\theap ×chat\tCPU ×chat\tmsgs in/conn/s\tp99 lateness (firings)\tverdicts\tload average\t")
 	var chat *row
 	for i := range rep.Rows {
 		if rep.Rows[i].Server == "chat" {
@@ -411,9 +470,21 @@ func (rep *report) writeTable(w io.Writer) {
 		if r.ServerConns != r.Open || r.Dropped > 0 {
 			open = fmt.Sprintf("%d (server %d, dropped %d)", r.Open, r.ServerConns, r.Dropped)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f + %.2f\t%.2f %% (%.2f)\t%s\t%s\t%s\t%s → %s\t\n",
+		late := "-"
+		switch {
+		case r.LatenessP99 < 0:
+			late = fmt.Sprintf("> %v (%d)", presence.LatenessBuckets[len(presence.LatenessBuckets)-1], r.LateFirings)
+		case r.LateFirings > 0:
+			late = fmt.Sprintf("< %v (%d)", r.LatenessP99, r.LateFirings)
+		}
+		verdicts := "-"
+		if r.Server != "chat" {
+			verdicts = strconv.FormatUint(r.Verdicts, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f + %.2f\t%.2f %% (%.2f)\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s → %s\t\n",
 			r.Server, open, kib(r.RSSPerConn), kib(atConnect), kib(r.HeapPerConn), kib(r.StackPerConn),
-			r.GoroutinesPerCon, r.PingsPerConnMin, r.PongsPerConnMin, r.CPUPercent, r.UserPercent, rr, hr, cr, r.LoadFrom, r.LoadTo)
+			r.GoroutinesPerCon, r.PingsPerConnMin, r.PongsPerConnMin, r.CPUPercent, r.UserPercent, rr, hr, cr,
+			r.EchoesPerSec, late, verdicts, r.LoadFrom, r.LoadTo)
 	}
 	_ = tw.Flush()
 }

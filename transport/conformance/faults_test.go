@@ -79,7 +79,9 @@ func newFaultRig(t *testing.T, serverKind, clientKind string, pump bool) *faultR
 	return r
 }
 
-var faultPairings = pairings[:2] // gorilla server + coder client, and the reverse
+// gorilla server + coder client, the reverse, and the nbio server with
+// either client.
+var faultPairings = append(pairings[:2:2], pairings[4:]...)
 
 // TestLatencyAndJitter: 60 ms ± 30 ms each way. The worst round trip
 // (180 ms) plus the 100 ms idle gap before a ping stays under the 300 ms

@@ -10,6 +10,7 @@ import (
 
 	coder "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
+	"github.com/lesismal/nbio/logging"
 	"go.uber.org/goleak"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
@@ -24,7 +25,9 @@ import (
 // channels after Proxy.Stop when a toxic was active; those, and only
 // those, are ignored.
 func TestMain(m *testing.M) {
+	logging.SetLevel(logging.LevelNone) // nbio's
 	goleak.VerifyTestMain(m,
+		goleak.IgnoreCurrent(), // nbio's websocket package starts a default engine's pools at init
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).write"),
@@ -121,6 +124,9 @@ var pairings = []struct{ server, client string }{
 	{"coder", "gorilla"},
 	{"gorilla", "gorilla"},
 	{"coder", "coder"},
+	// nbiows is server-side only: its connections read by an epoll loop.
+	{"nbio", "gorilla"},
+	{"nbio", "coder"},
 }
 
 // TestHealthyStaysAlive: over a run of 12 answered heartbeats (about

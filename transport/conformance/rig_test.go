@@ -18,6 +18,7 @@ import (
 	"github.com/heartbeat-go/heartbeat/transport/coderws"
 	"github.com/heartbeat-go/heartbeat/transport/conformance"
 	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
+	"github.com/heartbeat-go/heartbeat/transport/nbiows"
 )
 
 // The policy of every real-time test here: ping after 100 ms of silence
@@ -64,6 +65,8 @@ type server struct {
 	registered atomic.Int64
 	regWake    chan struct{}
 
+	nb *nbiows.Server // kind "nbio": reads the connections
+
 	mu      sync.Mutex
 	ln      net.Listener
 	hs      *http.Server
@@ -74,6 +77,14 @@ type server struct {
 
 func newServer(t *testing.T, kind string) *server {
 	s := &server{t: t, kind: kind, addr: "127.0.0.1:0", gone: make(chan fsm.Change, 64), regWake: make(chan struct{}, 1)}
+	if kind == "nbio" {
+		nb, err := nbiows.NewServer(nbiows.ServerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.nb = nb
+		t.Cleanup(func() { _ = nb.Close() }) // after kill
+	}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
@@ -148,6 +159,24 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 		read = func(ctx context.Context) error { _, _, err := cc.Read(ctx); return err }
 		write = func(ctx context.Context) error { return cc.Write(ctx, coder.MessageBinary, payload[:]) }
 		abort = func() { _ = cc.WebSocket().CloseNow() }
+	case "nbio":
+		nc, err := s.nb.Upgrade(w, r, nbiows.Options{})
+		if err != nil {
+			return
+		}
+		c = nc
+		// No reader: messages go to OnData (none here); "reading" ends
+		// with the connection.
+		read = func(ctx context.Context) error {
+			select {
+			case <-nc.Done():
+				return transport.ErrClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		write = func(ctx context.Context) error { return nc.Write(ctx, nbiows.BinaryMessage, payload[:]) }
+		abort = nc.CloseNow
 	default:
 		s.t.Errorf("unknown kind %q", s.kind)
 		return

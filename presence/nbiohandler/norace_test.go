@@ -1,0 +1,5 @@
+//go:build !race
+
+package nbiohandler_test
+
+const raceEnabled = false

@@ -1,0 +1,5 @@
+//go:build race
+
+package nbiows
+
+const raceEnabled = true
