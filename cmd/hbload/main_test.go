@@ -29,16 +29,7 @@ func TestMain(m *testing.M) {
 func TestSmallRun(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 200
-	o, err := parse([]string{"-conns=200", "-for=1500ms", "-settle=300ms", "-spread=500ms", "-servers=chat,hub,hub-default,nbio"}, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log lockedBuffer // the children's stderr is copied by exec's goroutines
-	rep, err := measure(o, os.Args[0], &log)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	httpc.CloseIdleConnections()
+	rep := runLoad(t, "-conns=200", "-for=1500ms", "-settle=300ms", "-spread=500ms", "-servers=chat,hub,hub-default,nbio")
 	if len(rep.Rows) != 4 {
 		t.Fatalf("%d rows, want chat, hub, hub-default and nbio", len(rep.Rows))
 	}
@@ -82,6 +73,23 @@ func TestSmallRun(t *testing.T) {
 	t.Logf("\n%s", out.String())
 }
 
+// runLoad measures as hbload does with args, failing the test with the
+// children's output if the run fails.
+func runLoad(t *testing.T, args ...string) *report {
+	t.Helper()
+	o, err := parse(args, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer // the children's stderr is copied by exec's goroutines
+	rep, err := measure(o, os.Args[0], &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	httpc.CloseIdleConnections()
+	return rep
+}
+
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -119,16 +127,7 @@ func TestFlags(t *testing.T) {
 func TestEchoRun(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const n = 100
-	o, err := parse([]string{"-conns=100", "-for=2s", "-settle=300ms", "-spread=500ms", "-echo=0.5", "-servers=hub,nbio"}, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log lockedBuffer
-	rep, err := measure(o, os.Args[0], &log)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	httpc.CloseIdleConnections()
+	rep := runLoad(t, "-conns=100", "-for=2s", "-settle=300ms", "-spread=500ms", "-echo=0.5", "-servers=hub,nbio")
 	for _, r := range rep.Rows {
 		if r.Open != n || r.ServerConns != n {
 			t.Errorf("%s: client holds %d, server counted %d connections; want %d", r.Server, r.Open, r.ServerConns, n)
@@ -152,16 +151,7 @@ func TestEchoRun(t *testing.T) {
 // its own TLS) and the clients stay connected.
 func TestTLSRun(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	o, err := parse([]string{"-conns=20", "-for=1s", "-settle=200ms", "-spread=200ms", "-tls", "-servers=hub,nbio"}, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log lockedBuffer
-	rep, err := measure(o, os.Args[0], &log)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	httpc.CloseIdleConnections()
+	rep := runLoad(t, "-conns=20", "-for=1s", "-settle=200ms", "-spread=200ms", "-tls", "-servers=hub,nbio")
 	for _, r := range rep.Rows {
 		if r.Open != 20 || r.ServerConns != 20 || !r.TLS {
 			t.Errorf("%s: client holds %d, server counted %d connections over TLS %v; want 20 over TLS", r.Server, r.Open, r.ServerConns, r.TLS)
