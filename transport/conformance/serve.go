@@ -1,10 +1,14 @@
 package conformance
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
@@ -53,4 +57,28 @@ func Serve[C any](t testing.TB, accept func(w http.ResponseWriter, r *http.Reque
 		}
 		return r.c
 	}
+}
+
+// DialGorilla dials url with a gorilla client offering subprotocols,
+// closed when the test ends. wrap, if set, wraps the client's TCP
+// connection (to inject faults). A failed dial fails the test.
+func DialGorilla(t testing.TB, url string, subprotocols []string, wrap func(net.Conn) net.Conn) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: subprotocols}
+	if wrap != nil {
+		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(c), nil
+		}
+	}
+	client, resp, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	_ = resp.Body.Close()
+	t.Cleanup(func() { _ = client.Close() })
+	return client
 }

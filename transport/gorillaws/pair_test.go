@@ -1,7 +1,6 @@
 package gorillaws
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"testing"
@@ -20,25 +19,8 @@ func wsPair(t testing.TB, subprotocols []string, dial func(net.Conn) net.Conn) (
 	url, accepted := conformance.Serve(t, func(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 		return up.Upgrade(w, r, nil)
 	})
-	d := websocket.Dialer{Subprotocols: subprotocols}
-	if dial != nil {
-		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return dial(c), nil
-		}
-	}
-	client, resp, err := d.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	_ = resp.Body.Close()
+	client = conformance.DialGorilla(t, url, subprotocols, dial)
 	server = accepted()
-	t.Cleanup(func() {
-		_ = client.Close()
-		_ = server.Close()
-	})
+	t.Cleanup(func() { _ = server.Close() })
 	return server, client
 }

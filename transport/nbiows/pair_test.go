@@ -30,26 +30,9 @@ func pair(t testing.TB, s *Server, subprotocols []string, opts Options, dial fun
 	url, accepted := conformance.Serve(t, func(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		return s.Upgrade(w, r, opts)
 	})
-	d := websocket.Dialer{Subprotocols: subprotocols}
-	if dial != nil {
-		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return dial(c), nil
-		}
-	}
-	client, resp, err := d.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	_ = resp.Body.Close()
+	client := conformance.DialGorilla(t, url, subprotocols, dial)
 	server := accepted()
-	t.Cleanup(func() {
-		_ = client.Close()
-		_ = server.Close(nil)
-	})
+	t.Cleanup(func() { _ = server.Close(nil) })
 	return server, client
 }
 
