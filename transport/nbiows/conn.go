@@ -379,10 +379,8 @@ func (c *Conn) ended(err error) {
 		err = wsconn.ClosedError(c.reason)
 	case c.failed != nil:
 		err = c.failed
-	case code == wire.CloseNormal || code == wire.CloseGoingAway || code == wire.ClosePageAway:
-		err = fmt.Errorf("%w: close %d", fsm.ErrPeerLeft, code)
 	case code != 0:
-		err = fmt.Errorf("nbiows: peer closed with %d: %w", code, net.ErrClosed)
+		err = &wire.PeerCloseError{Code: uint16(code)}
 	case err == nil:
 		err = fmt.Errorf("nbiows: connection lost: %w", net.ErrClosed)
 	}

@@ -3,6 +3,8 @@ package wire
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/heartbeat-go/heartbeat/fsm"
@@ -57,4 +59,26 @@ func CloseStatus(reason error) (code uint16, text string) {
 func Handshake(reason error) bool {
 	return reason == nil || errors.Is(reason, fsm.ErrClosed) || errors.Is(reason, fsm.ErrPingFlood) ||
 		errors.Is(reason, context.Canceled)
+}
+
+// PeerCloseError ends a connection the peer closed with a close frame, for
+// adapters whose WebSocket library has no error type of its own for it:
+// code 1000, 1001 or 4001 unwraps to fsm.ErrPeerLeft (the peer left on
+// purpose), any other to net.ErrClosed. The presence hub reads Code to tell
+// a logout (1000) from a redial.
+type PeerCloseError struct {
+	Code uint16
+}
+
+func (e *PeerCloseError) Error() string {
+	return "peer closed with " + strconv.Itoa(int(e.Code)) + ": " + e.Unwrap().Error()
+}
+
+// Unwrap returns fsm.ErrPeerLeft for a clean close, else net.ErrClosed.
+func (e *PeerCloseError) Unwrap() error {
+	switch e.Code {
+	case CloseNormal, CloseGoingAway, ClosePageAway:
+		return fsm.ErrPeerLeft
+	}
+	return net.ErrClosed
 }

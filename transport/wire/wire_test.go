@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"reflect"
 	"runtime"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/transport"
 )
@@ -361,5 +364,15 @@ func TestTimeoutAdvice(t *testing.T) {
 		t.Errorf("an hour: %d bytes", len(p))
 	} else if _, _, ta, _ := ParseControlAdvice(p); ta != MaxTimeoutAdvice {
 		t.Errorf("an hour was not clamped: %v", ta)
+	}
+}
+
+func TestPeerCloseErrorUnwraps(t *testing.T) {
+	for code, want := range map[uint16]error{1000: fsm.ErrPeerLeft, 1001: fsm.ErrPeerLeft, 4001: fsm.ErrPeerLeft, 1006: net.ErrClosed, 1011: net.ErrClosed} {
+		err := fmt.Errorf("adapter: %w", &PeerCloseError{Code: code})
+		var pe *PeerCloseError
+		if !errors.Is(err, want) || !errors.As(err, &pe) || pe.Code != code {
+			t.Errorf("%d: %v is not %v with its code", code, err, want)
+		}
 	}
 }
