@@ -75,6 +75,9 @@ func (c *conn) Frame(f transport.Frame) {
 		return
 	}
 	err := s.send(c, transport.Frame{Kind: transport.Pong, Seq: pong.seq, Payload: pong.payload})
+	if err == nil && pong.ping {
+		err = s.send(c, transport.Frame{Kind: transport.Ping, Seq: pong.pingSeq, TimeoutAdvice: pong.advice})
+	}
 	s.mu.Lock()
 	c.writing = false
 	if err != nil {
@@ -92,11 +95,16 @@ func (c *conn) Closed(err error) {
 	s.unlock()
 }
 
-// inlinePong is a pong Frame writes itself.
+// inlinePong is a pong Frame writes itself, and the ping of ours that fell
+// due in the same step, written after it: the pong holds the connection's
+// one write, and the Machine counts the ping sent.
 type inlinePong struct {
 	due     bool
 	seq     uint64
 	payload []byte // aliases the inbound frame's payload
+	ping    bool
+	pingSeq uint64
+	advice  time.Duration
 }
 
 // send writes one heartbeat within the write timeout, carrying the hub's
@@ -235,6 +243,10 @@ func (s *shard) step(c *conn, in fsm.Input) {
 func (s *shard) do(c *conn, a *fsm.Action) {
 	switch a.Kind {
 	case fsm.SendPing, fsm.SendPong:
+		if a.Kind == fsm.SendPing && s.inline == c && s.pong.due {
+			s.pong.ping, s.pong.pingSeq, s.pong.advice = true, a.Seq, s.h.timeoutAdvice(c)
+			return
+		}
 		if c.writing {
 			return // the last write has not finished: the peer is not reading
 		}
