@@ -331,12 +331,19 @@ func TestProgram(t *testing.T) {
 
 	// A clean close (1000) leaves at once; a socket dropped without a
 	// close waits the resume window.
+	closed := time.Now()
 	if err := gos[0].d.Close(); err != nil {
 		t.Fatal(err)
 	}
 	poll(t, base, 2*time.Second, "go0 gone at once after a 1000", func(m map[string]float64) bool {
 		return m["heartbeat_online_users"] == n-1 && m[`heartbeat_connections{state="alive"}`] == n-1
 	})
+	if e := time.Since(closed); e >= resume {
+		t.Errorf("go0 left %v after closing with 1000, not at once (resume window %v); server said %q",
+			e, resume, srv.waitCount(t, "disconnect go0/s", 1, time.Second))
+	} else {
+		t.Logf("go0 left %v after closing with 1000", e)
+	}
 	killed := time.Now()
 	_ = raws[0].UnderlyingConn().Close()
 	poll(t, base, 2*time.Second, "raw0's connection gone", func(m map[string]float64) bool {
@@ -360,6 +367,41 @@ func TestProgram(t *testing.T) {
 		return false
 	})
 	srv.waitCount(t, "disconnect raw0/s", 1, time.Second)
+
+	// A request without a user is refused with 401 and counted.
+	if _, resp, err := websocket.DefaultDialer.DialContext(ctx, ws, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("dial without a user: %v, %v; want 401", resp, err)
+	}
+	poll(t, base, 2*time.Second, "refused dial counted", func(m map[string]float64) bool {
+		return m[`heartbeat_refused_dials_total{status="401"}`] == 1
+	})
+
+	// A dropped socket redialled within the resume window is a redial,
+	// not a leave: the user never goes offline.
+	redials := scrape(t, base)["heartbeat_redials_total"]
+	_ = raws[1].UnderlyingConn().Close()
+	<-rawEnds[1]
+	c, _, err := websocket.DefaultDialer.DialContext(ctx, ws+"?user=raw1&session=s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	raws[1] = c
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				rawEnds[1] <- err
+				return
+			}
+		}
+	}()
+	redialled := time.Now()
+	poll(t, base, resume+3*time.Second, "raw1 still online past the resume window", func(m map[string]float64) bool {
+		if m["heartbeat_online_users"] != n-2 {
+			t.Fatalf("online users %v after raw1's redial, want %d", m["heartbeat_online_users"], n-2)
+		}
+		return time.Since(redialled) > 2*resume && m["heartbeat_redials_total"] == redials+1
+	})
 	srv.waitCount(t, "disconnect go0/s", 1, time.Second)
 
 	// 3. A stopped client process is convicted after the dead timeout.
@@ -371,8 +413,8 @@ func TestProgram(t *testing.T) {
 	m = poll(t, base, dead+5*time.Second, "stopped client convicted", func(m map[string]float64) bool {
 		return verdicts(m, "dead") > verdicts(before, "dead")
 	})
-	if e := time.Since(stopped); e < dead-ping {
-		t.Errorf("convicted %v after SIGSTOP, before the dead timeout %v (less a ping %v)", e, dead, ping)
+	if e := time.Since(stopped); e < dead-2*ping {
+		t.Errorf("convicted %v after SIGSTOP, before the dead timeout %v (less two pings of %v)", e, dead, ping)
 	} else {
 		t.Logf("stopped client convicted %v after SIGSTOP (dead timeout %v)", e, dead)
 	}
