@@ -418,6 +418,11 @@ func TestProgram(t *testing.T) {
 	} else {
 		t.Logf("stopped client convicted %v after SIGSTOP (dead timeout %v)", e, dead)
 	}
+	for k, v := range m {
+		if strings.HasPrefix(k, "heartbeat_verdicts_total{") {
+			t.Logf("%s %v", k, v)
+		}
+	}
 	if got := m["heartbeat_suspect_to_dead_seconds_count"] - before["heartbeat_suspect_to_dead_seconds_count"]; got != 1 {
 		t.Errorf("suspect-to-dead observations %v, want 1", got)
 	}
