@@ -553,7 +553,8 @@ func (c *Conn) SendMessage(_ context.Context, m *wire.Message) error {
 }
 
 // Write writes one application message (TextMessage or BinaryMessage). It
-// never blocks; past MaxWriteQueue bytes waiting it fails with
+// never blocks, so ctx is not consulted (it is there to match the other
+// adapters' Write); past MaxWriteQueue bytes waiting it fails with
 // ErrWriteQueueFull and the connection is closed (1008).
 func (c *Conn) Write(_ context.Context, messageType int, p []byte) error {
 	if c.format != wire.Control && wire.IsHeartbeat(p) {
