@@ -525,6 +525,11 @@ func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
 	return nil
 }
 
+// SendNeverBlocks reports that Send never waits on the peer: the presence
+// hub then writes pings on its timer goroutine rather than waking a writer
+// (presence.NonBlockingSender).
+func (c *Conn) SendNeverBlocks() bool { return true }
+
 var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // SendMessage writes one application-level heartbeat message (a server's
