@@ -388,6 +388,9 @@ func (h *Hub) watch(c Conn, connID string, id Identity, onEnd func(error)) (*Wat
 	}
 	s := h.shards[int(h.next.Add(1))%len(h.shards)]
 	hc := &conn{shard: s, m: m, t: c, id: connID, user: id.User, session: id.Session, meta: id.Meta, slot: -1, index: -1, onEnd: onEnd}
+	if nb, ok := c.(NonBlockingSender); ok {
+		hc.direct = nb.SendNeverBlocks()
+	}
 	if h.fleet != nil {
 		hc.heard = time.Now().UnixNano()
 		if h.cfg.FleetClass != "" {

@@ -38,6 +38,7 @@ type conn struct {
 	adv              policy.Advisable
 
 	writing bool      // a heartbeat write is in flight
+	direct  bool      // its Send never blocks: the timer goroutine writes its pings
 	online  bool      // the registry knows it alive
 	final   fsm.State // the last state, once m is nil
 }
@@ -141,6 +142,17 @@ type DeadlineSender interface {
 	SendBy(deadline time.Time, f transport.Frame) error
 }
 
+// NonBlockingSender is an optional method of a Conn whose Send never
+// blocks on the peer (it queues what the socket does not take, bounded,
+// as transport/nbiows does). The hub then writes such a connection's pings
+// on the shard's timer goroutine as their deadlines fire, outside its lock,
+// instead of waking a writer goroutine per batch: with no goroutine per
+// connection, those wake-ups are most of an idle server's CPU. Other Conns
+// keep the writers, so a peer that does not read delays no other.
+type NonBlockingSender interface {
+	SendNeverBlocks() bool
+}
+
 // shard runs the timers of its connections on one goroutine and writes
 // their heartbeats on a few others. mu guards everything but the counters.
 type shard struct {
@@ -165,6 +177,13 @@ type shard struct {
 
 	inline *conn      // the connection whose Frame is stepping, if any
 	pong   inlinePong // the pong that Frame will write
+
+	// The timer goroutine's own writes (conn.direct), taken while it
+	// steps the due connections and sent once it has unlocked.
+	timing  bool
+	direct  []job
+	sending []job
+	errs    []error
 
 	queuePeak, sendErrs atomic.Uint64
 	late                [len(LatenessBuckets) + 1]atomic.Uint64
@@ -253,6 +272,10 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 		c.writing = true
 		if a.Kind == fsm.SendPong && s.inline == c {
 			s.pong = inlinePong{due: true, seq: a.Seq, payload: a.Payload}
+			return
+		}
+		if a.Kind == fsm.SendPing && c.direct && s.timing {
+			s.direct = append(s.direct, job{c: c, kind: jobPing, seq: a.Seq, advice: s.h.timeoutAdvice(c)})
 			return
 		}
 		s.queue = append(s.queue, job{c: c, kind: jobPing, seq: a.Seq})
@@ -367,11 +390,18 @@ func (s *shard) run() {
 		now := time.Now()
 		s.due = s.w.expire(now, s.due[:0])
 		nowNs := s.w.ns(now)
+		s.timing = true
 		for _, c := range s.due {
 			s.recordLateness(time.Duration(nowNs - c.due))
 			s.step(c, fsm.Input{Kind: fsm.DeadlineReached})
 		}
+		s.timing = false
 		clear(s.due)
+		if len(s.direct) > 0 {
+			s.unlock()
+			s.sendDirect()
+			s.mu.Lock()
+		}
 		next, ok := s.w.next()
 		s.armed = 0
 		if ok {
@@ -388,6 +418,33 @@ func (s *shard) run() {
 		}
 		timer.Stop()
 	}
+}
+
+// sendDirect writes the pings the timer goroutine took (s.direct), with
+// s.mu not held, then settles them under one lock.
+func (s *shard) sendDirect() {
+	// Only the timer goroutine touches these slices.
+	s.sending, s.direct = s.direct, s.sending[:0]
+	s.errs = s.errs[:0]
+	for i := range s.sending {
+		j := &s.sending[i]
+		s.errs = append(s.errs, s.send(j.c, transport.Frame{Kind: transport.Ping, Seq: j.seq, TimeoutAdvice: j.advice}))
+	}
+	s.mu.Lock()
+	for i := range s.sending {
+		c := s.sending[i].c
+		c.writing = false
+		if err := s.errs[i]; err != nil {
+			s.sendErrs.Add(1)
+			s.step(c, fsm.Input{Kind: fsm.SendFailed, Err: err})
+		}
+	}
+	clear(s.sending)
+	clear(s.errs)
+	if cap(s.sending) > 4096 {
+		s.sending, s.errs = nil, nil // let a burst's backlog go
+	}
+	s.mu.Unlock()
 }
 
 func (s *shard) recordLateness(d time.Duration) {

@@ -85,7 +85,8 @@ type Conn struct {
 	failed   error // a write queue overflow
 	peerCode int   // the close code the peer sent; 0: none
 	once     sync.Once
-	done     chan struct{} // closed once the connection has ended
+	finished bool          // the end was reported: done is (or will be made) closed
+	done     chan struct{} // closed once finished; made on demand (an idle connection needs none)
 
 	// ready is set once the fields above are, before the poller can see
 	// the Conn: the poller's callbacks load it first (sessionOf), which
@@ -113,7 +114,7 @@ func newConn(s *Server, sub string, opts Options) (*Conn, error) {
 	if opts.CloseTimeout == 0 {
 		opts.CloseTimeout = DefaultCloseTimeout
 	}
-	return &Conn{srv: s, opts: opts, format: format, sub: sub, done: make(chan struct{})}, nil
+	return &Conn{srv: s, opts: opts, format: format, sub: sub}, nil
 }
 
 // attach puts the connection into the poller. Frames read before Bind are
@@ -218,7 +219,20 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 func (c *Conn) Queued() int { return int(max(c.pending.Load(), 0)) }
 
 // Done is closed once the connection has ended.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.finished {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// closedChan is Done's answer once the connection has ended.
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // Bind starts reporting the connection's frames to ev (those read before
 // Bind first). It fails with ErrBound on a second call and with
@@ -390,7 +404,12 @@ func (c *Conn) ended(err error) {
 	c.srv.conns.Add(-1)
 	c.srv.queued.Add(-c.pending.Swap(0))
 	finish := func() {
-		close(c.done)
+		c.mu.Lock()
+		c.finished = true
+		if c.done != nil {
+			close(c.done)
+		}
+		c.mu.Unlock()
 		if c.opts.OnClose != nil {
 			c.opts.OnClose(err)
 		}
@@ -523,6 +542,11 @@ func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
 	return nil
 }
 
+// SendNeverBlocks reports that Send never waits on the peer: the presence
+// hub then writes pings on its timer goroutine rather than waking a writer
+// (presence.NonBlockingSender).
+func (c *Conn) SendNeverBlocks() bool { return true }
+
 var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // SendMessage writes one application-level heartbeat message (a server's
@@ -597,13 +621,13 @@ func (c *Conn) Close(reason error) error {
 		if err == nil && (wire.Handshake(reason) || errors.Is(reason, ErrWriteQueueFull)) {
 			t := time.NewTimer(c.opts.CloseTimeout)
 			select {
-			case <-c.done:
+			case <-c.Done():
 			case <-t.C:
 			}
 			t.Stop()
 		}
 		_ = c.nc.Close()
 	})
-	<-c.done
+	<-c.Done()
 	return nil
 }
