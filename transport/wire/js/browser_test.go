@@ -23,7 +23,7 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
@@ -407,6 +407,9 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
+	if v, err := chromedp.CallBrowser(bctx, cdpbrowser.GetVersion, cdp.Empty{}); err == nil {
+		t.Logf("browser: %s (DevTools protocol %s)", v.Product, v.ProtocolVersion)
+	}
 	return bctx
 }
 
@@ -511,7 +514,10 @@ func TestBrowser(t *testing.T) {
 	t.Run("CrossOrigin", func(t *testing.T) { testCrossOrigin(t, bctx) })
 	t.Run("TooBig", func(t *testing.T) { testTooBig(t, bctx) })
 	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
-	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx) })
+	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx, forceLegacy()) })
+	// The fallback path for browsers older than the newer methods, forced
+	// here so that every run covers it whichever Chromium apt served.
+	t.Run("OfflineOnlineLegacy", func(t *testing.T) { testOffline(t, bctx, true) })
 	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
 	t.Run("ReloadsKeepPresence", func(t *testing.T) { testReloadsKeepPresence(t, bctx) })
 }
@@ -1019,23 +1025,20 @@ func rawServer(ws *websocket.Conn) {
 
 // Offline, then online (CDP network emulation): a page waiting out a long
 // backoff redials at once on "online".
-func testOffline(t *testing.T, bctx context.Context) {
+// With legacy, it uses the older DevTools method whatever the browser has.
+func testOffline(t *testing.T, bctx context.Context, legacy bool) {
 	s := newServer(t)
 	s.advice.Store(0) // no advice: the page falls back on its (long) full jitter
 	p := open(t, bctx, s.url("o", opts(map[string]any{"backoffBase": 60000, "backoffCap": 60000})))
 	p.until(5*time.Second, "alive", isAlive)
+	var method string
 	setOffline := func(off bool) {
 		t.Helper()
-		// The requests first, then navigator.onLine and its event: a page
-		// told it is online dials at once.
-		if _, err := chromedp.Call(p.ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-			MatchedNetworkConditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}}}); err != nil {
+		m, err := emulateOffline(p.ctx, off, legacy)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := chromedp.Call(p.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
-			Offline: off, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
-			t.Fatal(err)
-		}
+		method = m
 	}
 	setOffline(true)
 	s.kill() // the connection is lost while offline
@@ -1053,7 +1056,7 @@ func testOffline(t *testing.T, bctx context.Context) {
 		}
 	}
 	took := lastAlive(st, online) - online
-	t.Logf("offline/online: alive again %.0f ms after online (redial reason %q), backoff base 60 s", took, reason)
+	t.Logf("offline/online (%s): alive again %.0f ms after online (redial reason %q), backoff base 60 s", method, took, reason)
 	if took > 1000 || reason != "network online" {
 		t.Fatalf("alive %.0f ms after online, redial reason %q; want within 1 s, on \"network online\"", took, reason)
 	}
