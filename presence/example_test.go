@@ -13,6 +13,7 @@ import (
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/presence"
 	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
+	"github.com/heartbeat-go/heartbeat/transport/wire/js"
 )
 
 // serve is the server of docs/presence.md, verbatim: a hub, its handler,
@@ -32,8 +33,13 @@ func serve(ctx context.Context, ln net.Listener, onEvent func(presence.Event)) e
 			if !ok {
 				return presence.Identity{}, errors.New("not signed in")
 			}
-			// A tab that reconnects with its resume token keeps its session.
-			return presence.Identity{User: user, Session: r.URL.Query().Get("resume")}, nil
+			// heartbeat.js sends the tab's resume token on every dial: a
+			// reload keeps the tab's session, a second tab gets its own.
+			session, err := js.ResumeToken(r)
+			if err != nil || session == "" {
+				return presence.Identity{}, &presence.StatusError{Code: http.StatusBadRequest, Err: errors.New("no resume token")}
+			}
+			return presence.Identity{User: user, Session: session}, nil
 		},
 		OnMessage: func(c *presence.Client, typ int, msg []byte) {
 			_ = c.Write(context.Background(), typ, msg) // echo
@@ -73,9 +79,10 @@ func Example() {
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, ln, func(e presence.Event) { events <- e }) }()
 
+	const tab = "tab-one_resume-token-1" // what heartbeat.js keeps per tab
 	d, err := fsm.Run(context.Background(), fsm.DriverConfig{
 		Dialer: &gorillaws.Dialer{
-			URL:    "ws://" + ln.Addr().String() + "/?resume=tab-1",
+			URL:    "ws://" + ln.Addr().String() + "/?" + js.ResumeParam + "=" + tab,
 			Header: http.Header{"Cookie": {"user=ann"}},
 		},
 	})
@@ -91,8 +98,8 @@ func Example() {
 	fmt.Println("shutdown:", <-done)
 	// Output:
 	// #1 user joined ann
-	// #2 session joined ann/tab-1
-	// #3 session left ann/tab-1 (closed)
+	// #2 session joined ann/tab-one_resume-token-1
+	// #3 session left ann/tab-one_resume-token-1 (closed)
 	// #4 user left ann (closed)
 	// shutdown: <nil>
 }

@@ -33,7 +33,8 @@ type HandlerConfig struct {
 	// Authenticate identifies the user and session of a request before the
 	// upgrade (a cookie, a token, a resume token the client sends); an
 	// error refuses the request with 401, or with a *StatusError's code.
-	// Required.
+	// An Identity without a user or a session is answered with 500 and
+	// logged at Error (ErrIdentity): it is a bug of Authenticate. Required.
 	Authenticate func(r *http.Request) (Identity, error)
 	// Upgrader upgrades the request. Nil Subprotocols means
 	// wire.Subprotocols(), so browsers get the application-level
@@ -108,6 +109,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		hub.logf(slog.LevelInfo, "refused", slog.String("remote", r.RemoteAddr), slog.Int("status", code), slog.String("err", err.Error()))
 		http.Error(w, http.StatusText(code), code)
+		return
+	}
+	if err := id.check(); err != nil {
+		// The application's Authenticate is wrong, not the client.
+		hub.logf(slog.LevelError, "refused", slog.String("remote", r.RemoteAddr), slog.String("err", err.Error()))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
 	ws, err := gorillaws.Upgrade(&h.up, w, r, nil) // the client's order of subprotocols wins; on failure gorilla has answered (400, 403, ...)

@@ -105,6 +105,18 @@ func TestHandlerEndToEnd(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("dial without a user: %v, %v", err, resp)
 	}
+	// A user without a session is Authenticate's bug: 500, logged, no
+	// presence, rather than every tab folded into one session.
+	_, resp, err = websocket.DefaultDialer.Dial(url+"?user=bob", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("dial with an empty session: %v, %v", err, resp)
+	}
+	logMu.Lock()
+	refusedLog := strings.Contains(logs.String(), "level=ERROR msg=refused") && strings.Contains(logs.String(), presence.ErrIdentity.Error())
+	logMu.Unlock()
+	if !refusedLog || hub.Online("bob") {
+		t.Fatalf("empty session: logged %v, online %v; logs:\n%s", refusedLog, hub.Online("bob"), logs.String())
+	}
 
 	for _, format := range []string{"control", wire.SubprotocolJSON} {
 		t.Run(format, func(t *testing.T) {

@@ -44,6 +44,10 @@ const (
 var (
 	// ErrHubClosed: the hub is shutting down or shut down.
 	ErrHubClosed = errors.New("presence: hub closed")
+	// ErrIdentity: an Identity without a user or a session. An empty
+	// session would fold every tab of a user into one session, so that a
+	// reload could not be told from a second tab.
+	ErrIdentity = errors.New("presence: identity needs a user and a session")
 	// ErrShutdown is the reason a connection is closed with when the hub
 	// shuts down: a WebSocket adapter sends close code 1001 (going away).
 	ErrShutdown = errors.New("presence: server shutting down")
@@ -120,10 +124,19 @@ type HubConfig struct {
 }
 
 // Identity says whose connection it is, as the application's
-// authentication established at the upgrade.
+// authentication established at the upgrade. User and Session must not be
+// empty (ErrIdentity): a browser tab's session is its resume token
+// (js.ResumeToken), which survives a reload and differs between tabs.
 type Identity struct {
 	User, Session string
 	Meta          Meta
+}
+
+func (id Identity) check() error {
+	if id.User == "" || id.Session == "" {
+		return fmt.Errorf("%w: user %q, session %q", ErrIdentity, id.User, id.Session)
+	}
+	return nil
 }
 
 // Conn is a connection the hub can watch: the Conn of transport/gorillaws
@@ -362,7 +375,8 @@ func (w *Watched) State() fsm.State {
 // c when the peer is dead, and reports presence. connID is the ID the
 // connection is known by (use NewConnID, and give the same ID to the
 // adapter's Options.ConnID so the client learns it). On an error c is
-// closed.
+// closed; an Identity without a user or a session is refused with
+// ErrIdentity.
 func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
 	return h.watch(c, connID, id, nil)
 }
@@ -373,6 +387,10 @@ func (h *Hub) watch(c Conn, connID string, id Identity, onEnd func(error)) (*Wat
 	if h.closing.Load() {
 		_ = c.Close(ErrShutdown)
 		return nil, ErrHubClosed
+	}
+	if err := id.check(); err != nil {
+		_ = c.Close(err)
+		return nil, err
 	}
 	set := h.cfg.Policies()
 	mc := h.cfg.Machine

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -354,7 +355,7 @@ func TestHubWatchRacingShutdown(t *testing.T) {
 		defer func() { testHookWatch = nil }()
 		a, b := mem.Pipe(nil)
 		a.Bind(clientEvents{})
-		if _, err := h.Watch(memConn{b}, "late", Identity{User: "u"}); err != ErrHubClosed {
+		if _, err := h.Watch(memConn{b}, "late", Identity{User: "u", Session: "s"}); err != ErrHubClosed {
 			t.Errorf("Watch racing Shutdown: %v, want ErrHubClosed", err)
 		}
 		synctest.Wait()
@@ -362,6 +363,27 @@ func TestHubWatchRacingShutdown(t *testing.T) {
 			t.Fatalf("%d connections watched by a hub that has shut down", st.Conns)
 		}
 		_ = a.Close(nil)
+	})
+}
+
+// TestHubRefusesEmptyIdentity: Watch refuses a connection without a user
+// or a session with ErrIdentity, and closes it.
+func TestHubRefusesEmptyIdentity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newTestHub(t, HubConfig{})
+		for _, id := range []Identity{{User: "u"}, {Session: "s"}, {}} {
+			a, b := mem.Pipe(nil)
+			a.Bind(clientEvents{})
+			if _, err := h.Watch(memConn{b}, "c", id); !errors.Is(err, ErrIdentity) {
+				t.Errorf("Watch(%+v): %v, want ErrIdentity", id, err)
+			}
+			synctest.Wait()
+			if st := h.Stats(); st.Conns != 0 {
+				t.Fatalf("Watch(%+v): %d connections watched", id, st.Conns)
+			}
+			_ = a.Close(nil)
+		}
+		shutdown(t, h)
 	})
 }
 

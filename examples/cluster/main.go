@@ -113,8 +113,8 @@ func node(ctx context.Context, cfg nodeConfig, out io.Writer) error {
 		Hub: hub,
 		Authenticate: func(r *http.Request) (presence.Identity, error) {
 			q := r.URL.Query()
-			if q.Get("user") == "" {
-				return presence.Identity{}, errors.New("no user")
+			if q.Get("user") == "" || q.Get("session") == "" {
+				return presence.Identity{}, &presence.StatusError{Code: http.StatusBadRequest, Err: errors.New("need user and session")}
 			}
 			return presence.Identity{User: q.Get("user"), Session: q.Get("session")}, nil
 		},
