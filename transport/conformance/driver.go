@@ -91,7 +91,13 @@ type Counter struct {
 	transport.Dialer
 	pongs, heartbeats, data atomic.Int64
 	wake                    chan struct{}
+
+	mu       sync.Mutex
+	arrivals []time.Time // of every frame, oldest first, the latest maxArrivals
 }
+
+// maxArrivals bounds the arrival times a Counter keeps.
+const maxArrivals = 1 << 14
 
 // NewCounter returns a Counter that dials through d.
 func NewCounter(d transport.Dialer) *Counter {
@@ -125,6 +131,21 @@ func (d *Counter) WaitData(t testing.TB, n int64, within time.Duration) {
 	d.wait(t, &d.data, "data messages", n, within)
 }
 
+// LastFrameBefore returns when the latest frame (of any kind) that arrived
+// no later than at arrived, and false if none did. A test uses it to tell
+// a verdict the link earned (it really carried nothing for a timeout) from
+// a false one, on a machine too busy to keep a slow link's pace.
+func (d *Counter) LastFrameBefore(at time.Time) (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := len(d.arrivals) - 1; i >= 0; i-- {
+		if !d.arrivals[i].After(at) {
+			return d.arrivals[i], true
+		}
+	}
+	return time.Time{}, false
+}
+
 func (d *Counter) wait(t testing.TB, count *atomic.Int64, what string, n int64, within time.Duration) {
 	t.Helper()
 	target := count.Load() + n
@@ -154,6 +175,12 @@ func (c counting) Frame(f transport.Frame) {
 	case transport.Data:
 		c.d.data.Add(1)
 	}
+	c.d.mu.Lock()
+	if len(c.d.arrivals) == maxArrivals {
+		c.d.arrivals = append(c.d.arrivals[:0], c.d.arrivals[maxArrivals/2:]...)
+	}
+	c.d.arrivals = append(c.d.arrivals, time.Now())
+	c.d.mu.Unlock()
 	select {
 	case c.d.wake <- struct{}{}:
 	default:

@@ -497,29 +497,30 @@ func quantiles(xs []float64) string {
 
 // ---------------------------------------------------------------- tests
 
-// TestBrowser runs the scenarios in one Chromium, each against its own
-// server; run one with -run 'TestBrowser/FrozenPage'. Figures are printed
+// TestBrowser runs the scenarios in one Chromium, in parallel, each in its
+// own window (so none hides another) against its own server; run one with
+// -run 'TestBrowser/FrozenPage'. Figures are printed
 // with -v; docs/integrating.md quotes them.
 func TestBrowser(t *testing.T) {
 	bctx := browser(t, 8*time.Minute)
-	t.Run("DocSnippet", func(t *testing.T) { testDocSnippet(t, bctx) })
-	t.Run("HealthyStaysAlive", func(t *testing.T) { testHealthy(t, bctx) })
-	t.Run("OffersJSONFirst", func(t *testing.T) { testJSONFirst(t, bctx) })
-	t.Run("ServerRestarts", func(t *testing.T) { testRestarts(t, bctx) })
-	t.Run("FirstRedialSpread", func(t *testing.T) { testSpread(t, bctx) })
-	t.Run("FrozenServer", func(t *testing.T) { testFrozenServer(t, bctx) })
-	t.Run("FrozenPage", func(t *testing.T) { testFrozenPage(t, bctx) })
-	t.Run("HiddenPage", func(t *testing.T) { testHidden(t, bctx) })
-	t.Run("BackForwardCache", func(t *testing.T) { testBFCache(t, bctx) })
-	t.Run("CrossOrigin", func(t *testing.T) { testCrossOrigin(t, bctx) })
-	t.Run("TooBig", func(t *testing.T) { testTooBig(t, bctx) })
-	t.Run("MalformedFrames", func(t *testing.T) { testMalformed(t, bctx) })
-	t.Run("OfflineOnline", func(t *testing.T) { testOffline(t, bctx, forceLegacy()) })
+	t.Run("DocSnippet", func(t *testing.T) { t.Parallel(); testDocSnippet(t, bctx) })
+	t.Run("HealthyStaysAlive", func(t *testing.T) { t.Parallel(); testHealthy(t, bctx) })
+	t.Run("OffersJSONFirst", func(t *testing.T) { t.Parallel(); testJSONFirst(t, bctx) })
+	t.Run("ServerRestarts", func(t *testing.T) { t.Parallel(); testRestarts(t, bctx) })
+	t.Run("FirstRedialSpread", func(t *testing.T) { t.Parallel(); testSpread(t, bctx) })
+	t.Run("FrozenServer", func(t *testing.T) { t.Parallel(); testFrozenServer(t, bctx) })
+	t.Run("FrozenPage", func(t *testing.T) { t.Parallel(); testFrozenPage(t, bctx) })
+	t.Run("HiddenPage", func(t *testing.T) { t.Parallel(); testHidden(t, bctx) })
+	t.Run("BackForwardCache", func(t *testing.T) { t.Parallel(); testBFCache(t, bctx) })
+	t.Run("CrossOrigin", func(t *testing.T) { t.Parallel(); testCrossOrigin(t, bctx) })
+	t.Run("TooBig", func(t *testing.T) { t.Parallel(); testTooBig(t, bctx) })
+	t.Run("MalformedFrames", func(t *testing.T) { t.Parallel(); testMalformed(t, bctx) })
+	t.Run("OfflineOnline", func(t *testing.T) { t.Parallel(); testOffline(t, bctx, forceLegacy()) })
 	// The fallback path for browsers older than the newer methods, forced
 	// here so that every run covers it whichever Chromium apt served.
-	t.Run("OfflineOnlineLegacy", func(t *testing.T) { testOffline(t, bctx, true) })
-	t.Run("Reloads", func(t *testing.T) { testReloads(t, bctx) })
-	t.Run("ReloadsKeepPresence", func(t *testing.T) { testReloadsKeepPresence(t, bctx) })
+	t.Run("OfflineOnlineLegacy", func(t *testing.T) { t.Parallel(); testOffline(t, bctx, true) })
+	t.Run("Reloads", func(t *testing.T) { t.Parallel(); testReloads(t, bctx) })
+	t.Run("ReloadsKeepPresence", func(t *testing.T) { t.Parallel(); testReloadsKeepPresence(t, bctx) })
 }
 
 // docSnippet returns the page's code block of docs/integrating.md: the
