@@ -224,7 +224,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if n.rdb == nil {
 		n.own = true
 		n.rdb = redis.NewClient(&redis.Options{
-			Addr: cfg.Addr, DialTimeout: cfg.Renew, ReadTimeout: cfg.Renew, WriteTimeout: cfg.Renew,
+			// Every command carries a context that ends at the lease
+			// deadline (or a lease from now): a round trip slower than R but
+			// inside the lease must not fail. The socket timeouts only
+			// catch what has no deadline.
+			Addr: cfg.Addr, DialTimeout: cfg.LeaseTTL, ReadTimeout: cfg.LeaseTTL, WriteTimeout: cfg.LeaseTTL,
+			ContextTimeoutEnabled: true,
 			MaxRetries: -1, // a retry is the next period's job, with fresh state
 		})
 	}
