@@ -387,6 +387,34 @@ func TestHubRefusesEmptyIdentity(t *testing.T) {
 	})
 }
 
+// TestHubShutdownWithNothingToDrain: a hub with no connection — fresh, or
+// after its last one ended cleanly — shuts down without waiting on any
+// timer (in the bubble, no fake time passes).
+func TestHubShutdownWithNothingToDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fresh, _ := newTestHub(t, HubConfig{})
+		start := time.Now()
+		shutdown(t, fresh)
+		if took := time.Since(start); took != 0 {
+			t.Errorf("fresh hub: Shutdown took %v", took)
+		}
+
+		h, rec := newTestHub(t, HubConfig{})
+		c := dialHub(t, h, "ann", "tab-1")
+		synctest.Wait()
+		c.d.Close() // a clean close: the session leaves at once
+		synctest.Wait()
+		if got := kinds(rec.take()); got != "user joined ann, session joined ann/tab-1, session left ann/tab-1, user left ann" {
+			t.Fatalf("before the shutdown: %s", got)
+		}
+		start = time.Now()
+		shutdown(t, h)
+		if took := time.Since(start); took != 0 {
+			t.Errorf("hub whose last connection ended: Shutdown took %v", took)
+		}
+	})
+}
+
 // clientEvents is a client end that ignores what arrives.
 type clientEvents struct{}
 
