@@ -350,7 +350,7 @@ func (m *Machine) apply(in Input, out []Action) []Action {
 		}
 	case SendFailed, PeerClosed:
 		reason := ReasonSendFailed
-		if in.Kind == PeerClosed {
+		if in.Kind == PeerClosed || errors.Is(in.Err, transport.ErrPeerClosed) {
 			reason = ReasonPeerClosed
 			if errors.Is(in.Err, ErrPeerLeft) {
 				reason = ReasonPeerLeft

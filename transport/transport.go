@@ -17,6 +17,11 @@ var ErrPayloadTooLarge = errors.New("transport: heartbeat payload larger than 12
 // ErrClosed reports use of a connection after it was closed.
 var ErrClosed = errors.New("transport: connection closed")
 
+// ErrPeerClosed wraps a send that failed because the peer had closed the
+// connection (its close frame arrived first): the driver reports the loss
+// as peer closed, not as a broken write.
+var ErrPeerClosed = errors.New("transport: the peer closed the connection")
+
 // FrameKind says what an inbound or outbound frame is.
 type FrameKind uint8
 

@@ -305,10 +305,24 @@ func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
 	if err := c.core.CheckSend(ctx, f); err != nil {
 		return err
 	}
+	var err error
 	if c.core.Format() != wire.Control {
-		return c.core.SendFrame(ctx, f)
+		err = c.core.SendFrame(ctx, f)
+	} else {
+		err = c.core.SendError(f.Kind, c.sendControl(ctx, f))
 	}
-	return c.core.SendError(f.Kind, c.sendControl(ctx, f))
+	return peerClosed(err)
+}
+
+// peerClosed marks a send refused because gorilla's reader has answered the
+// peer's close frame (it refuses every write after): the peer closed, the
+// link is not broken. A local Close is reported as transport.ErrClosed
+// before this.
+func peerClosed(err error) error {
+	if errors.Is(err, websocket.ErrCloseSent) && !errors.Is(err, transport.ErrClosed) {
+		return fmt.Errorf("%w: %w", transport.ErrPeerClosed, err)
+	}
+	return err
 }
 
 func (c *Conn) sendControl(ctx context.Context, f transport.Frame) error {

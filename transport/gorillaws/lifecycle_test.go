@@ -226,3 +226,59 @@ func TestUserVisibleErrorsWrap(t *testing.T) {
 		}
 	})
 }
+
+// closedEvents records the read loop's end.
+type closedEvents struct{ closed chan error }
+
+func (closedEvents) Frame(transport.Frame) {}
+func (e closedEvents) Closed(err error)    { e.closed <- err }
+
+// TestSendAfterPeerCloseIsPeerClosed: once the peer's close frame has
+// arrived, gorilla has answered it and refuses writes; a heartbeat sent
+// then fails as transport.ErrPeerClosed, and the machine reports the loss
+// as peer closed, not send failed (what a client saw after its server
+// was stopped and continued: "send pong: websocket: close sent").
+func TestSendAfterPeerCloseIsPeerClosed(t *testing.T) {
+	for _, subprotocols := range [][]string{nil, wire.Subprotocols()} {
+		sws, cws := wsPair(t, subprotocols, nil)
+		c, err := Wrap(cws, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := closedEvents{closed: make(chan error, 1)}
+		if err := c.Bind(ev); err != nil {
+			t.Fatal(err)
+		}
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "restarting")
+		if err := sws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(bound)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ev.closed:
+		case <-time.After(bound):
+			t.Fatal("the peer's close never ended the read loop")
+		}
+		sendErr := c.Send(context.Background(), transport.Frame{Kind: transport.Pong, Seq: 1})
+		if !errors.Is(sendErr, transport.ErrPeerClosed) || !errors.Is(sendErr, websocket.ErrCloseSent) {
+			t.Fatalf("%v: send after the peer's close: %v, want ErrPeerClosed wrapping gorilla's ErrCloseSent", subprotocols, sendErr)
+		}
+		m, err := fsm.NewMachine(testConfig(fsm.Client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Unix(0, 0)
+		m.Step(now, fsm.Input{Kind: fsm.Start}, nil)
+		m.Step(now, fsm.Input{Kind: fsm.Connected}, nil)
+		m.Step(now, fsm.Input{Kind: fsm.FrameIn, Frame: transport.Frame{Kind: transport.Pong}}, nil)
+		var lost fsm.Action
+		for _, a := range m.Step(now, fsm.Input{Kind: fsm.SendFailed, Err: sendErr}, nil) {
+			if a.Kind == fsm.StateChanged && a.To == fsm.Dead {
+				lost = a
+			}
+		}
+		if lost.Reason != fsm.ReasonPeerClosed {
+			t.Fatalf("machine after the failed send: %+v, want dead (peer closed)", lost)
+		}
+		_ = c.Close(nil)
+	}
+}
