@@ -17,27 +17,27 @@ import (
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
 
-// hubT is the application's presence hub the server snippet reports to.
-type hubT struct {
+// roomT is the application's own state the server snippet reports to.
+type roomT struct {
 	mu     sync.Mutex
 	joined []string
 	msgs   chan string
 	join   chan struct{}
 }
 
-func (h *hubT) Join(id string) {
+func (h *roomT) Join(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.joined = append(h.joined, id)
 	h.join <- struct{}{}
 }
 
-func (h *hubT) Leave(id string, why fsm.Reason) {}
+func (h *roomT) Leave(id string, why fsm.Reason) {}
 
-func (h *hubT) Handle(id string, typ int, msg []byte) { h.msgs <- id + ":" + string(msg) }
+func (h *roomT) Handle(id string, typ int, msg []byte) { h.msgs <- id + ":" + string(msg) }
 
 var (
-	hub      = &hubT{msgs: make(chan string, 1), join: make(chan struct{}, 1)}
+	myRoom   = &roomT{msgs: make(chan string, 1), join: make(chan struct{}, 1)}
 	id       = "c-42"
 	upgrader = websocket.Upgrader{}
 )
@@ -54,9 +54,11 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	// r.Context() ends when the handler returns, and the connection with
 	// it: the handler blocks in its read loop below for the connection's
 	// life. A handler that returns at once must pass a longer-lived context.
+	// myRoom is your application's own state, not library API (for a
+	// presence hub with sessions and resume, see presence.Hub).
 	d, err := c.Watch(r.Context(), fsm.DriverConfig{}, fsm.Presence{
-		Online:  func() { hub.Join(id) },
-		Offline: func(ch fsm.Change) { hub.Leave(id, ch.Reason) },
+		Online:  func() { myRoom.Join(id) },
+		Offline: func(ch fsm.Change) { myRoom.Leave(id, ch.Reason) },
 	})
 	if err != nil {
 		return
@@ -67,11 +69,11 @@ func handle(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		hub.Handle(id, typ, msg)
+		myRoom.Handle(id, typ, msg)
 	}
 }
 
-// The server snippet on loopback: the peer joins the hub, its message is
+// The server snippet on loopback: the peer joins the room, its message is
 // handled, and the handler returns when it leaves.
 func TestServerSnippet(t *testing.T) {
 	returned := make(chan struct{})
@@ -88,17 +90,17 @@ func TestServerSnippet(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case m := <-hub.msgs:
+	case m := <-myRoom.msgs:
 		if m != "c-42:hi" {
-			t.Fatalf("hub.Handle got %q", m)
+			t.Fatalf("myRoom.Handle got %q", m)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the message never reached the hub")
+		t.Fatal("the message never reached the room")
 	}
 	select {
-	case <-hub.join:
+	case <-myRoom.join:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the connected peer never joined the hub")
+		t.Fatal("the connected peer never joined the room")
 	}
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	_ = ws.Close()
@@ -107,10 +109,10 @@ func TestServerSnippet(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler did not return after the client left")
 	}
-	hub.mu.Lock()
-	defer hub.mu.Unlock()
-	if len(hub.joined) != 1 || hub.joined[0] != id {
-		t.Fatalf("joined = %v, want [%s]", hub.joined, id)
+	myRoom.mu.Lock()
+	defer myRoom.mu.Unlock()
+	if len(myRoom.joined) != 1 || myRoom.joined[0] != id {
+		t.Fatalf("joined = %v, want [%s]", myRoom.joined, id)
 	}
 }
 
