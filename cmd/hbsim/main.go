@@ -59,6 +59,7 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
+	budget      int // B/min: the verdict's cost budget
 	profiles    []string
 	policies    []string
 	allPolicies bool // -policy all: the standard comparison
@@ -103,6 +104,7 @@ func parse(args []string) (*options, error) {
 	profile := fs.String("profile", "all", "network profiles: comma list of lan, wan, mobile, flaky, or all")
 	pol := fs.String("policy", "all", "policy presets: comma list (see -list), or all")
 	fs.StringVar(&o.scenario, "scenario", "all", "detect, storm or all")
+	fs.IntVar(&o.budget, "budget", defaultBudget, "verdict: heartbeat bytes per connection-minute (both sides) to pick the fastest policy within first")
 	fs.IntVar(&o.conns, "conns", 0, "connections per detect run (default: up to 40, fewer for presets that ping more than every 5 s)")
 	fs.DurationVar(&o.duration, "duration", defaultDuration, "virtual time per detect run")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed")
@@ -182,6 +184,8 @@ func parse(args []string) (*options, error) {
 		return nil, usagef("-burst %g: want a mean burst length ≥ 0 (≤ 1 means independent loss)", o.burst)
 	case o.advice != 0 && (o.advice < policy.MinAdvice || o.advice > policy.MaxAdvice || !o.fleet):
 		return nil, usagef("-advice %v: want %v to %v, with the fleet on", o.advice, policy.MinAdvice, policy.MaxAdvice)
+	case o.budget < 1 || o.budget > 1<<20:
+		return nil, usagef("-budget %d: want 1 to %d B/min", o.budget, 1<<20)
 	case o.plot != "" && !strings.HasSuffix(o.plot, ".svg") && !strings.HasSuffix(o.plot, ".png"):
 		return nil, usagef("-plot %q: want a file name ending in .svg or .png", o.plot)
 	}
@@ -236,6 +240,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.wall = time.Since(start)
+	rep.budget = o.budget
 	if o.plot != "" {
 		if err := writePlot(o.plot, rep); err != nil {
 			return err

@@ -127,7 +127,8 @@ func TestMainOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"Verdict\n  mobile: ", "false dead", "B/min", "Columns: ", "mobile: 10m of virtual time"} {
+	for _, want := range []string{"Verdict\n  mobile: ", "false dead", "B/min", "Columns: ", "mobile: 10m of virtual time",
+		"-budget", "A false suspect is a\n    probe, not a disconnect", `policy.Lookup("NAME")`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
@@ -169,6 +170,13 @@ func TestVerdictFromRows(t *testing.T) {
 	want := "mobile: within 300 B/min, signalr detects a dead peer in 22.0s (p50; p99 29.8s) for 148 B/min per connection, with no false dead verdict; akka is faster (5.1s) at 2811 B/min; phi is faster still (4.8s) but declares 34.9 false deads per connection-day; default: 8.9s for 273 B/min, 4.1 false deads per connection-day."
 	if len(v) != 1 || v[0] != want {
 		t.Fatalf("verdict =\n%q\nwant\n%q", v, want)
+	}
+	// -budget 100: nothing clean is that cheap, so the verdict names the
+	// fastest clean policy at any cost.
+	rep.budget = 100
+	v = verdict(rep)
+	if len(v) != 1 || !strings.HasPrefix(v[0], "mobile: akka detects a dead peer in 5.1s") {
+		t.Fatalf("verdict with -budget 100 = %q", v)
 	}
 }
 

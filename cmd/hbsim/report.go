@@ -71,6 +71,7 @@ type report struct {
 	// Frontier: the detector families' sweeps, with -plot (frontier.go).
 	Frontier []frontierRow `json:"frontier,omitempty"`
 	wall     time.Duration
+	budget   int // B/min, the verdict's cost budget (0: defaultBudget)
 }
 
 func unit(d time.Duration, u time.Duration, n int) *float64 {
@@ -170,10 +171,14 @@ func profileOrder(rep *report) []string {
 }
 
 // verdict says in a few lines which policy to pick on each profile of the
-// run (the fastest without false dead verdicts, within costBudget if one
+// run (the fastest without false dead verdicts, within the budget if one
 // is), at what cost, and what the faster choices and the default cost in
 // false dead verdicts. Every number comes from the rows.
 func verdict(rep *report) []string {
+	costBudget := rep.budget
+	if costBudget <= 0 {
+		costBudget = defaultBudget
+	}
 	var out []string
 	for _, prof := range profileOrder(rep) {
 		// best: the fastest without false deads within the cost budget
@@ -198,7 +203,7 @@ func verdict(rep *report) []string {
 			if r.FalseDeadsPerConnDay == 0 && faster(r, clean) {
 				clean = r
 			}
-			if r.FalseDeadsPerConnDay == 0 && r.BytesPerConnMin <= costBudget && faster(r, best) {
+			if r.FalseDeadsPerConnDay == 0 && r.BytesPerConnMin <= float64(costBudget) && faster(r, best) {
 				best = r
 			}
 		}
@@ -271,9 +276,19 @@ func falseDeads(r *detectRow) string {
 	return fmt.Sprintf("%.1f false deads per connection-day", r.FalseDeadsPerConnDay)
 }
 
-// costBudget is the heartbeat cost the verdict looks within first: about
-// one ping and pong every 5 s, what a chat app can afford per connection.
-const costBudget = 300
+// defaultBudget is the heartbeat cost the verdict looks within first
+// (-budget): about one ping and pong every 5 s, what a chat app can afford
+// per connection.
+const defaultBudget = 300
+
+// verdictHelp follows the verdict: how to change it and use what it picks,
+// so that a chooser need not open the docs for that.
+const verdictHelp = `  Change the budget with -budget (B/min per connection, both sides). A false suspect is a
+    probe, not a disconnect: the detector pings at once and the connection stays up and online
+    unless the probe goes unanswered; only a false dead closes a live connection.
+  Use a preset: hbsim -policy NAME runs it alone; in Go, p, err := policy.Lookup("NAME") and
+    s := p.Client(rng) (p.Server(rng) on the server), then fsm.Config{Detector: s.Detector,
+    Interval: s.Interval, Backoff: s.Backoff}.`
 
 const legendCompact = `Columns: conns = connections simulated; T_D = time from a real failure to the dead verdict
   (p50, p99; never = the quantile falls on failures nobody detected within 10 min);
@@ -300,7 +315,7 @@ func writeTables(w io.Writer, rep *report, o *options) error {
 		for _, l := range v {
 			title("%s\n", wrap(l, "  ", "    ", 100))
 		}
-		title("\n")
+		title("\n%s\n\n", verdictHelp)
 	}
 	if len(rep.Detect) > 0 {
 		title("%s\n", legendCompact)
