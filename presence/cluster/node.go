@@ -230,7 +230,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			// catch what has no deadline.
 			Addr: cfg.Addr, DialTimeout: cfg.LeaseTTL, ReadTimeout: cfg.LeaseTTL, WriteTimeout: cfg.LeaseTTL,
 			ContextTimeoutEnabled: true,
-			MaxRetries: -1, // a retry is the next period's job, with fresh state
+			MaxRetries:            -1, // a retry is the next period's job, with fresh state
 		})
 	}
 	if err := n.start(ctx); err != nil {
