@@ -521,6 +521,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("OfflineOnlineLegacy", func(t *testing.T) { t.Parallel(); testOffline(t, bctx, true) })
 	t.Run("Reloads", func(t *testing.T) { t.Parallel(); testReloads(t, bctx) })
 	t.Run("ReloadsKeepPresence", func(t *testing.T) { t.Parallel(); testReloadsKeepPresence(t, bctx) })
+	t.Run("DocsPresenceTabs", func(t *testing.T) { t.Parallel(); testDocsPresenceTabs(t, bctx) })
 }
 
 // docSnippet returns the page's code block of docs/integrating.md: the
