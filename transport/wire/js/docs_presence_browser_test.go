@@ -177,7 +177,7 @@ func (l *chanListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *chanListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
+func (l *chanListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // peekedConn is a connection whose first bytes were read ahead.
