@@ -503,25 +503,36 @@ func quantiles(xs []float64) string {
 // with -v; docs/integrating.md quotes them.
 func TestBrowser(t *testing.T) {
 	bctx := browser(t, 8*time.Minute)
-	t.Run("DocSnippet", func(t *testing.T) { t.Parallel(); testDocSnippet(t, bctx) })
-	t.Run("HealthyStaysAlive", func(t *testing.T) { t.Parallel(); testHealthy(t, bctx) })
-	t.Run("OffersJSONFirst", func(t *testing.T) { t.Parallel(); testJSONFirst(t, bctx) })
-	t.Run("ServerRestarts", func(t *testing.T) { t.Parallel(); testRestarts(t, bctx) })
-	t.Run("FirstRedialSpread", func(t *testing.T) { t.Parallel(); testSpread(t, bctx) })
-	t.Run("FrozenServer", func(t *testing.T) { t.Parallel(); testFrozenServer(t, bctx) })
-	t.Run("FrozenPage", func(t *testing.T) { t.Parallel(); testFrozenPage(t, bctx) })
-	t.Run("HiddenPage", func(t *testing.T) { t.Parallel(); testHidden(t, bctx) })
-	t.Run("BackForwardCache", func(t *testing.T) { t.Parallel(); testBFCache(t, bctx) })
-	t.Run("CrossOrigin", func(t *testing.T) { t.Parallel(); testCrossOrigin(t, bctx) })
-	t.Run("TooBig", func(t *testing.T) { t.Parallel(); testTooBig(t, bctx) })
-	t.Run("MalformedFrames", func(t *testing.T) { t.Parallel(); testMalformed(t, bctx) })
-	t.Run("OfflineOnline", func(t *testing.T) { t.Parallel(); testOffline(t, bctx, forceLegacy()) })
-	// The fallback path for browsers older than the newer methods, forced
-	// here so that every run covers it whichever Chromium apt served.
-	t.Run("OfflineOnlineLegacy", func(t *testing.T) { t.Parallel(); testOffline(t, bctx, true) })
-	t.Run("Reloads", func(t *testing.T) { t.Parallel(); testReloads(t, bctx) })
-	t.Run("ReloadsKeepPresence", func(t *testing.T) { t.Parallel(); testReloadsKeepPresence(t, bctx) })
-	t.Run("DocsPresenceTabs", func(t *testing.T) { t.Parallel(); testDocsPresenceTabs(t, bctx) })
+	scenarios := []struct {
+		name string
+		run  func(t *testing.T, bctx context.Context)
+	}{
+		{"DocSnippet", testDocSnippet},
+		{"HealthyStaysAlive", testHealthy},
+		{"OffersJSONFirst", testJSONFirst},
+		{"ServerRestarts", testRestarts},
+		{"FirstRedialSpread", testSpread},
+		{"FrozenServer", testFrozenServer},
+		{"FrozenPage", testFrozenPage},
+		{"HiddenPage", testHidden},
+		{"BackForwardCache", testBFCache},
+		{"CrossOrigin", testCrossOrigin},
+		{"TooBig", testTooBig},
+		{"MalformedFrames", testMalformed},
+		{"OfflineOnline", func(t *testing.T, bctx context.Context) { testOffline(t, bctx, forceLegacy()) }},
+		// The fallback path for browsers older than the newer methods, forced
+		// here so that every run covers it whichever Chromium apt served.
+		{"OfflineOnlineLegacy", func(t *testing.T, bctx context.Context) { testOffline(t, bctx, true) }},
+		{"Reloads", testReloads},
+		{"ReloadsKeepPresence", testReloadsKeepPresence},
+		{"DocsPresenceTabs", testDocsPresenceTabs},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			sc.run(t, bctx)
+		})
+	}
 }
 
 // docSnippet returns the page's code block of docs/integrating.md: the
