@@ -64,8 +64,9 @@ type Options struct {
 	// DefaultReadLimit; negative keeps the limit already set on the
 	// websocket.Conn.
 	ReadLimit int64
-	// CloseTimeout bounds writing the close frame. Zero means
-	// DefaultCloseTimeout.
+	// CloseTimeout bounds writing the close frame and waiting for the
+	// peer's; after a message over ReadLimit, the rest of it is discarded
+	// for at most 5 CloseTimeouts. Zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
 	// OnMessage, if set, is called on the read goroutine with every Drain
 	// and Close heartbeat message the peer sends (a server asking its
@@ -249,14 +250,20 @@ func (c *Conn) readRest(typ int, head []byte, r io.Reader) (int, []byte, error) 
 	return typ, data, err
 }
 
+// overLimitDrain is how many close timeouts overLimit may spend discarding
+// the rest of a message: a peer still sending it (a browser tab starved of
+// CPU pauses for seconds) must finish before the socket goes.
+const overLimitDrain = 5
+
 // overLimit closes with 1009 and a reason the peer can read. It then
-// discards the rest of the message (for at most the close timeout): a
-// socket closed with unread bytes in its buffer is reset, and the reset
-// can overtake the close frame, so the peer would see only 1006.
+// discards the rest of the message, without buffering it, for at most
+// overLimitDrain close timeouts: a socket closed while the peer is still
+// sending is reset, and the reset can overtake the close frame, so the
+// peer would see only 1006.
 func (c *Conn) overLimit(r io.Reader) (int, []byte, error) {
 	text := fmt.Sprintf("gorillaws: message over the read limit of %d bytes", c.readLimit)
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, text), time.Now().Add(c.closeTimeout))
-	_ = c.ws.SetReadDeadline(time.Now().Add(c.closeTimeout))
+	_ = c.ws.SetReadDeadline(time.Now().Add(overLimitDrain * c.closeTimeout))
 	_, _ = io.Copy(io.Discard, r)
 	return 0, nil, fmt.Errorf("%s: %w", text, websocket.ErrReadLimit)
 }
