@@ -34,7 +34,10 @@ type HandlerConfig struct {
 	// upgrade (a cookie, a token, a resume token the client sends); an
 	// error refuses the request with 401, or with a *StatusError's code.
 	// An Identity without a user or a session is answered with 500 and
-	// logged at Error (ErrIdentity): it is a bug of Authenticate. Required.
+	// logged at Error (ErrIdentity): it is a bug of Authenticate. One over
+	// HubConfig.MaxIDLen or MaxMeta is answered with 400 and logged at Info
+	// (ErrIdentityTooLarge): its parts usually come from the request.
+	// Required.
 	Authenticate func(r *http.Request) (Identity, error)
 	// Upgrader upgrades the request. Nil Subprotocols means
 	// wire.Subprotocols(), so browsers get the application-level
@@ -107,14 +110,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		hub.logf(slog.LevelInfo, "refused", slog.String("remote", r.RemoteAddr), slog.Int("status", code), slog.String("err", err.Error()))
+		hub.logf(slog.LevelInfo, "refused", slog.String("remote", r.RemoteAddr), slog.Int("status", code), slog.String("err", clip(err.Error(), 256)))
 		http.Error(w, http.StatusText(code), code)
 		return
 	}
-	if err := id.check(); err != nil {
-		// The application's Authenticate is wrong, not the client.
-		hub.logf(slog.LevelError, "refused", slog.String("remote", r.RemoteAddr), slog.String("err", err.Error()))
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+	if err := hub.CheckIdentity(id); err != nil {
+		code, level := IdentityStatus(err)
+		hub.logf(level, "refused", slog.String("remote", r.RemoteAddr), slog.Int("status", code), slog.String("err", err.Error()))
+		http.Error(w, http.StatusText(code), code)
 		return
 	}
 	ws, err := gorillaws.Upgrade(&h.up, w, r, nil) // the client's order of subprotocols wins; on failure gorilla has answered (400, 403, ...)
@@ -152,6 +155,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(cl)
 	}
+}
+
+// IdentityStatus is the HTTP status and log level of a refusal by
+// Hub.CheckIdentity: 400 and Info for an identity over the size limits
+// (the request chose it), 500 and Error for an empty user or session (a
+// bug of the application's authentication).
+func IdentityStatus(err error) (int, slog.Level) {
+	if errors.Is(err, ErrIdentityTooLarge) {
+		return http.StatusBadRequest, slog.LevelInfo
+	}
+	return http.StatusInternalServerError, slog.LevelError
 }
 
 func (h *Hub) logf(level slog.Level, msg string, attrs ...slog.Attr) {

@@ -38,6 +38,13 @@ const (
 	// DefaultWriters is how many goroutines per shard write heartbeats, so
 	// one peer whose socket buffer is full delays no other connection.
 	DefaultWriters = 4
+	// DefaultMaxIDLen bounds Identity.User and Identity.Session, in bytes
+	// each: room for a UUID, a JWT subject or js.ResumeToken's 22
+	// characters many times over.
+	DefaultMaxIDLen = 256
+	// DefaultMaxMeta bounds Identity.Meta: its keys and values together,
+	// in bytes.
+	DefaultMaxMeta = 4 << 10
 )
 
 // Errors of the hub.
@@ -48,6 +55,11 @@ var (
 	// session would fold every tab of a user into one session, so that a
 	// reload could not be told from a second tab.
 	ErrIdentity = errors.New("presence: identity needs a user and a session")
+	// ErrIdentityTooLarge: an Identity over HubConfig.MaxIDLen or MaxMeta
+	// (an *IdentitySizeError says which part). Every part of an identity
+	// is kept per session, logged, published in events and, in a cluster,
+	// written to Redis.
+	ErrIdentityTooLarge = errors.New("presence: identity too large")
 	// ErrShutdown is the reason a connection is closed with when the hub
 	// shuts down: a WebSocket adapter sends close code 1001 (going away).
 	ErrShutdown = errors.New("presence: server shutting down")
@@ -121,6 +133,13 @@ type HubConfig struct {
 	// every server node (presence/cluster over Redis); nil keeps presence
 	// to this hub. OnEvent then runs on the cluster's delivery goroutine.
 	Cluster Cluster
+	// MaxIDLen bounds Identity.User and Identity.Session, in bytes each;
+	// Watch and the handlers refuse a longer one (ErrIdentityTooLarge,
+	// HTTP 400 before the upgrade). Zero means DefaultMaxIDLen.
+	MaxIDLen int
+	// MaxMeta bounds Identity.Meta, its keys and values together, in
+	// bytes, as MaxIDLen does the IDs. Zero means DefaultMaxMeta.
+	MaxMeta int
 }
 
 // Identity says whose connection it is, as the application's
@@ -132,11 +151,50 @@ type Identity struct {
 	Meta          Meta
 }
 
-func (id Identity) check() error {
+// IdentitySizeError says which part of an Identity is over its limit. It
+// holds sizes, never the value, so it is safe to log.
+type IdentitySizeError struct {
+	Part        string // "user", "session" or "meta"
+	Size, Limit int    // in bytes
+}
+
+func (e *IdentitySizeError) Error() string {
+	return fmt.Sprintf("%v: %s of %d bytes, over the limit of %d", ErrIdentityTooLarge, e.Part, e.Size, e.Limit)
+}
+
+func (e *IdentitySizeError) Unwrap() error { return ErrIdentityTooLarge }
+
+// CheckIdentity reports whether the hub would watch a connection of id:
+// ErrIdentity for an empty user or session, an *IdentitySizeError
+// (ErrIdentityTooLarge) for one over MaxIDLen or MaxMeta. A handler calls it
+// before the upgrade, so a refusal is an HTTP status, not a close.
+func (h *Hub) CheckIdentity(id Identity) error {
 	if id.User == "" || id.Session == "" {
-		return fmt.Errorf("%w: user %q, session %q", ErrIdentity, id.User, id.Session)
+		return fmt.Errorf("%w: user %q, session %q", ErrIdentity, clip(id.User, 64), clip(id.Session, 64))
+	}
+	if len(id.User) > h.cfg.MaxIDLen {
+		return &IdentitySizeError{Part: "user", Size: len(id.User), Limit: h.cfg.MaxIDLen}
+	}
+	if len(id.Session) > h.cfg.MaxIDLen {
+		return &IdentitySizeError{Part: "session", Size: len(id.Session), Limit: h.cfg.MaxIDLen}
+	}
+	meta := 0
+	for k, v := range id.Meta {
+		meta += len(k) + len(v)
+	}
+	if meta > h.cfg.MaxMeta {
+		return &IdentitySizeError{Part: "meta", Size: meta, Limit: h.cfg.MaxMeta}
 	}
 	return nil
+}
+
+// clip shortens a value the peer may have chosen to max bytes before it
+// goes into an error or a log line.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:max], len(s))
 }
 
 // Conn is a connection the hub can watch: the Conn of transport/gorillaws
@@ -212,7 +270,15 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.AcceptRate == 0 {
 		cfg.AcceptRate = DefaultAcceptRate
 	}
+	if cfg.MaxIDLen == 0 {
+		cfg.MaxIDLen = DefaultMaxIDLen
+	}
+	if cfg.MaxMeta == 0 {
+		cfg.MaxMeta = DefaultMaxMeta
+	}
 	switch {
+	case cfg.MaxIDLen < 0 || cfg.MaxMeta < 0:
+		return nil, fmt.Errorf("%w: identity limits %d and %d must be positive (zero means %d and %d)", ErrConfig, cfg.MaxIDLen, cfg.MaxMeta, DefaultMaxIDLen, DefaultMaxMeta)
 	case cfg.Shards < 0 || cfg.Writers < 0:
 		return nil, fmt.Errorf("%w: shards %d and writers %d must not be negative (zero means a default)", ErrConfig, cfg.Shards, cfg.Writers)
 	case cfg.Slot < 0 || cfg.WriteTimeout < 0:
@@ -376,7 +442,7 @@ func (w *Watched) State() fsm.State {
 // connection is known by (use NewConnID, and give the same ID to the
 // adapter's Options.ConnID so the client learns it). On an error c is
 // closed; an Identity without a user or a session is refused with
-// ErrIdentity.
+// ErrIdentity, one over the size limits with ErrIdentityTooLarge.
 func (h *Hub) Watch(c Conn, connID string, id Identity) (*Watched, error) {
 	return h.watch(c, connID, id, nil)
 }
@@ -388,7 +454,7 @@ func (h *Hub) watch(c Conn, connID string, id Identity, onEnd func(error)) (*Wat
 		_ = c.Close(ErrShutdown)
 		return nil, ErrHubClosed
 	}
-	if err := id.check(); err != nil {
+	if err := h.CheckIdentity(id); err != nil {
 		_ = c.Close(err)
 		return nil, err
 	}

@@ -28,7 +28,9 @@ type Config struct {
 	Server *nbiows.Server
 	// Authenticate identifies the user and session of a request before the
 	// upgrade; an error refuses it with 401, or a *presence.StatusError's
-	// code. It runs on net/http's goroutine: a slow one holds no worker.
+	// code. An Identity the hub refuses (presence.Hub.CheckIdentity) is
+	// answered with presence.IdentityStatus's code, before the upgrade.
+	// It runs on net/http's goroutine: a slow one holds no worker.
 	// Required.
 	Authenticate func(r *http.Request) (presence.Identity, error)
 	// Options configure each connection (ConnID, OnData and OnClose are
@@ -79,8 +81,18 @@ func (h *Handler) refuse(r *http.Request, status int, err error) {
 		h.cfg.OnRefused(r, status)
 	}
 	if h.cfg.Logger != nil {
-		h.cfg.Logger.Info("refused", slog.String("remote", r.RemoteAddr), slog.Int("status", status), slog.String("err", err.Error()))
+		h.cfg.Logger.Info("refused", slog.String("remote", r.RemoteAddr), slog.Int("status", status), slog.String("err", clip(err.Error())))
 	}
+}
+
+// clip bounds an error text the request may have chosen (Authenticate's
+// error may quote it) before it goes into a log line.
+func clip(s string) string {
+	const max = 256
+	if len(s) <= max {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:max], len(s))
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -91,6 +103,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
+		http.Error(w, http.StatusText(code), code)
+		h.refuse(r, code, err)
+		return
+	}
+	if err := h.cfg.Hub.CheckIdentity(id); err != nil {
+		code, _ := presence.IdentityStatus(err)
 		http.Error(w, http.StatusText(code), code)
 		h.refuse(r, code, err)
 		return

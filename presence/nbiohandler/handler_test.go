@@ -354,3 +354,20 @@ func TestStuckPeerDelaysNoOther(t *testing.T) {
 		t.Errorf("%d connections watched, want the %d healthy ones", st.Conns, n-1)
 	}
 }
+
+// A user over the hub's MaxIDLen is refused with 400 before the upgrade,
+// as presence.Handler does, and reported to OnRefused.
+func TestIdentityOverLimitRefused(t *testing.T) {
+	r := newRig(t, time.Second, 2*time.Second, 3*time.Second, nil)
+	long := strings.Repeat("u", presence.DefaultMaxIDLen+1)
+	_, resp, err := websocket.DefaultDialer.Dial(r.url+"?user="+long, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("dial as a user of %d bytes: %v, %v, want 400", len(long), err, resp)
+	}
+	if m := r.scrape(t); !strings.Contains(m, `status="400"} 1`) {
+		t.Errorf("the refusal is not in the metrics:\n%s", m)
+	}
+	if r.hub.Online(long) {
+		t.Error("the refused user is online")
+	}
+}
