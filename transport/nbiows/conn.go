@@ -44,8 +44,9 @@ type Options struct {
 	// OnData, if set, is called with every application message, in order,
 	// on a worker goroutine; data is the callee's to keep. It should return
 	// promptly (it holds a worker, and this connection's next messages
-	// wait; its heartbeats do not) and must not call Close. Without it messages are dropped (still
-	// evidence of life).
+	// wait, at most ServerConfig.MaxReadQueue bytes of them; its heartbeats
+	// do not) and must not call Close. Without it messages are dropped
+	// (still evidence of life).
 	OnData func(messageType int, data []byte)
 	// OnMessage, if set, is called with every Drain and Close heartbeat
 	// message the peer sends, on the poller: it must not block.
@@ -94,6 +95,7 @@ type Conn struct {
 	// synchronisation is invisible to it).
 	ready   atomic.Bool
 	pending atomic.Int64  // bytes handed to nbio and not yet written
+	inbound atomic.Int64  // bytes of messages handed to OnData's queue and not yet returned
 	pingSeq atomic.Uint64 // this side's latest ping, for the RTT
 	pingAt  atomic.Int64
 }
@@ -130,11 +132,12 @@ func (c *Conn) attach(nc *nbio.Conn) error {
 	c.nc, c.ws = nc, ws
 	c.ready.Store(true)
 	ws.SetSession(c)
-	nc.SetSession(ws)
+	g := newGuard(c)
+	nc.SetSession(g)
 	nc.OnData(func(nc *nbio.Conn, data []byte) {
 		// nbio keeps a partial frame across reads (bytesCached) until the
 		// rest arrives: TestDribbledFrames sends one byte per read.
-		if err := ws.Parse(data); err != nil {
+		if err := g.Parse(data); err != nil {
 			_ = nc.CloseWithError(err)
 		}
 	})
@@ -170,7 +173,7 @@ func (c *Conn) adopt(nh *nbhttp.Conn, key, sub string) error {
 	c.nc, c.ws = nc, ws
 	c.ready.Store(true)
 	ws.SetSession(c)
-	nc.SetSession(ws) // from now on nbio's data handler parses its bytes as WebSocket frames
+	nc.SetSession(newGuard(c)) // from now on nbio's data handler parses its bytes as WebSocket frames
 	nh.Parser = nil
 	_ = nc.SetReadDeadline(time.Time{}) // the HTTP keep-alive timer
 	c.srv.conns.Add(1)
@@ -316,11 +319,24 @@ func (c *Conn) message(typ int, data []byte) {
 		c.heartbeat(data)
 		return
 	}
+	if c.opts.OnData == nil {
+		c.emit(func() { c.ev.Frame(transport.Frame{Kind: transport.Data}) })
+		return
+	}
+	// nbio cannot pause one connection's reads, so a peer that sends faster
+	// than OnData returns is bounded by closing it.
+	n := int64(len(data))
+	if q := c.inbound.Add(n); q > int64(c.srv.cfg.MaxReadQueue) {
+		c.inbound.Add(-n)
+		c.refuse(fmt.Errorf("%w (%d bytes waiting for OnData, limit %d)", ErrReadQueueFull, q-n, c.srv.cfg.MaxReadQueue))
+		return
+	}
 	c.emit(func() {
 		c.ev.Frame(transport.Frame{Kind: transport.Data})
-		if c.opts.OnData != nil {
-			c.nc.MustExecute(func() { c.opts.OnData(typ, data) })
-		}
+		c.nc.MustExecute(func() {
+			c.opts.OnData(typ, data)
+			c.inbound.Add(-n)
+		})
 	})
 }
 
@@ -594,14 +610,25 @@ func (c *Conn) Write(_ context.Context, messageType int, p []byte) error {
 }
 
 // closeStatus is wire.CloseStatus, with a full write queue a policy
-// violation.
+// violation and the guard's refusals their RFC 6455 codes.
 func closeStatus(reason error) (uint16, string) {
 	code, text := wire.CloseStatus(reason)
-	if errors.Is(reason, ErrWriteQueueFull) {
+	switch {
+	case errors.Is(reason, ErrWriteQueueFull), errors.Is(reason, ErrReadQueueFull):
 		code = wire.ClosePolicyViolation
+	case errors.Is(reason, ErrProtocol):
+		code = closeProtocolError
+	case errors.Is(reason, ErrMessageTooBig):
+		code = closeMessageTooBig
 	}
 	return code, text
 }
+
+// Close codes of RFC 6455 §7.4.1 the guard sends.
+const (
+	closeProtocolError = 1002
+	closeMessageTooBig = 1009
+)
 
 // Close sends a close frame saying why (see wire.CloseStatus; a full write
 // queue is 1008), waits up to CloseTimeout for the peer's close frame when
@@ -616,9 +643,11 @@ func (c *Conn) Close(reason error) error {
 		code, text := closeStatus(reason)
 		p := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(text)), code)
 		err := c.write(websocket.CloseMessage, append(p, text...), false)
-		// A full queue may be a slow reader, not a dead one: it gets the
-		// close timeout to read the queue and the reason.
-		if err == nil && (wire.Handshake(reason) || errors.Is(reason, ErrWriteQueueFull)) {
+		// A full queue may be a slow reader, not a dead one, and a peer that
+		// broke the protocol may still read: each gets the close timeout to
+		// read the reason.
+		if err == nil && (wire.Handshake(reason) || errors.Is(reason, ErrWriteQueueFull) ||
+			errors.Is(reason, ErrProtocol) || errors.Is(reason, ErrMessageTooBig)) {
 			t := time.NewTimer(c.opts.CloseTimeout)
 			select {
 			case <-c.Done():

@@ -28,6 +28,9 @@ const (
 	DefaultMaxWriteQueue = 64 << 10
 	// DefaultReadLimit bounds one inbound message.
 	DefaultReadLimit = 1 << 20
+	// DefaultMaxReadQueue bounds the bytes of one connection's messages
+	// waiting for OnData: two messages of the read limit.
+	DefaultMaxReadQueue = 2 * DefaultReadLimit
 	// DefaultCloseTimeout bounds the wait for the peer's close frame.
 	DefaultCloseTimeout = time.Second
 	// DefaultHandshakeTimeout bounds writing the upgrade's response.
@@ -49,6 +52,12 @@ var (
 	// bytes in the connection's write queue: the peer is not reading. The
 	// connection is closed with 1008 (policy violation) and this text.
 	ErrWriteQueueFull = errors.New("nbiows: write queue full, the peer does not read")
+	// ErrReadQueueFull: a message would have put more than MaxReadQueue
+	// bytes in the queue for OnData: the peer sends faster than the
+	// application takes its messages. nbio cannot stop reading one
+	// connection, so the connection is closed with 1008 and this text; the
+	// messages read meanwhile are dropped.
+	ErrReadQueueFull = errors.New("nbiows: read queue full, the peer sends faster than OnData returns")
 	// ErrUpgrade: the request is not a valid WebSocket upgrade; the
 	// response (400, 403, 405) has been written.
 	ErrUpgrade = errors.New("nbiows: bad upgrade request")
@@ -90,6 +99,11 @@ type ServerConfig struct {
 	// connection. Zero means DefaultMaxWriteQueue. A write past it fails
 	// with ErrWriteQueueFull and closes the connection (1008).
 	MaxWriteQueue int
+	// MaxReadQueue bounds the bytes of one connection's messages waiting
+	// for Options.OnData. Zero means DefaultMaxReadQueue. A message past it
+	// closes the connection with ErrReadQueueFull (1008). It must be at
+	// least DefaultReadLimit, so a message of the read limit fits.
+	MaxReadQueue int
 	// ReadBufferSize is each poller's read buffer (shared by all the
 	// connections it serves). Zero means nbio's 64 KiB.
 	ReadBufferSize int
@@ -126,6 +140,8 @@ type Server struct {
 	up     *websocket.Upgrader
 	closed atomic.Bool
 
+	readLimit int // of one message, checked by each connection's guard
+
 	conns, queued, overflows atomic.Int64
 }
 
@@ -146,6 +162,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	case cfg.Pollers < 0, cfg.Workers < 0, cfg.MaxWriteQueue < 0, cfg.ReadBufferSize < 0:
 		return nil, fmt.Errorf("nbiows: pollers %d, workers %d, write queue %d and read buffer %d must not be negative (zero means a default)",
 			cfg.Pollers, cfg.Workers, cfg.MaxWriteQueue, cfg.ReadBufferSize)
+	case cfg.MaxReadQueue != 0 && cfg.MaxReadQueue < DefaultReadLimit:
+		return nil, fmt.Errorf("nbiows: read queue %d must hold a message of the read limit, %d bytes (zero means %d)", cfg.MaxReadQueue, DefaultReadLimit, DefaultMaxReadQueue)
+	}
+	if cfg.MaxReadQueue == 0 {
+		cfg.MaxReadQueue = DefaultMaxReadQueue
 	}
 	if cfg.Pollers == 0 {
 		cfg.Pollers = 1
@@ -159,7 +180,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Subprotocols == nil {
 		cfg.Subprotocols = wire.Subprotocols()
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, readLimit: DefaultReadLimit}
 	ec := nbhttp.Config{
 		Name:                   "nbiows",
 		NPoller:                cfg.Pollers,
@@ -229,11 +250,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 }
 
 func connOf(nc *nbio.Conn) *Conn {
-	ws, _ := nc.Session().(*websocket.Conn)
-	if ws == nil {
+	g, _ := nc.Session().(*guard)
+	if g == nil {
 		return nil
 	}
-	return sessionOf(ws)
+	if c := g.conn.Load(); c.ready.Load() {
+		return c
+	}
+	return nil
 }
 
 func sessionOf(ws *websocket.Conn) *Conn {
