@@ -27,6 +27,8 @@ const (
 	// for Read before the read loop pauses (and with it the reading of
 	// pings).
 	DefaultQueue = wsconn.DefaultQueue
+	// DefaultQueueBytes (1 MiB) is how many bytes of them may wait.
+	DefaultQueueBytes = wsconn.DefaultQueueBytes
 	// DefaultPingTimeout bounds how long a ping waits for its pong inside
 	// coder's Conn.Ping; the heartbeat's own detector decides long before.
 	DefaultPingTimeout = 30 * time.Second
@@ -74,6 +76,10 @@ type Options struct {
 	// Queue is how many inbound application messages may wait for Read.
 	// Zero means DefaultQueue.
 	Queue int
+	// QueueBytes is how many bytes of them may wait: past it the read loop
+	// reads nothing more (pings neither) until Read takes a message, which
+	// slows the peer down through TCP. Zero means DefaultQueueBytes.
+	QueueBytes int
 	// ReadLimit bounds one inbound message, in bytes. Zero keeps coder's
 	// default (32 KiB).
 	ReadLimit int64
@@ -193,7 +199,7 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 	c := &Conn{ws: ws, pingTimeout: opts.PingTimeout, closeTimeout: opts.CloseTimeout, inFlight: make(map[string]uint64)}
 	core, err := wsconn.New(wsconn.Config[websocket.MessageType]{
 		Name: "coderws", Subprotocol: ws.Subprotocol(),
-		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue,
+		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue, QueueBytes: opts.QueueBytes,
 		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed,
 		Text: websocket.MessageText, Binary: websocket.MessageBinary,
 		Read:  func() (websocket.MessageType, []byte, error) { return ws.Read(c.ctx) },

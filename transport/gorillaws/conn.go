@@ -22,6 +22,8 @@ const (
 	// for Read before the read loop pauses (and with it the reading of
 	// pings).
 	DefaultQueue = wsconn.DefaultQueue
+	// DefaultQueueBytes (1 MiB) is how many bytes of them may wait.
+	DefaultQueueBytes = wsconn.DefaultQueueBytes
 	// DefaultReadLimit bounds one inbound message; gorilla itself has no
 	// limit, so a peer could make the read loop allocate without end.
 	DefaultReadLimit = 1 << 20
@@ -60,6 +62,10 @@ type Options struct {
 	// Queue is how many inbound application messages may wait for Read.
 	// Zero means DefaultQueue.
 	Queue int
+	// QueueBytes is how many bytes of them may wait: past it the read loop
+	// reads nothing more (pings neither) until Read takes a message, which
+	// slows the peer down through TCP. Zero means DefaultQueueBytes.
+	QueueBytes int
 	// ReadLimit bounds one inbound message, in bytes. Zero means
 	// DefaultReadLimit; negative keeps the limit already set on the
 	// websocket.Conn.
@@ -117,7 +123,7 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 	c := &Conn{ws: ws, readLimit: opts.ReadLimit, closeTimeout: opts.CloseTimeout, wmu: make(chan struct{}, 1)}
 	core, err := wsconn.New(wsconn.Config[int]{
 		Name: "gorillaws", Subprotocol: ws.Subprotocol(),
-		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue,
+		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue, QueueBytes: opts.QueueBytes,
 		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed, OnData: opts.OnData,
 		Text: websocket.TextMessage, Binary: websocket.BinaryMessage,
 		Read: c.read, Write: c.writeData,

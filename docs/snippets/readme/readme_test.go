@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,4 +243,64 @@ func (b *myBackoff) Next(r policy.Retry) (time.Duration, error) {
 func TestMyBackoff(t *testing.T) {
 	proptest.CheckBackoff(t, func(r *rand.Rand) policy.Backoff { return &myBackoff{rand: r} },
 		proptest.BackoffPromise{Max: time.Minute})
+}
+
+// The server snippet against 20 clients that each send 1 MiB messages as
+// fast as they can to a handleMessage that takes none (the test holds
+// them): the adapter's queue is bounded in bytes, so the server holds
+// about two messages per connection (one in the handler, one queued) and
+// the clients are slowed down by TCP, not buffered.
+func TestServerSnippetHoldsLittlePerConnection(t *testing.T) {
+	const clients, size, perClient = 20, 1 << 20, 16
+	var handlers sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		handle(w, r)
+	}))
+	defer srv.Close()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	conns := make([]*websocket.Conn, clients)
+	for i := range conns {
+		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = ws
+		wg.Go(func() {
+			msg := make([]byte, size)
+			_ = ws.SetWriteDeadline(time.Now().Add(3 * time.Second)) // then the server is surely holding all it will
+			for range perClient {
+				if ws.WriteMessage(websocket.BinaryMessage, msg) != nil {
+					return
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	per := float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / clients / (1 << 20)
+	t.Logf("%d clients sent %d messages of 1 MiB in all before TCP stopped them; the server's heap grew by %.2f MiB per connection", clients, sent.Load(), per)
+	if per > 2.5 {
+		t.Errorf("the server holds %.2f MiB per connection, want about 2 (one message in the handler, one queued)", per)
+	}
+	for _, ws := range conns {
+		_ = ws.Close()
+	}
+	returned := make(chan struct{})
+	go func() { handlers.Wait(); close(returned) }()
+	for { // take what the handlers hold until they have returned
+		select {
+		case <-messages:
+		case <-returned:
+			return
+		}
+	}
 }

@@ -25,6 +25,11 @@ const (
 	// DefaultQueue is how many inbound application messages may wait for
 	// Read before the read loop pauses (and with it the reading of pings).
 	DefaultQueue = 16
+	// DefaultQueueBytes is how many bytes of inbound application messages
+	// may wait for Read before the read loop pauses: with one more message
+	// in the application's hands, a peer that outpaces it holds at most
+	// about twice the read limit per connection.
+	DefaultQueueBytes = 1 << 20
 	// DefaultWriteTimeout bounds a heartbeat write whose context has no
 	// deadline.
 	DefaultWriteTimeout = 10 * time.Second
@@ -51,6 +56,7 @@ type Config[T any] struct {
 	Format      wire.Format
 	ConnID      string
 	Queue       int
+	QueueBytes  int
 	OnMessage   func(wire.Message)
 	OnMalformed func(error)
 	// OnData, if set, receives every application message on the read loop,
@@ -89,6 +95,8 @@ type Core[T any] struct {
 
 	ev      transport.Events
 	msgs    chan message[T]
+	queued  atomic.Int64  // bytes in msgs
+	room    chan struct{} // a token when Read took a message
 	closing chan struct{} // closed by Close
 	done    chan struct{} // closed when the read loop has exited (or would never start)
 	once    sync.Once
@@ -120,11 +128,14 @@ func New[T any](cfg Config[T]) (*Core[T], error) {
 	if cfg.Format > wire.Binary {
 		return nil, fmt.Errorf("%s: format %v is not control, json or binary", cfg.Name, cfg.Format)
 	}
-	if cfg.Queue < 0 {
-		return nil, fmt.Errorf("%s: queue %d must not be negative (zero means %d)", cfg.Name, cfg.Queue, DefaultQueue)
+	if cfg.Queue < 0 || cfg.QueueBytes < 0 {
+		return nil, fmt.Errorf("%s: queue %d and queue bytes %d must not be negative (zero means %d and %d)", cfg.Name, cfg.Queue, cfg.QueueBytes, DefaultQueue, DefaultQueueBytes)
 	}
 	if cfg.Queue == 0 {
 		cfg.Queue = DefaultQueue
+	}
+	if cfg.QueueBytes == 0 {
+		cfg.QueueBytes = DefaultQueueBytes
 	}
 	if len(cfg.ConnID) > wire.MaxConnIDLen {
 		return nil, fmt.Errorf("%s: connection ID of %d bytes is longer than %d", cfg.Name, len(cfg.ConnID), wire.MaxConnIDLen)
@@ -136,6 +147,7 @@ func New[T any](cfg Config[T]) (*Core[T], error) {
 	}
 	if cfg.OnData == nil { // with OnData nothing is queued
 		c.msgs = make(chan message[T], cfg.Queue)
+		c.room = make(chan struct{}, 1)
 	}
 	if cfg.Format != wire.Control {
 		c.sendBuf = make(chan []byte, 1)
@@ -186,6 +198,19 @@ func (c *Core[T]) Bind(ev transport.Events, install func()) error {
 func (c *Core[T]) readLoop() {
 	defer close(c.done)
 	for {
+		// Past QueueBytes the loop waits before it reads on, so the socket's
+		// buffers fill and the peer is slowed down, as by a full queue.
+		for c.msgs != nil && c.queued.Load() >= int64(c.cfg.QueueBytes) {
+			select {
+			case <-c.room:
+			case <-c.closing:
+				if !c.cfg.KeepReading {
+					c.end(nil)
+					return
+				}
+				c.queued.Store(0) // closing: what is read now is dropped
+			}
+		}
 		typ, data, err := c.cfg.Read()
 		if err != nil {
 			c.end(err)
@@ -202,6 +227,7 @@ func (c *Core[T]) readLoop() {
 			c.cfg.OnData(typ, data)
 			continue
 		}
+		c.queued.Add(int64(len(data)))
 		select {
 		case c.msgs <- message[T]{typ, data}:
 		case <-c.closing:
@@ -327,14 +353,14 @@ func (c *Core[T]) Read(ctx context.Context) (T, []byte, error) {
 	}
 	select {
 	case m := <-c.msgs:
-		return m.typ, m.data, nil
+		return c.took(m)
 	case <-ctx.Done():
 		return zero, nil, ctx.Err()
 	case <-c.done:
 	}
 	select {
 	case m := <-c.msgs:
-		return m.typ, m.data, nil
+		return c.took(m)
 	default:
 	}
 	c.mu.Lock()
@@ -343,6 +369,17 @@ func (c *Core[T]) Read(ctx context.Context) (T, []byte, error) {
 		return zero, nil, c.readErr
 	}
 	return zero, nil, transport.ErrClosed
+}
+
+// took accounts for a message Read hands over and wakes the read loop if it
+// waits for room.
+func (c *Core[T]) took(m message[T]) (T, []byte, error) {
+	c.queued.Add(-int64(len(m.data)))
+	select {
+	case c.room <- struct{}{}:
+	default:
+	}
+	return m.typ, m.data, nil
 }
 
 // Write writes one application message, refusing one that would pass for a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -324,4 +325,44 @@ func TestSendErrorWrapsTheCause(t *testing.T) {
 		t.Errorf("SendError: %v, want the cause wrapped", err)
 	}
 	c.Close(nil, func(bool) {})
+}
+
+// Past QueueBytes the read loop reads nothing more until Read takes a
+// message: two messages of 64 KiB fill a queue of 100 KiB (the loop admits
+// while under it), a third waits in the library (the socket), and each Read
+// lets exactly one more in.
+func TestQueueBytesPausesTheReadLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, l := newCore(t, Config[int]{QueueBytes: 100 << 10})
+		if err := c.Bind(conformance.NewRecorder(), nil); err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, 64<<10)
+		offer := func() bool { // does the loop read now?
+			synctest.Wait()
+			select {
+			case l.in <- msg:
+				return true
+			default:
+				return false
+			}
+		}
+		for i := range 2 {
+			if !offer() {
+				t.Fatalf("message %d not read with %d bytes queued", i, c.queued.Load())
+			}
+		}
+		for i := range 3 {
+			if offer() {
+				t.Fatalf("round %d: the loop read on with %d bytes queued, limit %d", i, c.queued.Load(), 100<<10)
+			}
+			if _, _, err := c.Read(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if !offer() {
+				t.Fatalf("round %d: the loop did not read on after Read took a message", i)
+			}
+		}
+		c.Close(nil, func(bool) { close(l.in) })
+	})
 }
