@@ -89,7 +89,10 @@ type HubConfig struct {
 	// means DefaultWriters. The writes wait in a queue that holds at most
 	// one per connection: a connection whose last heartbeat is still being
 	// written sends no other until it is (a peer that does not read gets
-	// no pile of pings).
+	// no pile of pings). When every writer is busy and a heartbeat has
+	// waited 50 ms, one more starts, and leaves once the queue is empty:
+	// peers that do not read, each holding a writer up to WriteTimeout,
+	// delay nobody else's heartbeat.
 	Writers int
 	// WriteTimeout bounds one heartbeat write. Zero means
 	// fsm.DefaultWriteTimeout.
@@ -334,7 +337,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		h.wg.Add(1 + cfg.Writers)
 		go s.run()
 		for range cfg.Writers {
-			go s.write()
+			go s.write(false)
 		}
 	}
 	h.eventsWG.Add(1)

@@ -127,13 +127,36 @@ var deadlineCtxs = sync.Pool{New: func() any { return new(deadlineCtx) }}
 
 // unlock wakes a writer if jobs wait and none is awake, then releases the
 // shard: jobs are queued in batches and handed over once.
+//
+// When no writer is free and the oldest job has waited stuckWrite, the
+// writers are held by peers that do not read (a blocking Conn's write waits
+// for the peer's socket buffer, up to the write timeout): one more writer
+// is started, and leaves once the queue is empty, so a few stuck peers
+// never delay the heartbeats of the rest.
 func (s *shard) unlock() {
-	if s.head < len(s.queue) && s.asleep > 0 && s.awake == 0 {
-		s.awake++
-		s.wcond.Signal()
+	if s.head < len(s.queue) {
+		switch {
+		case s.asleep > 0:
+			if s.awake == 0 {
+				s.awake++
+				s.wcond.Signal()
+			}
+		case s.extra < maxExtraWriters && time.Now().UnixNano()-s.queue[s.head].at > int64(stuckWrite):
+			s.extra++
+			s.h.wg.Add(1)
+			go s.write(true)
+		}
 	}
 	s.mu.Unlock()
 }
+
+// stuckWrite is how long the oldest queued heartbeat may wait with every
+// writer busy before another writer starts; maxExtraWriters bounds those
+// per shard (each blocked one holds a goroutine for at most the write
+// timeout, and a connection has at most one write in flight).
+const stuckWrite = 50 * time.Millisecond
+
+var maxExtraWriters = 1024 // a variable so a test can turn them off
 
 // DeadlineSender is an optional method of a Conn: Send bounded by a
 // deadline rather than a context, so a heartbeat write needs no context
@@ -173,6 +196,7 @@ type shard struct {
 	wcond    *sync.Cond // on mu: a job was queued, or the hub stops
 	asleep   int        // writers waiting on wcond
 	awake    int        // writers signalled but not yet running
+	extra    int        // writers started beyond HubConfig.Writers
 	stopping bool
 
 	inline *conn      // the connection whose Frame is stepping, if any
@@ -203,6 +227,7 @@ type job struct {
 	kind    jobKind
 	n       uint8
 	seq     uint64
+	at      int64         // when it was queued, in Unix nanoseconds
 	advice  time.Duration // the fleet's timeout advice a ping carries
 	payload [transport.MaxControlPayload]byte
 }
@@ -278,7 +303,7 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 			s.direct = append(s.direct, job{c: c, kind: jobPing, seq: a.Seq, advice: s.h.timeoutAdvice(c)})
 			return
 		}
-		s.queue = append(s.queue, job{c: c, kind: jobPing, seq: a.Seq})
+		s.queue = append(s.queue, job{c: c, kind: jobPing, seq: a.Seq, at: time.Now().UnixNano()})
 		j := &s.queue[len(s.queue)-1]
 		if a.Kind == fsm.SendPing {
 			j.advice = s.h.timeoutAdvice(c)
@@ -457,12 +482,18 @@ func (s *shard) recordLateness(d time.Duration) {
 
 // write is a writer goroutine: it sends queued heartbeats in order, one at
 // a time, each bounded by the write timeout. A peer whose socket buffer is
-// full holds one writer for at most that long; the others go on.
-func (s *shard) write() {
+// full holds one writer for at most that long; the others go on. An extra
+// writer (see unlock) returns once the queue is empty.
+func (s *shard) write(extra bool) {
 	defer s.h.wg.Done()
 	j := new(job) // reused: the payload handed to Send escapes
 	s.mu.Lock()
 	for {
+		if extra && s.head == len(s.queue) {
+			s.extra--
+			s.mu.Unlock()
+			return
+		}
 		for s.head == len(s.queue) && !s.stopping {
 			s.asleep++
 			s.wcond.Wait()

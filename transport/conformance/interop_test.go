@@ -50,14 +50,15 @@ func TestCrossConformance(t *testing.T) {
 
 func gorillaEnd(c *gorillaws.Conn) conformance.End {
 	return conformance.End{
-		Conn:              c,
-		Bind:              c.Bind,
-		SendData:          func(ctx context.Context) error { return c.Write(ctx, websocket.TextMessage, []byte("data")) },
-		Abort:             func() { _ = c.WebSocket().UnderlyingConn().Close() },
-		PingsCarrySeq:     true,
-		PingsCarryAdvice:  true,
-		SendsPongs:        true,
-		ReportsCleanClose: true,
+		Conn:                c,
+		Bind:                c.Bind,
+		SendData:            func(ctx context.Context) error { return c.Write(ctx, websocket.TextMessage, []byte("data")) },
+		Abort:               func() { _ = c.WebSocket().UnderlyingConn().Close() },
+		PingsCarrySeq:       true,
+		PingsCarryAdvice:    true,
+		SendsPongs:          true,
+		ReportsCleanClose:   true,
+		CoalescesHeartbeats: true,
 	}
 }
 

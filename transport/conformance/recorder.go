@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -96,6 +97,19 @@ func (r *Recorder) WaitFrame(t testing.TB, k transport.FrameKind) transport.Fram
 		return false
 	})
 	return got
+}
+
+// WaitSeq blocks until a frame of kind k with Seq seq has arrived.
+func (r *Recorder) WaitSeq(t testing.TB, k transport.FrameKind, seq uint64) {
+	t.Helper()
+	r.wait(t, fmt.Sprintf("a %v with Seq %d", k, seq), func() bool {
+		for _, f := range r.frames {
+			if f.Kind == k && f.Seq == seq {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // WaitCount waits until n frames of kind k have arrived.

@@ -19,11 +19,12 @@ func end(t *testing.T, c *Conn) conformance.End {
 		SendData: func(ctx context.Context) error {
 			return c.Write(ctx, websocket.TextMessage, []byte("data"))
 		},
-		Abort:             func() { _ = c.WebSocket().UnderlyingConn().Close() },
-		PingsCarrySeq:     true,
-		PingsCarryAdvice:  true,
-		SendsPongs:        true,
-		ReportsCleanClose: true,
+		Abort:               func() { _ = c.WebSocket().UnderlyingConn().Close() },
+		PingsCarrySeq:       true,
+		PingsCarryAdvice:    true,
+		SendsPongs:          true,
+		ReportsCleanClose:   true,
+		CoalescesHeartbeats: true,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -107,7 +108,12 @@ type Conn struct {
 
 	readLimit    int64
 	closeTimeout time.Duration
-	wmu          chan struct{} // the data-writer lock, held by Write and application-level heartbeats
+	wmu          chan struct{} // the writer lock, held by Write and by heartbeats
+	// deferred holds the heartbeats that found the writer busy, the latest
+	// of each kind; whoever releases the writer writes them.
+	dmu      sync.Mutex
+	deferred [2]deferredFrame // by kind: ping, pong
+	sendBuf  []byte           // encodes application-level heartbeats; owned by the wmu holder
 	// scratch receives inbound messages with application-level heartbeats
 	// (nil with control frames); owned by the read loop.
 	scratch *[wire.MaxMessageSize + 1]byte
@@ -298,14 +304,86 @@ func (c *Conn) writeData(ctx context.Context, messageType int, p []byte) error {
 	case <-c.core.Closing():
 		return transport.ErrClosed
 	}
-	defer func() { <-c.wmu }()
+	defer c.release()
 	dl, _ := ctx.Deadline()
-	if err := c.ws.SetWriteDeadline(dl); err != nil {
+	return c.writeLocked(dl, messageType, p)
+}
+
+// writeLocked writes one data message; the caller holds wmu.
+func (c *Conn) writeLocked(deadline time.Time, messageType int, p []byte) error {
+	if err := c.ws.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
 	err := c.ws.WriteMessage(messageType, p)
 	_ = c.ws.SetWriteDeadline(time.Time{})
 	return err
+}
+
+// deferredFrame is a heartbeat frame waiting for the writer.
+type deferredFrame struct {
+	f        transport.Frame
+	payload  [transport.MaxControlPayload]byte
+	deadline time.Time
+	set      bool
+}
+
+// deferFrame keeps f, the latest of its kind, for whoever holds the writer.
+func (c *Conn) deferFrame(f transport.Frame, deadline time.Time) {
+	slot := 0
+	if f.Kind == transport.Pong {
+		slot = 1
+	}
+	c.dmu.Lock()
+	d := &c.deferred[slot]
+	d.f, d.deadline, d.set = f, deadline, true
+	d.f.Payload = d.payload[:copy(d.payload[:], f.Payload)]
+	c.dmu.Unlock()
+}
+
+// takeDeferred returns a deferred frame, if any, copied out of the slot.
+func (c *Conn) takeDeferred(buf *[transport.MaxControlPayload]byte) (transport.Frame, time.Time, bool) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for i := range c.deferred {
+		if d := &c.deferred[i]; d.set {
+			d.set = false
+			f := d.f
+			f.Payload = buf[:copy(buf[:], d.f.Payload)]
+			return f, d.deadline, true
+		}
+	}
+	return transport.Frame{}, time.Time{}, false
+}
+
+func (c *Conn) hasDeferred() bool {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.deferred[0].set || c.deferred[1].set
+}
+
+// release writes the deferred heartbeats and lets go of the writer. A
+// frame deferred after the last look but before the release is written by
+// this goroutine too, unless another has taken the writer (then it will).
+func (c *Conn) release() {
+	var buf [transport.MaxControlPayload]byte
+	for {
+		for {
+			f, deadline, ok := c.takeDeferred(&buf)
+			if !ok {
+				break
+			}
+			_ = c.sendLocked(deadline, f) // a broken writer fails the next Send too
+		}
+		<-c.wmu
+		if !c.hasDeferred() {
+			return
+		}
+		select {
+		case c.wmu <- struct{}{}:
+		default:
+			return // the new holder writes it
+		}
+	}
 }
 
 // Send writes one heartbeat frame. A control-frame ping carries
@@ -314,17 +392,43 @@ func (c *Conn) writeData(ctx context.Context, messageType int, p []byte) error {
 // allows concurrently with the application's writer and which takes its
 // own deadline (ctx's, or DefaultWriteTimeout from now), so no deadline
 // is left on the connection for the application's next write.
+//
+// Send never waits behind an application Write: while one holds the
+// writer (a peer that does not read can hold it up to the Write's
+// deadline), the frame is kept, the latest of its kind, and written as
+// that Write ends; Send returns nil at once. A hub's writer is so never
+// held by one stuck connection.
 func (c *Conn) Send(ctx context.Context, f transport.Frame) error {
 	if err := c.core.CheckSend(ctx, f); err != nil {
 		return err
 	}
-	var err error
-	if c.core.Format() != wire.Control {
-		err = c.core.SendFrame(ctx, f)
-	} else {
-		err = c.core.SendError(f.Kind, c.sendControl(ctx, f))
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DefaultWriteTimeout)
 	}
-	return peerClosed(err)
+	select {
+	case c.wmu <- struct{}{}:
+	default:
+		c.deferFrame(f, deadline)
+		return nil
+	}
+	err := c.sendLocked(deadline, f)
+	c.release()
+	return peerClosed(c.core.SendError(f.Kind, err))
+}
+
+// sendLocked writes one heartbeat frame; the caller holds wmu.
+func (c *Conn) sendLocked(deadline time.Time, f transport.Frame) error {
+	if c.core.Format() == wire.Control {
+		return c.sendControl(deadline, f)
+	}
+	m := c.core.FrameMessage(f)
+	typ, b, err := c.core.Encode(c.sendBuf[:0], &m)
+	if err != nil {
+		return err
+	}
+	c.sendBuf = b[:0] // keep what Append grew, if it did
+	return c.writeLocked(deadline, typ, b)
 }
 
 // peerClosed marks a send refused because gorilla's reader has answered the
@@ -338,11 +442,7 @@ func peerClosed(err error) error {
 	return err
 }
 
-func (c *Conn) sendControl(ctx context.Context, f transport.Frame) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(DefaultWriteTimeout)
-	}
+func (c *Conn) sendControl(deadline time.Time, f transport.Frame) error {
 	if f.Kind == transport.Ping {
 		var buf [wire.ControlMaxSize]byte
 		return c.ws.WriteControl(websocket.PingMessage, wire.AppendControlAdvice(buf[:0], f.Seq, f.ReconnectWindow, f.TimeoutAdvice), deadline)

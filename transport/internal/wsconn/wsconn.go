@@ -426,6 +426,14 @@ func (c *Core[T]) SendError(k transport.FrameKind, err error) error {
 // a Ping with its Seq, the time, the connection ID and the advice; a Pong
 // echoing its ping. Its error is SendError's.
 func (c *Core[T]) SendFrame(ctx context.Context, f transport.Frame) error {
+	m := c.FrameMessage(f)
+	return c.SendError(f.Kind, c.SendMessage(ctx, &m))
+}
+
+// FrameMessage is the application-level message that carries f: a Ping
+// with its Seq, the time, the connection ID and the advice; a Pong echoing
+// its ping.
+func (c *Core[T]) FrameMessage(f transport.Frame) wire.Message {
 	m := wire.PongFor(f.Payload)
 	if f.Kind == transport.Ping {
 		m = wire.Message{Type: wire.Ping, Seq: f.Seq, SentAt: time.Now().UnixMilli(),
@@ -436,7 +444,24 @@ func (c *Core[T]) SendFrame(ctx context.Context, f transport.Frame) error {
 			m.TimeoutAdvice = min(max(f.TimeoutAdvice, 0), wire.MaxTimeoutAdvice)
 		}
 	}
-	return c.SendError(f.Kind, c.SendMessage(ctx, &m))
+	return m
+}
+
+// Encode appends m to buf in the connection's format, with the server's
+// connection ID if m has none, and returns the message type to write it
+// as.
+func (c *Core[T]) Encode(buf []byte, m *wire.Message) (T, []byte, error) {
+	if c.cfg.ConnID != "" && m.ConnID == "" {
+		cp := *m
+		cp.ConnID = c.cfg.ConnID
+		m = &cp
+	}
+	typ := c.cfg.Binary
+	if c.cfg.Format == wire.JSON {
+		typ = c.cfg.Text
+	}
+	b, err := wire.Append(buf, c.cfg.Format, m)
+	return typ, b, err
 }
 
 // SendMessage writes one application-level heartbeat message in the

@@ -1,0 +1,129 @@
+package presence_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartbeat-go/heartbeat/fsm"
+	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/presence"
+)
+
+// Peers that send big messages and never read, against the handler with
+// the docs' echo (a Write with no deadline, which blocks for as long as the
+// peer does not read): the hub's pings to them wait for no writer, so the
+// quiet, healthy clients (they answer pings and send nothing, as a page
+// without heartbeat.js does) are never suspected, while the stuck peers
+// are found dead. 32 stuck peers are four per hub writer on two shards;
+// before pings stopped waiting behind application writes, they held every
+// writer for its 10 s write timeout and the quiet clients were dropped.
+func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
+	const stuck, quiet = 32, 50
+	const every, suspect, dead = 300 * time.Millisecond, time.Second, 2 * time.Second
+	var falseSuspects, stuckDead atomic.Int64
+	allDead, suspected := make(chan struct{}), make(chan struct{})
+	var allDeadOnce, suspectedOnce sync.Once
+	hub, err := presence.NewHub(presence.HubConfig{
+		Shards: 2,
+		Policies: func() policy.Set {
+			return policy.Set{Detector: &policy.Fixed{SuspectAfter: suspect, DeadAfter: dead}, Interval: &policy.Idle{Every: every}}
+		},
+		Observe: func(c presence.Change) {
+			switch {
+			case strings.HasPrefix(c.User, "quiet") && (c.To == fsm.Suspect || c.To == fsm.Dead):
+				falseSuspects.Add(1)
+				suspectedOnce.Do(func() { close(suspected) })
+			case strings.HasPrefix(c.User, "stuck") && c.To == fsm.Dead:
+				if stuckDead.Add(1) == stuck {
+					allDeadOnce.Do(func() { close(allDead) })
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := presence.NewHandler(presence.HandlerConfig{
+		Hub: hub,
+		Authenticate: func(r *http.Request) (presence.Identity, error) {
+			return presence.Identity{User: r.URL.Query().Get("user"), Session: "s"}, nil
+		},
+		OnMessage: func(c *presence.Client, typ int, msg []byte) {
+			_ = c.Write(context.Background(), typ, msg) // echo, as docs/presence.md shows
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?user="
+	var wg sync.WaitGroup
+	var conns []*websocket.Conn
+	defer func() {
+		for _, ws := range conns {
+			_ = ws.Close()
+		}
+		wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hub.Shutdown(ctx)
+	}()
+	dial := func(user string) *websocket.Conn {
+		ws, _, err := websocket.DefaultDialer.Dial(url+user, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, ws)
+		return ws
+	}
+	for i := range quiet {
+		ws := dial("quiet" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
+		wg.Go(func() { // reads, so gorilla answers the pings; sends nothing
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					return
+				}
+			}
+		})
+	}
+	msg := make([]byte, 512<<10) // under the 1 MiB read limit
+	for i := range stuck {
+		ws := dial("stuck" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
+		wg.Go(func() { // sends 8 MiB, reads nothing
+			_ = ws.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			for range 16 {
+				if ws.WriteMessage(websocket.BinaryMessage, msg) != nil {
+					return
+				}
+			}
+		})
+	}
+	// Long enough for each stuck peer to be found dead (its echo fills
+	// the socket, its pongs stop) and for many rounds of pings to the
+	// quiet ones.
+	select {
+	case <-allDead:
+		select { // then a few more detection windows
+		case <-suspected:
+		case <-time.After(4 * dead):
+		}
+	case <-suspected:
+	case <-time.After(30 * time.Second):
+	}
+	t.Logf("%d stuck peers: %d found dead; %d quiet clients: %d suspect or dead changes", stuck, stuckDead.Load(), quiet, falseSuspects.Load())
+	if n := falseSuspects.Load(); n > 0 {
+		t.Errorf("%d quiet, healthy clients were suspected or declared dead", n)
+	}
+	if n := stuckDead.Load(); n < stuck {
+		t.Errorf("only %d of %d peers that do not read were found dead", n, stuck)
+	}
+}
