@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -204,5 +205,48 @@ func TestBlockedWorkerStallsNoHeartbeat(t *testing.T) {
 func skipUnderRace(t *testing.T) {
 	if raceEnabled {
 		t.Skip("nbio's own listener races under the detector (inside nbio); run without -race")
+	}
+}
+
+// Clients that trickle their upgrade request and never finish its headers
+// are closed by HeaderTimeout, all of them, where nbio alone would hold
+// them for 120 s.
+func TestHeaderTimeoutClosesTricklers(t *testing.T) {
+	skipUnderRace(t)
+	const n, timeout = 200, 300 * time.Millisecond
+	s := newServer(t, ServerConfig{Addr: "127.0.0.1:0", HeaderTimeout: timeout,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t.Error("a request without its headers reached the handler")
+		})})
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	open := 0
+	for range n {
+		c, err := net.DialTimeout("tcp", s.Addr().String(), conformance.Wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_ = c.SetReadDeadline(time.Now().Add(conformance.Wait))
+			_, err := c.Read(make([]byte, 1))
+			mu.Lock()
+			defer mu.Unlock()
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				open++
+				return
+			}
+			slowest = max(slowest, time.Since(start))
+		})
+	}
+	wg.Wait()
+	t.Logf("%d trickling clients: %d still open after %v; the last closed %v after the first dial (timeout %v)", n, open, conformance.Wait, slowest, timeout)
+	if open > 0 {
+		t.Errorf("%d of %d trickling clients still open", open, n)
 	}
 }

@@ -26,15 +26,18 @@ const (
 	// DefaultMaxWriteQueue bounds the bytes a connection may have waiting
 	// to be written (nbio's own queue is unbounded by default).
 	DefaultMaxWriteQueue = 64 << 10
-	// DefaultReadLimit bounds one inbound message.
+	// DefaultReadLimit bounds one inbound message, as gorillaws's.
 	DefaultReadLimit = 1 << 20
 	// DefaultMaxReadQueue bounds the bytes of one connection's messages
-	// waiting for OnData: two messages of the read limit.
-	DefaultMaxReadQueue = 2 * DefaultReadLimit
+	// waiting for OnData, as gorillaws's QueueBytes.
+	DefaultMaxReadQueue = 1 << 20
 	// DefaultCloseTimeout bounds the wait for the peer's close frame.
 	DefaultCloseTimeout = time.Second
 	// DefaultHandshakeTimeout bounds writing the upgrade's response.
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultHeaderTimeout bounds, with ServerConfig.Addr, the wait for a
+	// request's headers (nbio's own default is 120 s).
+	DefaultHeaderTimeout = 10 * time.Second
 	// maxPreBind bounds the frames kept for a connection not yet bound.
 	maxPreBind = 64
 )
@@ -129,6 +132,12 @@ type ServerConfig struct {
 	TLSConfig *tls.Config
 	// Handler serves the requests on Addr.
 	Handler http.Handler
+	// HeaderTimeout bounds, with Addr, how long a connection may take to
+	// send a request's headers, and to idle before its next request (nbio's
+	// KeepaliveTime): a client that trickles its upgrade request a byte at
+	// a time is closed then. Zero means DefaultHeaderTimeout. (Without
+	// Addr, http.Server.ReadHeaderTimeout does this.)
+	HeaderTimeout time.Duration
 }
 
 // Server holds the poller every connection it upgrades is read by. Its
@@ -162,8 +171,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	case cfg.Pollers < 0, cfg.Workers < 0, cfg.MaxWriteQueue < 0, cfg.ReadBufferSize < 0:
 		return nil, fmt.Errorf("nbiows: pollers %d, workers %d, write queue %d and read buffer %d must not be negative (zero means a default)",
 			cfg.Pollers, cfg.Workers, cfg.MaxWriteQueue, cfg.ReadBufferSize)
+	case cfg.HeaderTimeout < 0:
+		return nil, fmt.Errorf("nbiows: header timeout %v must be positive (zero means %v)", cfg.HeaderTimeout, DefaultHeaderTimeout)
 	case cfg.MaxReadQueue != 0 && cfg.MaxReadQueue < DefaultReadLimit:
 		return nil, fmt.Errorf("nbiows: read queue %d must hold a message of the read limit, %d bytes (zero means %d)", cfg.MaxReadQueue, DefaultReadLimit, DefaultMaxReadQueue)
+	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
 	}
 	if cfg.MaxReadQueue == 0 {
 		cfg.MaxReadQueue = DefaultMaxReadQueue
@@ -191,6 +205,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		// close frame queued behind a full queue.
 		MaxWriteBufferSize: cfg.MaxWriteQueue + 256,
 		SupportServerOnly:  true,
+		KeepaliveTime:      cfg.HeaderTimeout,
 		Handler:            cfg.Handler,
 		Listen: func(network, addr string) (net.Listener, error) {
 			ln, err := net.Listen(network, addr)
