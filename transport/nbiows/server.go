@@ -29,8 +29,8 @@ const (
 	// DefaultReadLimit bounds one inbound message, as gorillaws's.
 	DefaultReadLimit = 1 << 20
 	// DefaultMaxReadQueue bounds the bytes of one connection's messages
-	// waiting for OnData, as gorillaws's QueueBytes.
-	DefaultMaxReadQueue = 1 << 20
+	// waiting for OnData: two messages of the read limit.
+	DefaultMaxReadQueue = 2 * DefaultReadLimit
 	// DefaultCloseTimeout bounds the wait for the peer's close frame.
 	DefaultCloseTimeout = time.Second
 	// DefaultHandshakeTimeout bounds writing the upgrade's response.
