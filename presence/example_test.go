@@ -42,7 +42,11 @@ func serve(ctx context.Context, ln net.Listener, onEvent func(presence.Event)) e
 			return presence.Identity{User: user, Session: session}, nil
 		},
 		OnMessage: func(c *presence.Client, typ int, msg []byte) {
-			_ = c.Write(context.Background(), typ, msg) // echo
+			// A write with a deadline: a peer that does not read holds
+			// this connection's reader for at most that long.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = c.Write(ctx, typ, msg) // echo
 		},
 	})
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 )
 
 // Peers that send big messages and never read, against the handler with
-// the docs' echo (a Write with no deadline, which blocks for as long as the
-// peer does not read): the hub's pings to them wait for no writer, so the
+// an echo whose Write has no deadline (it blocks for as long as the peer
+// does not read; the docs' echo gives it 5 s): the hub's pings to them wait for no writer, so the
 // quiet, healthy clients (they answer pings and send nothing, as a page
 // without heartbeat.js does) are never suspected, while the stuck peers
 // are found dead. 32 stuck peers are four per hub writer on two shards;
@@ -57,7 +57,7 @@ func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
 			return presence.Identity{User: r.URL.Query().Get("user"), Session: "s"}, nil
 		},
 		OnMessage: func(c *presence.Client, typ int, msg []byte) {
-			_ = c.Write(context.Background(), typ, msg) // echo, as docs/presence.md shows
+			_ = c.Write(context.Background(), typ, msg) // echo without a deadline: the worst case
 		},
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log"
 	"math/rand/v2"
 	"net"
@@ -302,5 +303,74 @@ func TestServerSnippetHoldsLittlePerConnection(t *testing.T) {
 		case <-returned:
 			return
 		}
+	}
+}
+
+// --- Serving it: the http.Server
+
+func serveSnippet(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(handle),
+		ReadHeaderTimeout: 5 * time.Second, // the upgrade request's headers
+		IdleTimeout:       time.Minute,
+	}
+	err := srv.Serve(ln)
+	return err
+}
+
+// 2,000 clients that send the start of an upgrade request and then trickle
+// (here: stop): the server closes every one when ReadHeaderTimeout runs
+// out, where a zero http.Server would hold them all for ever. A normal
+// client is served meanwhile.
+func TestServeSnippetClosesTricklers(t *testing.T) {
+	const n = 2000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { _ = serveSnippet(ln) }()
+	start := time.Now()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webs")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/", nil)
+	if err != nil {
+		t.Fatalf("a normal client among the tricklers: %v", err)
+	}
+	_ = ws.Close()
+	var wg sync.WaitGroup
+	var open atomic.Int64
+	var last atomic.Int64
+	for _, c := range conns {
+		wg.Go(func() {
+			_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+			_, err := io.ReadAll(c) // net/http may answer 408 first, then closes
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				open.Add(1)
+				return
+			}
+			if d := int64(time.Since(start)); d > last.Load() {
+				last.Store(d)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d trickling clients: %d still open after 15 s; the last closed %v after the first dial", n, open.Load(), time.Duration(last.Load()).Round(time.Millisecond))
+	if open.Load() > 0 {
+		t.Errorf("%d of %d trickling clients still open", open.Load(), n)
 	}
 }
