@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/heartbeat-go/heartbeat/policy"
@@ -67,6 +68,15 @@ type Config struct {
 	// rate before the machine closes the connection (ReasonPingFlood). Zero
 	// means DefaultPingBurst; negative disables the enforcement.
 	PingBurst int
+	// DataRate, if positive, is how many application messages per second
+	// the peer may send on average; beyond a burst of DataBurst more the
+	// machine closes the connection (ReasonDataFlood, ErrDataFlood: a
+	// WebSocket adapter sends 1008 with the reason). Zero means no limit,
+	// the default: what a message costs is the application's to judge.
+	DataRate float64
+	// DataBurst is how many messages beyond DataRate's pace the peer may
+	// send at once. Zero means one second's worth of DataRate, at least 1.
+	DataBurst int
 }
 
 // withDefaults returns c with zero fields replaced by defaults, or an error
@@ -123,6 +133,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PingBurst == 0 {
 		c.PingBurst = DefaultPingBurst
+	}
+	switch {
+	case c.DataRate < 0 || math.IsNaN(c.DataRate) || math.IsInf(c.DataRate, 0):
+		return c, fmt.Errorf("heartbeat: data rate %v must be a positive number of messages per second (zero means no limit)", c.DataRate)
+	case c.DataBurst < 0:
+		return c, fmt.Errorf("heartbeat: data burst %d must not be negative (zero means one second of the rate)", c.DataBurst)
+	case c.DataRate > 0 && c.DataBurst == 0:
+		c.DataBurst = max(int(math.Ceil(c.DataRate)), 1)
 	}
 	set := policy.Set{Detector: c.Detector, Interval: c.Interval, Backoff: c.Backoff}
 	if c.Role == Server {

@@ -17,6 +17,10 @@ var (
 	// ErrPingFlood: the peer pinged faster than Config.MinPingInterval and
 	// Config.PingBurst allow.
 	ErrPingFlood = errors.New("heartbeat: peer sent too many pings")
+	// ErrDataFlood: the peer sent application messages faster than
+	// Config.DataRate and DataBurst allow. A WebSocket adapter sends close
+	// code 1008 (policy violation) with this text.
+	ErrDataFlood = errors.New("heartbeat: peer sent too many messages")
 	// ErrConnectTimeout: a dial took longer than Config.ConnectTimeout.
 	ErrConnectTimeout = errors.New("heartbeat: connect timeout")
 	// ErrClosed: the user closed the connection.
@@ -181,7 +185,8 @@ type Machine struct {
 	seq        uint64
 	attempt    int32
 	unanswered int32
-	pingBurst  int32 // < 0: flood enforcement off
+	pingBurst  int32      // < 0: flood enforcement off
+	data       *dataMeter // nil: no limit on the peer's messages
 
 	state   State
 	role    Role
@@ -220,6 +225,14 @@ func NewMachine(cfg Config) (*Machine, error) {
 	}
 	if c.PingBurst < 0 {
 		m.pingBurst = -1
+	}
+	if c.DataRate > 0 {
+		iv := tick(max(float64(time.Second)/c.DataRate, 1))
+		w := never
+		if iv < never/tick(c.DataBurst) {
+			w = tick(c.DataBurst) * iv
+		}
+		m.data = &dataMeter{interval: iv, window: w}
 	}
 	if c.StallThreshold < 0 {
 		m.stallThreshold = -1
@@ -337,6 +350,9 @@ func (m *Machine) apply(in Input, out []Action) []Action {
 			m.unanswered = 0
 			m.probeBy = unset
 			m.pingTAT = m.now
+			if m.data != nil {
+				m.data.tat = m.now
+			}
 			m.det.Start(m.at(m.now))
 			out = m.transition(out, EvConnected, ReasonConnected, nil)
 		}
@@ -397,6 +413,13 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 		m.pingTAT = max(m.pingTAT, m.pingFloor).plus(m.floodInterval())
 		if m.pingTAT-m.now > m.burstWindow() {
 			return m.lose(out, EvLost, ReasonPingFlood, ErrPingFlood)
+		}
+	}
+	if f.Kind == transport.Data && m.data != nil {
+		d := m.data
+		d.tat = max(d.tat, m.pingFloor).plus(d.interval)
+		if d.tat-m.now > d.window {
+			return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
 		}
 	}
 	var rtt time.Duration
@@ -515,6 +538,12 @@ func (m *Machine) nextPing() tick {
 // at an ordinary rate.
 func (m *Machine) floodInterval() tick {
 	return min(m.minPingInterval, tick(DefaultMinPingInterval))
+}
+
+// dataMeter is the GCRA meter of Config.DataRate: each message advances
+// tat by interval; running more than window ahead of now is a flood.
+type dataMeter struct {
+	interval, window, tat tick
 }
 
 // burstWindow is how far ahead of now the peer's ping allowance may run.

@@ -73,6 +73,7 @@ const (
 	ReasonGaveUp                // the backoff gave up
 	ReasonUserClose             // Close was requested
 	ReasonPeerLeft              // the peer closed the connection cleanly (ErrPeerLeft): an end, not a death
+	ReasonDataFlood             // the peer sent application messages faster than Config.DataRate allows
 
 	numReasons = iota
 )
@@ -80,7 +81,7 @@ const (
 var reasonNames = [numReasons]string{
 	"none", "connected", "dial failed", "connect timeout", "silence", "local stall",
 	"evidence", "unanswered", "peer closed", "send failed", "ping flood", "retry",
-	"backoff elapsed", "gave up", "user close", "peer left",
+	"backoff elapsed", "gave up", "user close", "peer left", "data flood",
 }
 
 func (r Reason) String() string {

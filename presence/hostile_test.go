@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -125,5 +126,77 @@ func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
 	}
 	if n := stuckDead.Load(); n < stuck {
 		t.Errorf("only %d of %d peers that do not read were found dead", n, stuck)
+	}
+}
+
+// A hub whose Machine config sets DataRate closes a peer that floods it
+// with small messages: the peer reads close 1008 with the reason, and a
+// peer that keeps to the rate stays.
+func TestDataFloodClosedWith1008(t *testing.T) {
+	hub, err := presence.NewHub(presence.HubConfig{Machine: fsm.Config{DataRate: 50, DataBurst: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Shutdown(context.Background())
+	h, err := presence.NewHandler(presence.HandlerConfig{
+		Hub: hub,
+		Authenticate: func(r *http.Request) (presence.Identity, error) {
+			return presence.Identity{User: r.URL.Query().Get("user"), Session: "s"}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?user="
+	flooder, _, err := websocket.DefaultDialer.Dial(url+"flooder", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flooder.Close()
+	calm, _, err := websocket.DefaultDialer.Dial(url+"calm", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer calm.Close()
+	for range 40 { // within the burst
+		if err := calm.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := flooder.ReadMessage(); err != nil {
+				read <- err
+				return
+			}
+		}
+	}()
+	_ = flooder.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	sent := 0
+	for ; sent < 100000; sent++ { // bounded: the server closes long before
+		if flooder.WriteMessage(websocket.TextMessage, []byte("x")) != nil {
+			break
+		}
+		select {
+		case err := <-read:
+			read <- err
+			sent = 100000
+		default:
+		}
+	}
+	var ce *websocket.CloseError
+	select {
+	case err := <-read:
+		if !errors.As(err, &ce) || ce.Code != 1008 || !strings.Contains(ce.Text, fsm.ErrDataFlood.Error()) {
+			t.Fatalf("the flooder read %v, want close 1008 %q", err, fsm.ErrDataFlood)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flooder was not closed")
+	}
+	if !hub.Online("calm") {
+		t.Error("the peer within the rate went offline")
 	}
 }

@@ -32,7 +32,7 @@ func CloseStatus(reason error) (code uint16, text string) {
 	switch {
 	case reason == nil || errors.Is(reason, fsm.ErrClosed):
 		code = CloseNormal
-	case errors.Is(reason, fsm.ErrPingFlood):
+	case errors.Is(reason, fsm.ErrPingFlood), errors.Is(reason, fsm.ErrDataFlood):
 		code = ClosePolicyViolation
 	default: // shutdown (context cancelled), a lost peer, anything else
 		code = CloseGoingAway
@@ -57,7 +57,7 @@ func CloseStatus(reason error) (code uint16, text string) {
 // arrives can reset the connection and lose the close frame, and with it
 // the reason.
 func Handshake(reason error) bool {
-	return reason == nil || errors.Is(reason, fsm.ErrClosed) || errors.Is(reason, fsm.ErrPingFlood) ||
+	return reason == nil || errors.Is(reason, fsm.ErrClosed) || errors.Is(reason, fsm.ErrPingFlood) || errors.Is(reason, fsm.ErrDataFlood) ||
 		errors.Is(reason, context.Canceled)
 }
 

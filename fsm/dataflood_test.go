@@ -1,0 +1,60 @@
+package fsm
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/heartbeat-go/heartbeat/transport"
+)
+
+// With DataRate set, a peer that sends messages faster than it, beyond the
+// burst, is closed for a data flood; one that keeps to the rate, in bursts
+// the limit allows, never is; and without DataRate nothing is counted.
+func TestDataFlood(t *testing.T) {
+	cfg := testConfig()
+	cfg.DataRate, cfg.DataBurst = 100, 20
+	r := newRig(t, cfg).connected()
+	sent := 0
+	for i := 0; i < 10000 && r.m.State() == Alive; i++ { // 1 per 0.1 ms: 100 times the rate
+		r.at(time.Second+time.Duration(i)*100*time.Microsecond).frame(transport.Data, 0)
+		sent++
+	}
+	dead, ok := change(r.all, Dead)
+	if !ok || dead.Reason != ReasonDataFlood || !errors.Is(dead.Err, ErrDataFlood) {
+		t.Fatalf("data flood not stopped: %+v", dead)
+	}
+	// 10,000/s against 100/s with a burst of 20: about 21 get through.
+	if sent < 20 || sent > 25 {
+		t.Errorf("%d messages before the flood was stopped, want about 21", sent)
+	}
+
+	// At the rate, in bursts of 20 every 200 ms, for an hour: no flood.
+	r = newRig(t, cfg).connected()
+	for b := range 18000 {
+		at := time.Second + time.Duration(b)*200*time.Millisecond
+		for range 20 {
+			r.at(at).frame(transport.Data, 0)
+		}
+		r.at(at).frame(transport.Ping, 0) // keep the detector fed
+	}
+	if r.m.State() != Alive {
+		t.Fatalf("messages within the rate convicted as a flood: %v", r.m.State())
+	}
+
+	// Off by default.
+	r = newRig(t, testConfig()).connected()
+	for i := range 100000 {
+		r.at(time.Second+time.Duration(i)*time.Microsecond).frame(transport.Data, 0)
+	}
+	if r.m.State() != Alive {
+		t.Fatalf("no DataRate, yet %v", r.m.State())
+	}
+
+	for _, bad := range []Config{{DataRate: -1}, {DataRate: 10, DataBurst: -1}} {
+		bad.Role = Server
+		if _, err := NewMachine(bad); err == nil {
+			t.Errorf("NewMachine(%+v) accepted", bad)
+		}
+	}
+}
