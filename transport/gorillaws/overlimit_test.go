@@ -3,10 +3,10 @@ package gorillaws_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/http"
-	"net/url"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -61,8 +61,8 @@ func TestOverLimitWaitsForASlowSender(t *testing.T) {
 			_ = c.Close(err)
 			served <- err
 		}()
-		u, _ := url.Parse("ws://pipe/")
-		ws, _, err := websocket.NewClient(client, u, nil, 1024, 1024)
+		d := websocket.Dialer{NetDialContext: func(context.Context, string, string) (net.Conn, error) { return client, nil }}
+		ws, _, err := d.Dial("ws://pipe/", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
