@@ -28,7 +28,7 @@ import (
 // writer for its 10 s write timeout and the quiet clients were dropped.
 func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
 	const stuck, quiet = 32, 50
-	const every, suspect, dead = 300 * time.Millisecond, time.Second, 2 * time.Second
+	const every, suspect, dead = 500 * time.Millisecond, 2 * time.Second, 4 * time.Second
 	var falseSuspects, stuckDead atomic.Int64
 	allDead, suspected := make(chan struct{}), make(chan struct{})
 	var allDeadOnce, suspectedOnce sync.Once

@@ -517,7 +517,12 @@ func TestBrowser(t *testing.T) {
 		{"HiddenPage", testHidden},
 		{"BackForwardCache", testBFCache},
 		{"CrossOrigin", testCrossOrigin},
-		{"TooBig", testTooBig},
+		// In a browser of its own: when the server closes 1009 in the middle
+		// of the page's 2 MiB send, Chromium 156 under load has dropped
+		// every tab's connections and page loads at once (1006,
+		// net::ERR_ABORTED), which would fail the other scenarios for
+		// nothing of theirs.
+		{"TooBig", func(t *testing.T, _ context.Context) { testTooBig(t, browser(t, 2*time.Minute)) }},
 		{"MalformedFrames", testMalformed},
 		{"OfflineOnline", func(t *testing.T, bctx context.Context) { testOffline(t, bctx, forceLegacy()) }},
 		// The fallback path for browsers older than the newer methods, forced
