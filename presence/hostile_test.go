@@ -16,6 +16,7 @@ import (
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
 )
 
 // Peers that send big messages and never read, against the handler with
@@ -64,9 +65,12 @@ func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = conformance.SmallBuffers(srv.Listener, 128<<10)
+	srv.Start()
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?user="
+	dialer := websocket.Dialer{NetDialContext: conformance.SmallBufferDial(128 << 10)}
 	var wg sync.WaitGroup
 	var conns []*websocket.Conn
 	defer func() {
@@ -79,7 +83,7 @@ func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
 		_ = hub.Shutdown(ctx)
 	}()
 	dial := func(user string) *websocket.Conn {
-		ws, _, err := websocket.DefaultDialer.Dial(url+user, nil)
+		ws, _, err := dialer.Dial(url+user, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

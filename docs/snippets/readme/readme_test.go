@@ -25,6 +25,7 @@ import (
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/proptest"
 	"github.com/heartbeat-go/heartbeat/transport/coderws"
+	"github.com/heartbeat-go/heartbeat/transport/conformance"
 	"github.com/heartbeat-go/heartbeat/transport/gorillaws"
 )
 
@@ -254,12 +255,18 @@ func TestMyBackoff(t *testing.T) {
 func TestServerSnippetHoldsLittlePerConnection(t *testing.T) {
 	const clients, size, perClient = 20, 1 << 20, 16
 	var handlers sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handlers.Add(1)
 		defer handlers.Done()
 		handle(w, r)
 	}))
+	// Kernel buffers capped: what a flood parks in them is the kernel's
+	// memory, not the heap measured here, and uncapped it would be 36 MiB
+	// a socket.
+	srv.Listener = conformance.SmallBuffers(srv.Listener, 256<<10)
+	srv.Start()
 	defer srv.Close()
+	dialer := websocket.Dialer{NetDialContext: conformance.SmallBufferDial(256 << 10)}
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -267,7 +274,7 @@ func TestServerSnippetHoldsLittlePerConnection(t *testing.T) {
 	var sent atomic.Int64
 	conns := make([]*websocket.Conn, clients)
 	for i := range conns {
-		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		ws, _, err := dialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,9 +299,9 @@ func TestServerSnippetHoldsLittlePerConnection(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / clients / (1 << 20)
 	t.Logf("%d clients sent %d messages of 1 MiB in all before TCP stopped them; the server's heap grew by %.2f MiB per connection", clients, sent.Load(), per)
-	// Each connection fills the handler and the queue before TCP stops it:
-	// fewer messages, and the bound would hold for want of load.
-	if n := sent.Load(); n < 3*clients {
+	// Each connection fills the handler and the queue before TCP stops it
+	// (one message each): fewer, and the bound would hold for want of load.
+	if n := sent.Load(); n < 2*clients {
 		t.Errorf("only %d messages sent by %d clients: the server was not loaded", n, clients)
 	}
 	if per > 2.5 {
