@@ -173,8 +173,16 @@ func TestSlowLinks(t *testing.T) {
 				// quiet for longer; a verdict after such a silence is the
 				// detector doing its job.
 				var bad, earned []string
+				all := r.w.List()
 				for _, c := range r.w.Verdicts(mark) {
 					last, ok := r.d.LastFrameBefore(c.At)
+					// The silence began at the last frame, or, when none came
+					// since, when the connection became alive.
+					for _, a := range all {
+						if a.To == fsm.Alive && !a.At.After(c.At) && a.At.After(last) {
+							last, ok = a.At, true
+						}
+					}
 					silence := c.At.Sub(last)
 					timeout := suspectAfter
 					if c.To == fsm.Dead {
