@@ -471,11 +471,6 @@ func (c *Core[T]) SendMessage(ctx context.Context, m *wire.Message) error {
 	if c.cfg.Format == wire.Control {
 		return errors.New(c.cfg.Name + ": SendMessage needs an application-level format (json or binary)")
 	}
-	if c.cfg.ConnID != "" && m.ConnID == "" {
-		cp := *m
-		cp.ConnID = c.cfg.ConnID
-		m = &cp
-	}
 	// One buffer serves the writes that do not overlap (the steady
 	// heartbeat); a concurrent one (a Drain sent meanwhile) makes its own.
 	var buf []byte
@@ -490,15 +485,11 @@ func (c *Core[T]) SendMessage(ctx context.Context, m *wire.Message) error {
 		default:
 		}
 	}()
-	b, err := wire.Append(buf[:0], c.cfg.Format, m)
+	typ, b, err := c.Encode(buf[:0], m)
 	if err != nil {
 		return err
 	}
 	buf = b[:0] // keep what Append grew, if it did
-	typ := c.cfg.Binary
-	if c.cfg.Format == wire.JSON {
-		typ = c.cfg.Text
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultWriteTimeout)
