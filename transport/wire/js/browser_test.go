@@ -102,7 +102,7 @@ type pageStats struct {
 // server is the Go side: a listener it can kill and restart on the same
 // address, a per-connection freeze, and per-page socket counts.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	addr    string
 	advice  atomic.Int64 // ms
 	lenient atomic.Bool  // a server detector that tolerates long silences
@@ -122,7 +122,7 @@ type server struct {
 	wg      sync.WaitGroup
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t testing.TB) *server {
 	s := &server{t: t, conns: map[*gateConn]bool{}, live: map[string]int{}, maxLive: map[string]int{},
 		offline: map[string][]string{}, tokens: map[string][]string{}, drivers: map[*fsm.Driver]bool{}}
 	s.advice.Store(2000)
@@ -380,7 +380,7 @@ func (g *gateConn) close() error {
 // ---------------------------------------------------------------- browser
 
 // browser starts headless Chromium for the test and returns its context.
-func browser(t *testing.T, timeout time.Duration) context.Context {
+func browser(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -395,7 +395,11 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()))
+		chromedp.UserDataDir(t.TempDir()),
+		// The browser's log, to tell a network-service restart (which cuts
+		// every connection of the browser) from the library's own failure.
+		chromedp.Flag("enable-logging", "stderr"), chromedp.Flag("v", "0"),
+		chromedp.CombinedOutput(newChromeLog()))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
@@ -414,12 +418,12 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 }
 
 type tab struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 }
 
 // open opens url in a new tab of the browser.
-func open(t *testing.T, bctx context.Context, url string) *tab {
+func open(t testing.TB, bctx context.Context, url string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx)
 	t.Cleanup(cancel)
@@ -505,7 +509,7 @@ func TestBrowser(t *testing.T) {
 	bctx := browser(t, 8*time.Minute)
 	scenarios := []struct {
 		name string
-		run  func(t *testing.T, bctx context.Context)
+		run  func(t testing.TB, bctx context.Context)
 	}{
 		{"DocSnippet", testDocSnippet},
 		{"HealthyStaysAlive", testHealthy},
@@ -520,14 +524,14 @@ func TestBrowser(t *testing.T) {
 		// In a browser of its own: with the read limit at 64 KiB (the close
 		// 1009 early in the page's 2 MiB send), every other page of the
 		// shared Chromium 156 lost its connection and page loads at once
-		// (1006, net::ERR_ABORTED), run after run; in its own browser the
-		// others are untouched.
-		{"TooBig", func(t *testing.T, _ context.Context) { testTooBig(t, browser(t, 2*time.Minute)) }},
+		// (1006, net::ERR_ABORTED: what a network-service restart does),
+		// run after run; in its own browser the others are untouched.
+		{"TooBig", func(t testing.TB, _ context.Context) { testTooBig(t, browser(t, 2*time.Minute)) }},
 		{"MalformedFrames", testMalformed},
-		{"OfflineOnline", func(t *testing.T, bctx context.Context) { testOffline(t, bctx, forceLegacy()) }},
+		{"OfflineOnline", func(t testing.TB, bctx context.Context) { testOffline(t, bctx, forceLegacy()) }},
 		// The fallback path for browsers older than the newer methods, forced
 		// here so that every run covers it whichever Chromium apt served.
-		{"OfflineOnlineLegacy", func(t *testing.T, bctx context.Context) { testOffline(t, bctx, true) }},
+		{"OfflineOnlineLegacy", func(t testing.TB, bctx context.Context) { testOffline(t, bctx, true) }},
 		{"Reloads", testReloads},
 		{"ReloadsKeepPresence", testReloadsKeepPresence},
 		{"DocsPresenceTabs", testDocsPresenceTabs},
@@ -535,7 +539,7 @@ func TestBrowser(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
-			sc.run(t, bctx)
+			runScenario(t, bctx, sc.run)
 		})
 	}
 }
@@ -560,7 +564,7 @@ func docSnippet() (string, error) {
 
 // The page snippet of docs/integrating.md, run as written: it connects,
 // sends "hello" when open, and renders the echo.
-func testDocSnippet(t *testing.T, bctx context.Context) {
+func testDocSnippet(t testing.TB, bctx context.Context) {
 	if _, err := docSnippet(); err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +589,7 @@ func testDocSnippet(t *testing.T, bctx context.Context) {
 }
 
 // A healthy page stays alive, and the server never declares it offline.
-func testHealthy(t *testing.T, bctx context.Context) {
+func testHealthy(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	p := open(t, bctx, s.url("h", opts(nil)))
 	p.until(5*time.Second, "alive", isAlive)
@@ -605,7 +609,7 @@ func testHealthy(t *testing.T, bctx context.Context) {
 
 // A page that offers JSON first gets JSON (the server honours the client's
 // order), and stays alive on it.
-func testJSONFirst(t *testing.T, bctx context.Context) {
+func testJSONFirst(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	p := open(t, bctx, s.url("j", opts(map[string]any{"protocols": []string{wire.SubprotocolJSON, wire.SubprotocolBinary}})))
 	st := p.until(5*time.Second, "alive", isAlive)
@@ -632,7 +636,7 @@ func lastAlive(st pageStats, since float64) float64 {
 // The server is killed and restarted 20 times: no page ever holds more than
 // one socket (counted in the page and on the server), and every page is
 // back within the advised window plus a dial.
-func testRestarts(t *testing.T, bctx context.Context) {
+func testRestarts(t testing.TB, bctx context.Context) {
 	const pages, restarts = 10, 20
 	const window = time.Second
 	s := newServer(t)
@@ -680,7 +684,7 @@ func testRestarts(t *testing.T, bctx context.Context) {
 
 // Across many pages, the first redial after a crash is spread uniformly
 // over the advised window.
-func testSpread(t *testing.T, bctx context.Context) {
+func testSpread(t testing.TB, bctx context.Context) {
 	const pages = 50
 	const window = 3 * time.Second
 	s := newServer(t)
@@ -740,7 +744,7 @@ func testSpread(t *testing.T, bctx context.Context) {
 
 // The server stops answering with the socket left open: the page reaches
 // dead within the detector's bound and redials.
-func testFrozenServer(t *testing.T, bctx context.Context) {
+func testFrozenServer(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	s.advice.Store(500)
 	p := open(t, bctx, s.url("f", opts(nil)))
@@ -783,7 +787,7 @@ func testFrozenServer(t *testing.T, bctx context.Context) {
 // server only listens), which its stall guard probes before convicting:
 // with the guard off (stallThreshold huge) this phase fails. Neither stall may end in a
 // verdict of the page's own detector (unanswered).
-func testFrozenPage(t *testing.T, bctx context.Context) {
+func testFrozenPage(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	s.lenient.Store(true) // the server waits out the frozen page, and only listens
 	p := open(t, bctx, s.url("z", opts(nil)))
@@ -853,7 +857,7 @@ func (p *tab) minimize(hide bool) {
 
 // A hidden page stays alive; a hidden page whose socket died redials
 // within a second of becoming visible, though its backoff is long.
-func testHidden(t *testing.T, bctx context.Context) {
+func testHidden(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	s.advice.Store(0) // no advice: the page falls back on its (long) full jitter
 	p := open(t, bctx, s.url("v", opts(map[string]any{"backoffBase": 60000, "backoffCap": 60000})))
@@ -893,7 +897,7 @@ func testHidden(t *testing.T, bctx context.Context) {
 // once (a close with 1001, which a page may not send, would throw and
 // leave the socket to the server's detector), and dials at once on
 // pageshow.
-func testBFCache(t *testing.T, bctx context.Context) {
+func testBFCache(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	p := open(t, bctx, s.url("b", opts(nil)))
 	p.until(5*time.Second, "alive", isAlive)
@@ -935,7 +939,7 @@ func testBFCache(t *testing.T, bctx context.Context) {
 // A page from another origin (127.0.0.1 dialing localhost) is refused by
 // gorilla's default CheckOrigin with 403; the page learns only close 1006,
 // with no reason, and keeps redialing with backoff.
-func testCrossOrigin(t *testing.T, bctx context.Context) {
+func testCrossOrigin(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	_, port, _ := net.SplitHostPort(s.addr)
 	p := open(t, bctx, s.url("x", opts(nil))+"&wshost=localhost:"+port)
@@ -950,7 +954,7 @@ func testCrossOrigin(t *testing.T, bctx context.Context) {
 // A page that sends a message over the server's read limit (gorillaws's
 // default, 1 MiB) is closed with 1009 and a reason it can read, raises
 // ETOOBIG and redials.
-func testTooBig(t *testing.T, bctx context.Context) {
+func testTooBig(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	p := open(t, bctx, s.url("t", opts(nil)))
 	p.until(5*time.Second, "alive", isAlive)
@@ -975,7 +979,7 @@ func testTooBig(t *testing.T, bctx context.Context) {
 
 // Malformed and oversized frames from the server raise error events; the
 // page neither crashes nor drops the connection.
-func testMalformed(t *testing.T, bctx context.Context) {
+func testMalformed(t testing.TB, bctx context.Context) {
 	s := newServer(t)
 	s.raw = rawServer
 	p := open(t, bctx, s.url("m", opts(map[string]any{"maxMessageSize": 1000})))
@@ -1044,7 +1048,7 @@ func rawServer(ws *websocket.Conn) {
 // Offline, then online (CDP network emulation): a page waiting out a long
 // backoff redials at once on "online".
 // With legacy, it uses the older DevTools method whatever the browser has.
-func testOffline(t *testing.T, bctx context.Context, legacy bool) {
+func testOffline(t testing.TB, bctx context.Context, legacy bool) {
 	s := newServer(t)
 	s.advice.Store(0) // no advice: the page falls back on its (long) full jitter
 	p := open(t, bctx, s.url("o", opts(map[string]any{"backoffBase": 60000, "backoffCap": 60000})))
@@ -1082,7 +1086,7 @@ func testOffline(t *testing.T, bctx context.Context, legacy bool) {
 
 // Reloads keep the tab's resume token: every dial of every reload carries
 // the same one.
-func testReloads(t *testing.T, bctx context.Context) {
+func testReloads(t testing.TB, bctx context.Context) {
 	const reloads = 100
 	s := newServer(t)
 	p := open(t, bctx, s.url("l", opts(nil)))

@@ -76,7 +76,7 @@ func userFromCookie(r *http.Request) (string, bool) {
 // testDocsPresenceTabs runs docs/presence.md's server, as written, behind
 // the shipped heartbeat.js in two tabs of one signed-in user: two
 // sessions, and a reload of one within the resume window is no leave.
-func testDocsPresenceTabs(t *testing.T, bctx context.Context) {
+func testDocsPresenceTabs(t testing.TB, bctx context.Context) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ type presenceServer struct {
 	evs  []presence.Event
 }
 
-func newPresenceServer(t *testing.T) *presenceServer {
+func newPresenceServer(t testing.TB) *presenceServer {
 	t.Helper()
 	s := &presenceServer{}
 	hub, err := presence.NewHub(presence.HubConfig{OnEvent: func(e presence.Event) {
@@ -97,7 +97,7 @@ func (s *presenceServer) count(user string, k presence.EventKind) int {
 // the hub's resume window, is one session that never leaves — the page's
 // resume token names the session, and the browser's close on unload (1001)
 // or the client's own (4001) is a loss the session outlives.
-func testReloadsKeepPresence(t *testing.T, bctx context.Context) {
+func testReloadsKeepPresence(t testing.TB, bctx context.Context) {
 	const reloads = 100
 	s := newPresenceServer(t)
 	p := open(t, bctx, s.url("reloader", opts(nil)))
