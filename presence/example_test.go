@@ -35,7 +35,9 @@ func serve(ctx context.Context, ln net.Listener, onEvent func(presence.Event)) e
 			}
 			// heartbeat.js sends the tab's resume token on every dial: a
 			// reload keeps the tab's session, a second tab gets its own.
-			session, err := js.ResumeToken(r)
+			// The session is a digest of it, so events, snapshots and logs
+			// never show the token that resumes it.
+			session, err := js.SessionID(r)
 			if err != nil || session == "" {
 				return presence.Identity{}, &presence.StatusError{Code: http.StatusBadRequest, Err: errors.New("no resume token")}
 			}
@@ -102,8 +104,8 @@ func Example() {
 	fmt.Println("shutdown:", <-done)
 	// Output:
 	// #1 user joined ann
-	// #2 session joined ann/tab-one_resume-token-1
-	// #3 session left ann/tab-one_resume-token-1 (closed)
+	// #2 session joined ann/TV_IlI0gJ8dlP3g1
+	// #3 session left ann/TV_IlI0gJ8dlP3g1 (closed)
 	// #4 user left ann (closed)
 	// shutdown: <nil>
 }

@@ -39,7 +39,7 @@ const (
 	// one peer whose socket buffer is full delays no other connection.
 	DefaultWriters = 4
 	// DefaultMaxIDLen bounds Identity.User and Identity.Session, in bytes
-	// each: room for a UUID, a JWT subject or js.ResumeToken's 22
+	// each: room for a UUID, a JWT subject or js.SessionID's 16
 	// characters many times over.
 	DefaultMaxIDLen = 256
 	// DefaultMaxMeta bounds Identity.Meta: its keys and values together,
@@ -147,8 +147,9 @@ type HubConfig struct {
 
 // Identity says whose connection it is, as the application's
 // authentication established at the upgrade. User and Session must not be
-// empty (ErrIdentity): a browser tab's session is its resume token
-// (js.ResumeToken), which survives a reload and differs between tabs.
+// empty (ErrIdentity). Events, snapshots and log lines show both, so
+// neither may be a secret: a browser tab's session is js.SessionID, a digest
+// of its resume token, which survives a reload and differs between tabs.
 type Identity struct {
 	User, Session string
 	Meta          Meta

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -123,7 +124,7 @@ func TestCheckIdentity(t *testing.T) {
 	}
 }
 
-// The docs' Authenticate takes the session from js.ResumeToken, which
+// The docs' Authenticate takes the session from js.SessionID, which
 // refuses anything but a token heartbeat.js could have made: a 600 KiB
 // resume value is answered 400 before the hub sees it.
 func TestDocsServeRefusesHugeResume(t *testing.T) {
@@ -142,5 +143,52 @@ func TestDocsServeRefusesHugeResume(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// The docs' server keys a tab's session by a digest of its resume token:
+// the join and leave events show the digest, and no event holds the token.
+func TestDocsServeShowsNoResumeToken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	var mu sync.Mutex
+	var events []presence.Event
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, ln, func(e presence.Event) { mu.Lock(); events = append(events, e); mu.Unlock() })
+	}()
+	const tab = "Zm9vYmFyLXRhYi10b2tlbg"
+	url := "ws://" + ln.Addr().String() + "/?" + js.ResumeParam + "=" + tab
+	c, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Cookie": {"user=ann"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("hello"))
+	_, _, _ = c.ReadMessage() // the echo: the session has joined
+	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	_ = c.Close()
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var sessions int
+	for _, e := range events {
+		if s := fmt.Sprintf("%+v", e); strings.Contains(s, tab) {
+			t.Errorf("an event shows the resume token: %s", s)
+		}
+		if e.Session != "" {
+			sessions++
+			if e.Session != js.SessionIDOf(tab) {
+				t.Errorf("event %v: session %q, want js.SessionIDOf(token) %q", e, e.Session, js.SessionIDOf(tab))
+			}
+		}
+	}
+	if sessions < 2 {
+		t.Errorf("events %v: want the session's join and leave", events)
 	}
 }

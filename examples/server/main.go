@@ -107,14 +107,15 @@ func serve(ctx context.Context, ln net.Listener, out io.Writer, acceptRate float
 	ws, err := presence.NewHandler(presence.HandlerConfig{
 		Hub: hub,
 		// A demo trusts the name in the URL; a real server checks a cookie
-		// or a token here. The session is the tab's resume token
-		// (heartbeat.js sends one), so a reload is not a leave.
+		// or a token here. The session is a digest of the tab's resume
+		// token (heartbeat.js sends one), so a reload is not a leave and
+		// the page's events show no token.
 		Authenticate: func(r *http.Request) (presence.Identity, error) {
 			user := r.URL.Query().Get("user")
 			if user == "" {
 				return presence.Identity{}, errors.New("no user")
 			}
-			session, err := js.ResumeToken(r)
+			session, err := js.SessionID(r)
 			if err != nil {
 				return presence.Identity{}, err
 			}

@@ -37,7 +37,9 @@ func serve(ctx context.Context, ln net.Listener, onEvent func(presence.Event)) e
 			}
 			// heartbeat.js sends the tab's resume token on every dial: a
 			// reload keeps the tab's session, a second tab gets its own.
-			session, err := js.ResumeToken(r)
+			// The session is a digest of it, so events, snapshots and logs
+			// never show the token that resumes it.
+			session, err := js.SessionID(r)
 			if err != nil || session == "" {
 				return presence.Identity{}, &presence.StatusError{Code: http.StatusBadRequest, Err: errors.New("no resume token")}
 			}

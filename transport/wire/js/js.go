@@ -16,11 +16,15 @@
 // ResumeParam: 16 random bytes in unpadded base64url (22 characters), kept in
 // the tab's sessionStorage, so a reload in the same tab sends the same token
 // and a server can treat the new connection as the old one resumed.
-// ResumeToken reads and checks it.
+// ResumeToken reads and checks it. The token lets whoever holds it resume
+// the tab's session, so a server keys sessions by SessionID, a digest of it
+// that events, snapshots, logs and a cluster's Redis can show.
 package js
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -79,4 +83,25 @@ func ResumeToken(r *http.Request) (string, error) {
 		return "", ErrResumeToken
 	}
 	return t, nil
+}
+
+// SessionID returns the public ID of the request's session: a digest of its
+// resume token (16 characters of base64url). Like the token it is the same
+// on every dial of one tab and differs between tabs, so it serves as
+// presence.Identity.Session; unlike the token it cannot be turned back into
+// one, so the events, snapshots and logs that show it let no one resume the
+// tab's session. "" and nil when there is no token, ErrResumeToken when it
+// is malformed.
+func SessionID(r *http.Request) (string, error) {
+	t, err := ResumeToken(r)
+	if err != nil || t == "" {
+		return "", err
+	}
+	return SessionIDOf(t), nil
+}
+
+// SessionIDOf is SessionID for a token already read.
+func SessionIDOf(token string) string {
+	sum := sha256.Sum256([]byte("heartbeat session\x00" + token))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }

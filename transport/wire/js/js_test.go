@@ -147,3 +147,21 @@ func TestResumeToken(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionID(t *testing.T) {
+	const tok = "AAAAAAAAAAAAAAAAAAAAAA"
+	r := httptest.NewRequest("GET", "/ws?hb_resume="+tok, nil)
+	id, err := js.SessionID(r)
+	if err != nil || len(id) != 16 || strings.Contains(id, tok[:8]) || id != js.SessionIDOf(tok) {
+		t.Fatalf("SessionID: %q, %v", id, err)
+	}
+	if other := js.SessionIDOf("AAAAAAAAAAAAAAAAAAAAAB"); other == id {
+		t.Errorf("two tokens, one ID %q", id)
+	}
+	if id, err := js.SessionID(httptest.NewRequest("GET", "/ws", nil)); id != "" || err != nil {
+		t.Errorf("no token: %q, %v", id, err)
+	}
+	if _, err := js.SessionID(httptest.NewRequest("GET", "/ws?hb_resume=abc", nil)); !errors.Is(err, js.ErrResumeToken) {
+		t.Errorf("malformed token: %v", err)
+	}
+}

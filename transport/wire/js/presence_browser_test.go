@@ -41,7 +41,7 @@ func newPresenceServer(t testing.TB) *presenceServer {
 	s.hub = hub
 	ws, err := presence.NewHandler(presence.HandlerConfig{Hub: hub,
 		Authenticate: func(r *http.Request) (presence.Identity, error) {
-			tok, err := js.ResumeToken(r)
+			tok, err := js.SessionID(r)
 			if err != nil || tok == "" {
 				return presence.Identity{}, errors.New("no resume token")
 			}
