@@ -69,7 +69,8 @@ type Config struct {
 	// Renew is how often the node renews its lease and polls the others'.
 	// Zero means LeaseTTL/3; at most LeaseTTL/2.
 	Renew time.Duration
-	// StreamMax caps each node's stream. Zero means DefaultStreamMax.
+	// StreamMax caps each node's stream. Zero means DefaultStreamMax. The
+	// stream also drops entries older than 10 lease TTLs.
 	StreamMax int64
 	// OnError, if set, is told of entries in Redis that could not be read
 	// (a *KeyspaceError, skipped) and of Redis errors; it must return
@@ -347,7 +348,7 @@ func (n *Node) register(ctx context.Context) error {
 	n.lmu.Unlock()
 	sent := time.Now()
 	res, err := registerScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.stage, n.k.stream, n.k.ctr},
-		inc, prev, n.ttl.Milliseconds(), n.cfg.StreamMax, n.channel, n.cfg.NodeID).Slice()
+		inc, prev, n.ttl.Milliseconds(), n.cfg.StreamMax, n.channel, n.cfg.NodeID, n.streamAge().Milliseconds()).Slice()
 	if err != nil {
 		return fmt.Errorf("cluster: register: %w", err)
 	}
@@ -612,8 +613,8 @@ func (n *Node) writeBatch() bool {
 	if len(batch) == 0 {
 		return false
 	}
-	args := make([]any, 0, 4+2*len(batch))
-	args = append(args, inc, n.cfg.StreamMax, n.channel, n.cfg.NodeID)
+	args := make([]any, 0, 5+2*len(batch))
+	args = append(args, inc, n.cfg.StreamMax, n.channel, n.cfg.NodeID, n.streamAge().Milliseconds())
 	for _, o := range batch {
 		f, v := encodeOp(o)
 		args = append(args, f, v)
@@ -1035,9 +1036,11 @@ func (n *Node) Stats() Stats {
 	}
 }
 
-// Close stops the node and, if it still holds its lease, removes its lease
-// and sessions from Redis, so the other nodes emit its users' leaves at
-// once rather than after the TTL. Call it after the hub's Shutdown.
+// Close stops the node and, if it still holds its lease, removes its lease,
+// sessions and stream from Redis and its ID from the node list, so the
+// other nodes emit its users' leaves at once rather than after the TTL; its
+// incarnation expires after 10 lease TTLs, and the last node to close
+// removes the cluster's epoch. Call it after the hub's Shutdown.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.halt() {
 		return ErrClosed
@@ -1047,14 +1050,38 @@ func (n *Node) Close(ctx context.Context) error {
 	n.lmu.Unlock()
 	var err error
 	if inc != 0 {
-		// The ID stays in the node list: whichever node polls it next,
-		// started now or later, reaps the stream and incarnation.
-		err = leaveScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.ctr}, inc, n.channel, n.cfg.NodeID).Err()
+		err = leaveScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.ctr, n.k.stream, n.k.inc},
+			inc, n.channel, n.cfg.NodeID, n.streamAge().Milliseconds()).Err()
+		if err == nil {
+			err = n.leaveList(ctx)
+		}
 	}
 	if n.own {
 		_ = n.rdb.Close()
 	}
 	return err
+}
+
+// streamAge is how long a node's stream keeps an entry, and its
+// incarnation outlives a clean close: a node that has not read another's
+// stream for this long has dropped or resynced it anyway.
+func (n *Node) streamAge() time.Duration { return time.Duration(reapAfter) * n.ttl }
+
+// leaveList takes the node's ID out of the node list after a clean close
+// (the others still poll the nodes they know, see the lease gone and drop
+// its sessions), and the last node out removes the cluster's epoch, so a
+// Redis the cluster has left holds none of its keys. A node that joins
+// meanwhile and finds the epoch gone draws a new one, which the others
+// take for lost data: a grace of one lease TTL, no leave.
+func (n *Node) leaveList(ctx context.Context) error {
+	if err := n.rdb.SRem(ctx, n.nodes, n.cfg.NodeID).Err(); err != nil {
+		return err
+	}
+	left, err := n.rdb.SCard(ctx, n.nodes).Result()
+	if err != nil || left > 0 {
+		return err
+	}
+	return n.rdb.Del(ctx, n.epochK).Err()
 }
 
 // halt stops the goroutines, delivering what is queued; false if already

@@ -123,7 +123,7 @@ func TestRestartedNodeFencesOldIncarnation(t *testing.T) {
 	// The old incarnation, resumed, tries to write: refused.
 	ctx := context.Background()
 	err := writeScript.Run(ctx, r.client(t), []string{a2.k.lease, a2.k.sess, a2.k.stream, a2.k.ctr},
-		oldInc, 1000, "hb:ev", "a", "u"+encodeField(sessKey{"old", "s"}), "").Err()
+		oldInc, 1000, "hb:ev", "a", 30000, "u"+encodeField(sessKey{"old", "s"}), "").Err()
 	if !errors.Is(err, redis.Nil) {
 		t.Fatalf("old incarnation's write: %v, want fenced (nil reply)", err)
 	}
