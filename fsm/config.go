@@ -77,6 +77,16 @@ type Config struct {
 	// DataBurst is how many messages beyond DataRate's pace the peer may
 	// send at once. Zero means one second's worth of DataRate, at least 1.
 	DataBurst int
+	// DataByteRate, if positive, is how many bytes of application messages
+	// per second the peer may send on average (transport.Frame.Size, as the
+	// adapters report it); beyond a burst of DataByteBurst more, the same
+	// close as DataRate's. Zero means no limit, the default.
+	DataByteRate float64
+	// DataByteBurst is how many bytes beyond DataByteRate's pace the peer
+	// may send at once; a single message larger than it always closes, so
+	// keep it at or above the adapter's read limit. Zero means one second's
+	// worth of DataByteRate.
+	DataByteBurst int
 }
 
 // withDefaults returns c with zero fields replaced by defaults, or an error
@@ -141,6 +151,14 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("heartbeat: data burst %d must not be negative (zero means one second of the rate)", c.DataBurst)
 	case c.DataRate > 0 && c.DataBurst == 0:
 		c.DataBurst = max(int(math.Ceil(c.DataRate)), 1)
+	}
+	switch {
+	case c.DataByteRate < 0 || math.IsNaN(c.DataByteRate) || math.IsInf(c.DataByteRate, 0):
+		return c, fmt.Errorf("heartbeat: data byte rate %v must be a positive number of bytes per second (zero means no limit)", c.DataByteRate)
+	case c.DataByteBurst < 0:
+		return c, fmt.Errorf("heartbeat: data byte burst %d must not be negative (zero means one second of the rate)", c.DataByteBurst)
+	case c.DataByteRate > 0 && c.DataByteBurst == 0:
+		c.DataByteBurst = max(int(math.Min(math.Ceil(c.DataByteRate), math.MaxInt32)), 1)
 	}
 	set := policy.Set{Detector: c.Detector, Interval: c.Interval, Backoff: c.Backoff}
 	if c.Role == Server {

@@ -58,3 +58,55 @@ func TestDataFlood(t *testing.T) {
 		}
 	}
 }
+
+// DataByteRate meters the bytes of the peer's messages (Frame.Size) the
+// same way: a peer sending 1 MB/s against 64 KiB/s with a 256 KiB burst is
+// closed after about 256 KiB; one at the rate is not, and small messages
+// fast enough to pass DataRate's absence still count their bytes.
+func TestDataByteFlood(t *testing.T) {
+	cfg := testConfig()
+	cfg.DataByteRate, cfg.DataByteBurst = 64<<10, 256<<10
+	r := newRig(t, cfg).connected()
+	data := func(size int) { r.step(Input{Kind: FrameIn, Frame: transport.Frame{Kind: transport.Data, Size: size}}) }
+	sent := 0
+	for i := 0; i < 10000 && r.m.State() == Alive; i++ { // 1 KiB per ms: 1 MB/s
+		r.at(time.Second + time.Duration(i)*time.Millisecond)
+		data(1 << 10)
+		sent += 1 << 10
+	}
+	dead, ok := change(r.all, Dead)
+	if !ok || dead.Reason != ReasonDataFlood || !errors.Is(dead.Err, ErrDataFlood) {
+		t.Fatalf("byte flood not stopped: %+v", dead)
+	}
+	// The burst plus the rate's refill over the ~0.27 s it took.
+	if sent < 256<<10 || sent > 300<<10 {
+		t.Errorf("%d bytes before the flood was stopped, want about 270 KiB", sent)
+	}
+
+	// 64 KiB a second in one message, for an hour: no flood.
+	r = newRig(t, cfg).connected()
+	for s := range 3600 {
+		r.at(time.Second + time.Duration(s)*time.Second)
+		data(64 << 10)
+		r.frame(transport.Ping, 0)
+	}
+	if r.m.State() != Alive {
+		t.Fatalf("bytes at the rate convicted as a flood: %v", r.m.State())
+	}
+
+	// Unknown sizes are not metered.
+	r = newRig(t, cfg).connected()
+	for i := range 10000 {
+		r.at(time.Second + time.Duration(i)*time.Microsecond).frame(transport.Data, 0)
+	}
+	if r.m.State() != Alive {
+		t.Fatalf("frames of unknown size metered: %v", r.m.State())
+	}
+
+	for _, bad := range []Config{{DataByteRate: -1}, {DataByteRate: 10, DataByteBurst: -1}} {
+		bad.Role = Server
+		if _, err := NewMachine(bad); err == nil {
+			t.Errorf("NewMachine(%+v) accepted", bad)
+		}
+	}
+}

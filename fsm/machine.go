@@ -187,6 +187,7 @@ type Machine struct {
 	unanswered int32
 	pingBurst  int32      // < 0: flood enforcement off
 	data       *dataMeter // nil: no limit on the peer's messages
+	bytes      *byteMeter // nil: no limit on the peer's bytes
 
 	state   State
 	role    Role
@@ -233,6 +234,12 @@ func NewMachine(cfg Config) (*Machine, error) {
 			w = tick(c.DataBurst) * iv
 		}
 		m.data = &dataMeter{interval: iv, window: w}
+	}
+	if c.DataByteRate > 0 {
+		// Per byte, in ticks (ns) as a float: a fast link's byte is well
+		// under a nanosecond.
+		iv := float64(time.Second) / c.DataByteRate
+		m.bytes = &byteMeter{perByte: iv, window: float64(c.DataByteBurst) * iv}
 	}
 	if c.StallThreshold < 0 {
 		m.stallThreshold = -1
@@ -422,6 +429,13 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 			return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
 		}
 	}
+	if f.Kind == transport.Data && m.bytes != nil && f.Size > 0 {
+		b := m.bytes
+		b.tat = max(b.tat, float64(max(m.now, m.pingFloor))) + float64(f.Size)*b.perByte
+		if b.tat-float64(m.now) > b.window {
+			return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
+		}
+	}
 	var rtt time.Duration
 	if f.Kind == transport.Pong && f.Seq != 0 && f.Seq == m.seq && m.lastPing != unset {
 		rtt = time.Duration(m.now - m.lastPing)
@@ -544,6 +558,12 @@ func (m *Machine) floodInterval() tick {
 // tat by interval; running more than window ahead of now is a flood.
 type dataMeter struct {
 	interval, window, tat tick
+}
+
+// byteMeter is dataMeter for Config.DataByteRate, in float ticks: each
+// byte advances tat by perByte.
+type byteMeter struct {
+	perByte, window, tat float64
 }
 
 // burstWindow is how far ahead of now the peer's ping allowance may run.

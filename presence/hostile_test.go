@@ -134,10 +134,22 @@ func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
 }
 
 // A hub whose Machine config sets DataRate closes a peer that floods it
-// with small messages: the peer reads close 1008 with the reason, and a
-// peer that keeps to the rate stays.
+// with small messages, and one that sets DataByteRate a peer that floods
+// it with bytes: the peer reads close 1008 with the reason, and a peer
+// that keeps to the rate stays.
 func TestDataFloodClosedWith1008(t *testing.T) {
-	hub, err := presence.NewHub(presence.HubConfig{Machine: fsm.Config{DataRate: 50, DataBurst: 50}})
+	t.Run("messages", func(t *testing.T) {
+		floodClosed(t, fsm.Config{DataRate: 50, DataBurst: 50}, []byte("x"))
+	})
+	t.Run("bytes", func(t *testing.T) {
+		floodClosed(t, fsm.Config{DataByteRate: 64 << 10, DataByteBurst: 1 << 20}, make([]byte, 64<<10))
+	})
+}
+
+// floodClosed floods a hub of machine settings mc with msg and wants the
+// flooder closed with 1008 while a calm peer stays online.
+func floodClosed(t *testing.T, mc fsm.Config, msg []byte) {
+	hub, err := presence.NewHub(presence.HubConfig{Machine: mc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +193,7 @@ func TestDataFloodClosedWith1008(t *testing.T) {
 	_ = flooder.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	sent := 0
 	for ; sent < 100000; sent++ { // bounded: the server closes long before
-		if flooder.WriteMessage(websocket.TextMessage, []byte("x")) != nil {
+		if flooder.WriteMessage(websocket.TextMessage, msg) != nil {
 			break
 		}
 		select {

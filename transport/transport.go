@@ -72,6 +72,10 @@ type Frame struct {
 	// a detector that takes advice (policy.Advisable), which clamps it.
 	// Zero means no advice.
 	TimeoutAdvice time.Duration
+	// Size is, for an inbound Data frame, the message's length in bytes,
+	// which Machine meters against fsm.Config.DataByteRate. Zero means
+	// unknown.
+	Size int
 }
 
 // Conn is an established connection as the heartbeat sees it. Adapters wrap a

@@ -319,8 +319,9 @@ func (c *Conn) message(typ int, data []byte) {
 		c.heartbeat(data)
 		return
 	}
+	size := len(data)
 	if c.opts.OnData == nil {
-		c.emit(func() { c.ev.Frame(transport.Frame{Kind: transport.Data}) })
+		c.emit(func() { c.ev.Frame(transport.Frame{Kind: transport.Data, Size: size}) })
 		return
 	}
 	// nbio cannot pause one connection's reads, so a peer that sends faster
@@ -332,7 +333,7 @@ func (c *Conn) message(typ int, data []byte) {
 		return
 	}
 	c.emit(func() {
-		c.ev.Frame(transport.Frame{Kind: transport.Data})
+		c.ev.Frame(transport.Frame{Kind: transport.Data, Size: size})
 		c.nc.MustExecute(func() {
 			c.opts.OnData(typ, data)
 			c.inbound.Add(-n)

@@ -222,7 +222,7 @@ func (c *Core[T]) readLoop() {
 		}
 		// Reported before it is queued: the message is evidence of life
 		// even while the application has not read it yet.
-		c.ev.Frame(transport.Frame{Kind: transport.Data})
+		c.ev.Frame(transport.Frame{Kind: transport.Data, Size: len(data)})
 		if c.cfg.OnData != nil {
 			c.cfg.OnData(typ, data)
 			continue
