@@ -97,7 +97,7 @@ func TestDataByteFlood(t *testing.T) {
 	// Unknown sizes are not metered.
 	r = newRig(t, cfg).connected()
 	for i := range 10000 {
-		r.at(time.Second + time.Duration(i)*time.Microsecond).frame(transport.Data, 0)
+		r.at(time.Second+time.Duration(i)*time.Microsecond).frame(transport.Data, 0)
 	}
 	if r.m.State() != Alive {
 		t.Fatalf("frames of unknown size metered: %v", r.m.State())
