@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -43,6 +44,9 @@ const (
 	// goroutine inside coder's Conn.Ping. A wait is never cut short: coder
 	// closes the connection when a write's context ends mid-write.
 	MaxInFlight = 64
+	// DefaultMessageTimeout (30 s) bounds reading one message once its
+	// first frame has arrived.
+	DefaultMessageTimeout = wsconn.DefaultMessageTimeout
 )
 
 // Errors of this package; the transport's ErrClosed and ErrPayloadTooLarge
@@ -60,6 +64,9 @@ var (
 	// an application message must not look like a heartbeat (begin with
 	// {"hb": or 0xFF), or the peer would take it for one.
 	ErrReservedPrefix = errors.New("coderws: application message begins like a heartbeat message")
+	// ErrMessageTimeout: a message took longer than Options.MessageTimeout
+	// to arrive in full (the peer reads close 1008).
+	ErrMessageTimeout = errors.New("coderws: message not finished within the message timeout")
 )
 
 // Options configures a Conn. The zero value uses control frames (or the
@@ -90,6 +97,13 @@ type Options struct {
 	// coder finishes the handshake (within its own 5 s) in the background.
 	// Zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
+	// MessageTimeout bounds reading one message once its first frame has
+	// arrived; a peer that keeps a message open longer (coder reads all of
+	// a message's fragments inside one read, so an endless stream of empty
+	// fragments would hold the connection and a core) is closed with 1008
+	// and ErrMessageTimeout. Zero means DefaultMessageTimeout; negative,
+	// no bound.
+	MessageTimeout time.Duration
 	// OnMessage, if set, is called on the read goroutine with every Drain
 	// and Close heartbeat message the peer sends. It must return promptly
 	// and must not call Close.
@@ -181,9 +195,34 @@ type Conn struct {
 	pings        sync.WaitGroup
 
 	mu       sync.Mutex
-	counter  int64             // mirrors coder's ping counter: the payload of our next Conn.Ping
-	inFlight map[string]uint64 // ping payload → Seq, for the pongs
-	waiting  int               // pings waiting for their pong
+	counter  int64                // mirrors coder's ping counter: the payload of our next Conn.Ping
+	inFlight map[string]uint64    // ping payload → Seq, for the pongs
+	msgClock *wsconn.MessageClock // nil: no bound on a message's reading
+	waiting  int                  // pings waiting for their pong
+}
+
+// read reads the next message, as coder's Read does, within the message
+// timeout once its first frame has arrived.
+func (c *Conn) read() (websocket.MessageType, []byte, error) {
+	typ, r, err := c.ws.Reader(c.ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	c.msgClock.Start()
+	data, err := io.ReadAll(r)
+	if c.msgClock.Stop() && err != nil {
+		err = fmt.Errorf("%w (%v)", ErrMessageTimeout, c.msgClock.Timeout())
+	}
+	return typ, data, err
+}
+
+// messageExpired closes a connection whose message ran past the message
+// timeout: coder writes close 1008 at once, and closes the socket, which
+// ends the read blocked inside it, when the handshake is over or timed out.
+func (c *Conn) messageExpired() {
+	go func() {
+		_ = c.ws.Close(websocket.StatusPolicyViolation, fmt.Sprintf("coderws: message not finished within %v", c.msgClock.Timeout()))
+	}()
 }
 
 // Wrap wraps an established coder connection whose Accept or Dial options
@@ -202,7 +241,7 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 		Format: opts.Format, ConnID: opts.ConnID, Queue: opts.Queue, QueueBytes: opts.QueueBytes,
 		OnMessage: opts.OnMessage, OnMalformed: opts.OnMalformed,
 		Text: websocket.MessageText, Binary: websocket.MessageBinary,
-		Read:  func() (websocket.MessageType, []byte, error) { return ws.Read(c.ctx) },
+		Read:  c.read,
 		Write: ws.Write,
 		CleanClose: func(err error) bool {
 			s := websocket.CloseStatus(err)
@@ -216,6 +255,7 @@ func Wrap(ws *websocket.Conn, h *Hooks, opts Options) (*Conn, error) {
 		return nil, err
 	}
 	c.core = core
+	c.msgClock = wsconn.NewMessageClock(opts.MessageTimeout, c.messageExpired)
 	if c.pingTimeout < 0 {
 		return nil, fmt.Errorf("coderws: ping timeout %v must be positive (zero means %v)", c.pingTimeout, DefaultPingTimeout)
 	}

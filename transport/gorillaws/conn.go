@@ -33,6 +33,9 @@ const (
 	// DefaultWriteTimeout bounds a heartbeat write whose context has no
 	// deadline: 10 s.
 	DefaultWriteTimeout = wsconn.DefaultWriteTimeout
+	// DefaultMessageTimeout (30 s) bounds reading one message once its
+	// first frame has arrived.
+	DefaultMessageTimeout = wsconn.DefaultMessageTimeout
 )
 
 // Errors of this package; the transport's ErrClosed and ErrPayloadTooLarge
@@ -46,6 +49,9 @@ var (
 	// an application message must not look like a heartbeat (begin with
 	// {"hb": or 0xFF), or the peer would take it for one.
 	ErrReservedPrefix = errors.New("gorillaws: application message begins like a heartbeat message")
+	// ErrMessageTimeout: a message took longer than Options.MessageTimeout
+	// to arrive in full (the peer reads close 1008).
+	ErrMessageTimeout = errors.New("gorillaws: message not finished within the message timeout")
 )
 
 // Options configures a Conn. The zero value uses control frames (or the
@@ -75,6 +81,13 @@ type Options struct {
 	// peer's; after a message over ReadLimit, the rest of it is discarded
 	// for at most 5 CloseTimeouts. Zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
+	// MessageTimeout bounds reading one message once its first frame has
+	// arrived; a peer that keeps a message open longer (gorilla reads all
+	// of a message's fragments inside one read, so an endless stream of
+	// empty fragments would hold the connection and a core) is closed
+	// with 1008 and ErrMessageTimeout. Zero means DefaultMessageTimeout;
+	// negative, no bound.
+	MessageTimeout time.Duration
 	// OnMessage, if set, is called on the read goroutine with every Drain
 	// and Close heartbeat message the peer sends (a server asking its
 	// client to go). It must return promptly and must not call Close.
@@ -108,7 +121,8 @@ type Conn struct {
 
 	readLimit    int64
 	closeTimeout time.Duration
-	wmu          chan struct{} // the writer lock, held by Write and by heartbeats
+	msgClock     *wsconn.MessageClock // nil: no bound on a message's reading
+	wmu          chan struct{}        // the writer lock, held by Write and by heartbeats
 	// deferred holds the heartbeats that found the writer busy, the latest
 	// of each kind; whoever releases the writer writes them.
 	dmu      sync.Mutex
@@ -155,6 +169,7 @@ func Wrap(ws *websocket.Conn, opts Options) (*Conn, error) {
 	if c.readLimit == 0 {
 		c.readLimit = DefaultReadLimit
 	}
+	c.msgClock = wsconn.NewMessageClock(opts.MessageTimeout, c.messageExpired)
 	// The limit is enforced in read, not by gorilla, whose close frame
 	// carries an empty reason.
 	return c, nil
@@ -228,6 +243,24 @@ func (c *Conn) read() (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	c.msgClock.Start()
+	typ, data, err := c.readMessage(typ, r)
+	if c.msgClock.Stop() && err != nil {
+		err = fmt.Errorf("%w (%v)", ErrMessageTimeout, c.msgClock.Timeout())
+	}
+	return typ, data, err
+}
+
+// messageExpired closes a connection whose message ran past the message
+// timeout: close 1008, then the socket, which ends the read blocked in
+// gorilla.
+func (c *Conn) messageExpired() {
+	text := fmt.Sprintf("gorillaws: message not finished within %v", c.msgClock.Timeout())
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, text), time.Now().Add(c.closeTimeout))
+	_ = c.ws.NetConn().Close()
+}
+
+func (c *Conn) readMessage(typ int, r io.Reader) (int, []byte, error) {
 	if c.scratch == nil {
 		return c.readRest(typ, nil, r)
 	}
