@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -77,5 +78,54 @@ func TestFleetAdviceRidesServerPings(t *testing.T) {
 	// 2 connections × (connect + 30 min / 5 min), give or take a redial.
 	if advised < 2*6 || advised > 2*8 {
 		t.Errorf("%d advised pings in 30 min on 2 connections, want about 14", advised)
+	}
+}
+
+// Hostile connections feeding the fleet: a tenth of them answering just
+// before the timeout pushes the advice up to the detector's own bound
+// (slower detection, never more false deads); a tenth answering at once
+// and often dilutes the tail by at most that tenth. docs/security.md gives
+// the sweep over seeds.
+func TestHostileFleetStaysWithinBounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("6 h × 100 connections, three times")
+	}
+	prof, _ := ProfileByName("mobile")
+	p, _ := policy.Lookup("default")
+	run := func(h Hostile) (*Result, time.Duration) {
+		fl := &policy.Fleet{}
+		r, err := Run(Config{Profile: prof, Preset: p, Conns: 100, Duration: 6 * time.Hour, Seed: 2, Fleet: fl, Hostile: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, fl.Advice("")
+	}
+	honest, adv0 := run(Hostile{})
+	edge, advEdge := run(Hostile{Share: 0.1, Kind: HostileEdge})
+	instant, advInstant := run(Hostile{Share: 0.1, Kind: HostileInstant})
+	t.Logf("advice %v / edge %v / instant %v; false deads per connection-day %.3f / %.3f / %.3f; p50 %v / %v / %v",
+		adv0, advEdge, advInstant, honest.FalseDeadsPerConnDay(), edge.FalseDeadsPerConnDay(), instant.FalseDeadsPerConnDay(),
+		honest.Detection.P50, edge.Detection.P50, instant.Detection.P50)
+	if !(advEdge > adv0) || advEdge > policy.MaxAdvice {
+		t.Errorf("edge: advice %v (honest %v): want higher, within MaxAdvice", advEdge, adv0)
+	}
+	if edge.FalseDeadsPerConnDay() > honest.FalseDeadsPerConnDay() {
+		t.Errorf("edge: %.3f false deads per connection-day, honest %.3f", edge.FalseDeadsPerConnDay(), honest.FalseDeadsPerConnDay())
+	}
+	if advInstant < policy.MinAdvice || advInstant > policy.MaxAdvice {
+		t.Errorf("instant: advice %v, outside [MinAdvice, MaxAdvice]", advInstant)
+	}
+	if d := instant.Detection.P50 - honest.Detection.P50; d < -honest.Detection.P50/20 || d > honest.Detection.P50/20 {
+		t.Errorf("instant: p50 %v, honest %v: more than 5 %% apart", instant.Detection.P50, honest.Detection.P50)
+	}
+	// Diluting a tenth of the connection time raises the tail's rate by at
+	// most 1/0.9; three standard deviations of a Poisson count on top.
+	deads := func(r *Result) int64 { return r.FalseDeads[0] + r.FalseDeads[1] }
+	mean := float64(deads(honest)) / 0.9
+	if bound := mean + 3*math.Sqrt(mean) + 3; float64(deads(instant)) > bound {
+		t.Errorf("instant: %d false deads, over %.1f (honest %d)", deads(instant), bound, deads(honest))
+	}
+	if _, err := Run(Config{Profile: prof, Preset: p, Hostile: Hostile{Share: 0.6}}); err == nil {
+		t.Error("a hostile share of 0.6 was accepted")
 	}
 }

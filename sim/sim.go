@@ -88,10 +88,49 @@ type Config struct {
 	// connection's first ping and then at most every
 	// policy.DefaultFleetAdvicePeriod, 2 bytes each). Nil means none.
 	Fleet *policy.Fleet
+	// Hostile makes a share of the connections feed the Fleet what a
+	// hostile peer would, to measure how far they can move its advice;
+	// the connections themselves, and every measure of them, stay honest.
+	// The zero value is none.
+	Hostile Hostile
 	// Presence, if set, measures server-side presence with each model
 	// listed, side by side (see Presence); Result.Presence has one entry
 	// per model, in this order.
 	Presence []Presence
+}
+
+// Hostile describes connections that try to move the fleet's advice.
+type Hostile struct {
+	// Share is the fraction of the connections that do, in [0, 0.5]: the
+	// first Share × Conns of them.
+	Share float64
+	// Kind is how they do it.
+	Kind HostileKind
+}
+
+// HostileKind is a way to pull the fleet's advice.
+type HostileKind uint8
+
+const (
+	// HostileInstant answers at once and often (a frame every
+	// hostileEvery): a stream of short silences, to pull the advice down.
+	HostileInstant HostileKind = iota
+	// HostileEdge answers each ping just before the server's dead timeout
+	// (the fleet's advice as the server's detector took it): a silence of
+	// that length per timeout, to push the advice up.
+	HostileEdge
+)
+
+// hostileEvery is how often an instant hostile peer sends a frame.
+const hostileEvery = 10 * time.Millisecond
+
+var hostileNames = [...]string{"instant", "edge"}
+
+func (k HostileKind) String() string {
+	if int(k) < len(hostileNames) {
+		return hostileNames[k]
+	}
+	return fmt.Sprintf("HostileKind(%d)", k)
 }
 
 // ErrConfig is wrapped by every error about a Config.
@@ -132,6 +171,10 @@ func (c *Config) withDefaults() error {
 		return bad("accept rate %g must not be negative (0 means unlimited)", c.AcceptRate)
 	case c.Advice < 0:
 		return bad("advice %v must not be negative (0 means none)", c.Advice)
+	case !(c.Hostile.Share >= 0 && c.Hostile.Share <= 0.5):
+		return bad("hostile share %g: want 0 to 0.5", c.Hostile.Share)
+	case c.Hostile.Kind > HostileEdge:
+		return bad("hostile kind %v: want HostileInstant or HostileEdge", c.Hostile.Kind)
 	}
 	for _, f := range c.Faults {
 		if err := f.validate(c.Conns, c.Duration); err != nil {
@@ -231,6 +274,8 @@ type Sim struct {
 	onDeliver func(e *event) // tests: every packet handed to an endpoint
 
 	fleetOn bool         // Fleet is set and the server's detector takes advice
+	hostile int32        // slots below this feed the fleet as Config.Hostile says
+	hr      *rand.Rand   // the hostile observations' own source, so the rest draw as without them
 	pres    *presenceRun // nil unless Config.Presence is set
 	meter   meter
 }
@@ -255,6 +300,8 @@ func newSim(cfg Config) (*Sim, error) {
 	s := &Sim{
 		cfg:     cfg,
 		r:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		hr:      rand.New(rand.NewPCG(cfg.Seed^0x5bd1e995, cfg.Seed)),
+		hostile: int32(cfg.Hostile.Share * float64(cfg.Conns)),
 		horizon: int64(cfg.Duration),
 		slots:   make([]slot, cfg.Conns),
 		acts:    make([]fsm.Action, 0, 16),
@@ -438,7 +485,11 @@ func (s *Sim) arrive(e *event) {
 		if idx != client && s.fleetOn {
 			// A silence that ended in a frame: the peer was alive through
 			// it, whatever the network did.
-			s.cfg.Fleet.Observe("", epoch.Add(time.Duration(s.now)), time.Duration(s.now-ep.lastEv))
+			if e.slot < s.hostile {
+				s.observeHostile(ep, time.Duration(s.now-ep.lastEv))
+			} else {
+				s.cfg.Fleet.Observe("", epoch.Add(time.Duration(s.now)), time.Duration(s.now-ep.lastEv))
+			}
 		}
 		f := &sl.fail
 		if f.kind.failure() && f.gen == e.gen && s.now >= f.at {
@@ -450,6 +501,37 @@ func (s *Sim) arrive(e *event) {
 	}
 	var fr = frameOf(e, s)
 	s.step(e.slot, idx, e.gen, fsm.Input{Kind: fsm.FrameIn, Frame: fr})
+}
+
+// observeHostile feeds the fleet what a hostile peer would have made of a
+// silence that an honest one ended in a frame.
+func (s *Sim) observeHostile(ep *endpoint, silence time.Duration) {
+	now := epoch.Add(time.Duration(s.now))
+	f := s.cfg.Fleet
+	switch s.cfg.Hostile.Kind {
+	case HostileInstant:
+		n := min(int(silence/hostileEvery), 100)
+		for range n {
+			f.Observe("", now, silence/time.Duration(n))
+		}
+		if n == 0 {
+			f.Observe("", now, silence)
+		}
+	case HostileEdge:
+		// One silence just short of the server's dead timeout (the
+		// fleet's advice, clamped by the detector) per timeout of time.
+		var t time.Duration
+		if d, ok := ep.adv.(policy.Detector); ok && f.Advice("") > 0 {
+			_, t = d.Timeouts()
+		}
+		if t <= hostileEvery {
+			f.Observe("", now, silence)
+			return
+		}
+		if s.hr.Float64() < float64(silence)/float64(t) {
+			f.Observe("", now, t-hostileEvery)
+		}
+	}
 }
 
 // syn handles a client's connection request at the server.

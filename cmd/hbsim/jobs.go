@@ -176,7 +176,7 @@ func plan(o *options) ([]job, error) {
 					conns = autoConns(p, o.duration)
 				}
 				cfg := &sim.Config{Profile: prof, Preset: p, Conns: conns, Duration: o.duration, Seed: o.seed,
-					Presence: presenceModels(o.windows, o.drain)}
+					Presence: presenceModels(o.windows, o.drain), Hostile: o.hostile}
 				if o.fleet {
 					cfg.Fleet = &policy.Fleet{}
 					if o.advice > 0 {

@@ -22,10 +22,12 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/sim"
 )
 
 // usageError is a bad flag or value: one line on stderr, exit status 2.
@@ -84,6 +86,7 @@ type options struct {
 	drain       bool            // presence: the server's clean closes are drains
 	fleet       bool            // one fleet estimator per detect run (policy.Fleet)
 	advice      time.Duration   // pin the fleet's advice (0: learned)
+	hostile     sim.Hostile     // connections that feed the fleet a hostile peer's silences
 }
 
 // Sized so that the no-flag run stays well under a minute on two shared
@@ -124,6 +127,7 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.drain, "drain", true, "presence: take the server's clean closes for drains (presence.Watched.Drain: the client is expected back, the session may resume); -drain=false makes each a leave (Watched.Close)")
 	fs.BoolVar(&o.fleet, "fleet", true, "detect: the server learns live silences across its connections (policy.Fleet) and advises its detectors and clients; -fleet=false turns it off")
 	fs.DurationVar(&o.advice, "advice", 0, "detect: pin the fleet's advice to this dead timeout from the server's first observed silence on (a fleet that knows the answer; 0: learned)")
+	hostile := fs.String("hostile", "", "detect: a share of the connections feeds the fleet what a hostile peer would, as KIND:SHARE with KIND instant (answers at once and often) or edge (answers just before the timeout) and SHARE up to 0.5, e.g. edge:0.1")
 	list := fs.Bool("list", false, "list policies and profiles and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -190,6 +194,9 @@ func parse(args []string) (*options, error) {
 		return nil, usagef("-plot %q: want a file name ending in .svg or .png", o.plot)
 	}
 	var err error
+	if o.hostile, err = parseHostile(*hostile, o.fleet); err != nil {
+		return nil, err
+	}
 	if o.windows, err = parseWindows(*windows); err != nil {
 		return nil, err
 	}
@@ -250,4 +257,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return writeJSON(stdout, rep)
 	}
 	return writeTables(stdout, rep, o)
+}
+
+// parseHostile reads -hostile's KIND:SHARE.
+func parseHostile(v string, fleet bool) (sim.Hostile, error) {
+	if v == "" {
+		return sim.Hostile{}, nil
+	}
+	kind, share, ok := strings.Cut(v, ":")
+	h := sim.Hostile{}
+	switch kind {
+	case "instant":
+		h.Kind = sim.HostileInstant
+	case "edge":
+		h.Kind = sim.HostileEdge
+	default:
+		ok = false
+	}
+	f, err := strconv.ParseFloat(share, 64)
+	if !ok || err != nil || !(f >= 0 && f <= 0.5) {
+		return h, usagef("-hostile %q: want instant:SHARE or edge:SHARE with SHARE in [0, 0.5]", v)
+	}
+	if !fleet {
+		return h, usagef("-hostile %q: needs the fleet on", v)
+	}
+	h.Share = f
+	return h, nil
 }

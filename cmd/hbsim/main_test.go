@@ -300,3 +300,40 @@ func TestFrontierAndFleetFlags(t *testing.T) {
 		t.Error("-advice without the fleet was accepted")
 	}
 }
+
+// -hostile feeds the fleet from a share of hostile connections: edge ones
+// slow default's detection on mobile (the advice rises to the detector's
+// bound); bad values are refused.
+func TestHostileFlag(t *testing.T) {
+	p50 := func(args ...string) float64 {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append([]string{"-scenario", "detect", "-profile", "mobile", "-policy", "default", "-duration", "2h", "-json"}, args...)
+		if err := run(args, &out, &errb); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errb.String())
+		}
+		var rep struct {
+			Detect []struct {
+				DetectionP50 *float64 `json:"detection_p50_ms"`
+			} `json:"detect"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil || len(rep.Detect) != 1 || rep.Detect[0].DetectionP50 == nil {
+			t.Fatalf("%v: %v %s", args, err, out.String())
+		}
+		return *rep.Detect[0].DetectionP50
+	}
+	honest, edge := p50(), p50("-hostile", "edge:0.1")
+	if edge < 1.5*honest {
+		t.Errorf("edge:0.1 detects in %.0f ms (p50), honest %.0f: the hostile observations did not reach the fleet", edge, honest)
+	}
+	for _, bad := range []string{"edge", "edge:0.6", "slow:0.1", "instant:x"} {
+		var out, errb bytes.Buffer
+		if err := run([]string{"-hostile", bad}, &out, &errb); err == nil {
+			t.Errorf("-hostile %q was accepted", bad)
+		}
+	}
+	var out, errb bytes.Buffer
+	if err := run([]string{"-hostile", "edge:0.1", "-fleet=false"}, &out, &errb); err == nil {
+		t.Error("-hostile without the fleet was accepted")
+	}
+}
