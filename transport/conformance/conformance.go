@@ -11,6 +11,9 @@
 //			NewPair: newGorillaPair, // returns two End values
 //		})
 //	}
+//
+// RunSlowConsumer checks an adapter's server against a peer that floods an
+// application that reads nothing: the same heap bound on every adapter.
 package conformance
 
 import (
