@@ -332,8 +332,14 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		h.seenCluster(snap.Seq)
 	}
 	now := time.Now()
-	for i := range cfg.Shards {
-		s := newShard(h, i, now)
+	up := upstream{
+		slot: cfg.Slot, writeTimeout: cfg.WriteTimeout, fleet: h.fleet, log: h.log, observe: cfg.Observe,
+		stop: h.stop, wg: &h.wg, conns: &h.conns, farewell: &h.farewell,
+		reconnectWindow: h.Advice, resumeWindow: h.resumeWindow, closeConn: h.enqueueCloseJob,
+		alive: h.stepRegistryAlive, lost: h.stepRegistryWindow,
+	}
+	for range cfg.Shards {
+		s := newShard(up, now)
 		h.shards = append(h.shards, s)
 		h.wg.Add(1 + cfg.Writers)
 		go s.run()
@@ -356,28 +362,6 @@ func (h *Hub) NewConnID() string {
 // (HubConfig.NoFleet).
 func (h *Hub) Fleet() *policy.Fleet { return h.fleet }
 
-// timeoutAdvice returns the fleet's advice for a ping to c, if one is due
-// (the connection's first ping, then every DefaultFleetAdvicePeriod), and
-// gives it to c's own detector too. Called under c's shard lock.
-func (h *Hub) timeoutAdvice(c *conn) time.Duration {
-	if h.fleet == nil {
-		return 0
-	}
-	now := time.Now().UnixNano()
-	if c.advisedAt != 0 && now-c.advisedAt < int64(policy.DefaultFleetAdvicePeriod) {
-		return 0
-	}
-	adv := h.fleet.Advice(c.class)
-	if adv == 0 {
-		return 0
-	}
-	c.advisedAt = now
-	if c.adv != nil {
-		c.adv.Advise(adv)
-	}
-	return adv
-}
-
 // Advice returns the reconnect window the hub advertises now: its
 // connections divided by the accept rate, at most wire.MaxWindow.
 func (h *Hub) Advice() time.Duration {
@@ -396,6 +380,7 @@ func (h *Hub) resumeWindow() time.Duration {
 // Watched is one connection the hub watches.
 type Watched struct {
 	c *conn
+	h *Hub
 }
 
 // ID returns the connection ID the hub assigned (see Watch).
@@ -404,7 +389,7 @@ func (w *Watched) ID() string { return w.c.id }
 // Update sets new metadata for the connection's session; an update event
 // follows if it differs.
 func (w *Watched) Update(meta Meta) {
-	w.c.shard.h.stepRegistry(Input{Kind: ConnUpdate, Conn: w.c.id, Meta: meta})
+	w.h.stepRegistry(Input{Kind: ConnUpdate, Conn: w.c.id, Meta: meta})
 }
 
 // Close closes the connection on purpose (close code 1000): its session
@@ -507,7 +492,7 @@ func (h *Hub) watch(c Conn, connID string, id Identity, onEnd func(error)) (*Wat
 	}
 	s.step(hc, fsm.Input{Kind: fsm.Connected})
 	s.unlock()
-	return &Watched{hc}, nil
+	return &Watched{c: hc, h: h}, nil
 }
 
 // testHookWatch, if set, runs in Watch between its first check of the
@@ -702,96 +687,4 @@ func (h *Hub) waitDelivered() {
 // to send a heartbeat message of its own (gorillaws.Conn, coderws.Conn).
 type messageWriter interface {
 	SendMessage(ctx context.Context, m *wire.Message) error
-}
-
-// stepRegistryWindow is stepRegistry for a loss with its resume window.
-func (h *Hub) stepRegistryWindow(in Input, w time.Duration) {
-	in.Window = w
-	h.stepRegistry(in)
-}
-
-// stepRegistry feeds the registry and queues its events for delivery.
-func (h *Hub) stepRegistry(in Input) {
-	now := time.Now()
-	h.regMu.Lock()
-	defer h.regMu.Unlock()
-	h.regEvs = h.reg.Step(now, in, h.regEvs[:0])
-	h.enqueue()
-}
-
-// enqueue hands the registry's new events to the event goroutine and
-// re-arms the registry's timer. regMu is held.
-func (h *Hub) enqueue() {
-	if len(h.regEvs) > 0 {
-		h.queue = append(h.queue, h.regEvs...)
-	}
-	if d := h.reg.Deadline(); len(h.regEvs) > 0 || (!d.IsZero() && (h.regTimer.IsZero() || d.Before(h.regTimer))) {
-		select {
-		case h.regKick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// deliver is the event goroutine: it hands queued events to OnEvent and
-// the subscribers, in order, and wakes the registry at its deadline.
-func (h *Hub) deliver() {
-	defer h.eventsWG.Done()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var batch []Event
-	var subs []subscriber
-	for {
-		h.regMu.Lock()
-		if d := h.reg.Deadline(); !d.IsZero() && !d.After(time.Now()) {
-			h.regEvs = h.reg.Step(time.Now(), Input{Kind: DeadlineReached}, h.regEvs[:0])
-			h.queue = append(h.queue, h.regEvs...)
-		}
-		// Swap buffers; one grown by a burst (a shutdown's leaves) is let go.
-		batch, h.queue = h.queue, batch[:0]
-		if cap(h.queue) > 4096 {
-			h.queue = nil
-		}
-		subs = subs[:0]
-		if h.cfg.Cluster != nil {
-			subs = append(subs, subscriber{fn: h.cfg.Cluster.Local})
-		} else if h.cfg.OnEvent != nil {
-			subs = append(subs, subscriber{fn: h.cfg.OnEvent})
-		}
-		for _, sub := range h.subs {
-			subs = append(subs, sub)
-		}
-		h.busy = len(batch) > 0
-		h.regTimer = h.reg.Deadline()
-		if len(batch) == 0 {
-			h.idle.Broadcast()
-		}
-		h.regMu.Unlock()
-		for _, e := range batch {
-			for _, sub := range subs {
-				if e.Seq > sub.from {
-					sub.fn(e)
-				}
-			}
-		}
-		clear(batch) // no event's strings outlive its delivery
-		if len(batch) > 0 {
-			continue // look again before waiting
-		}
-		if !h.regTimer.IsZero() {
-			timer.Reset(time.Until(h.regTimer))
-		}
-		select {
-		case <-h.regKick:
-		case <-timer.C:
-		case <-h.stop:
-			timer.Stop()
-			h.regMu.Lock()
-			h.busy = false
-			h.idle.Broadcast()
-			h.regMu.Unlock()
-			return
-		}
-		timer.Stop()
-	}
 }

@@ -20,23 +20,6 @@ type Change struct {
 
 // observe hands a state change to HubConfig.Observe. s.mu is held.
 func (s *shard) observe(c *conn, a *fsm.Action, resumed bool) {
-	s.h.cfg.Observe(Change{Conn: c.id, User: c.user, Session: c.session, From: a.From, To: a.To,
+	s.up.observe(Change{Conn: c.id, User: c.user, Session: c.session, From: a.From, To: a.To,
 		Reason: a.Reason, Err: a.Err, At: time.Now(), Resumed: resumed})
-}
-
-// stepRegistryAlive is stepRegistry for a connection that became alive;
-// it reports whether its session was already online (no SessionJoined).
-func (h *Hub) stepRegistryAlive(in Input) (resumed bool) {
-	now := time.Now()
-	h.regMu.Lock()
-	defer h.regMu.Unlock()
-	h.regEvs = h.reg.Step(now, in, h.regEvs[:0])
-	resumed = true
-	for _, e := range h.regEvs {
-		if e.Kind == SessionJoined && e.User == in.User && e.Session == in.Session {
-			resumed = false
-		}
-	}
-	h.enqueue()
-	return resumed
 }

@@ -58,7 +58,7 @@ var _ transport.Events = (*conn)(nil)
 func (c *conn) Frame(f transport.Frame) {
 	s := c.shard
 	s.mu.Lock()
-	if fl := s.h.fleet; fl != nil && c.m != nil {
+	if fl := s.up.fleet; fl != nil && c.m != nil {
 		// A silence that ended in a frame: the peer was alive through it.
 		now := time.Now()
 		if st := c.m.State(); st == fsm.Alive || st == fsm.Suspect {
@@ -111,8 +111,8 @@ type inlinePong struct {
 // send writes one heartbeat within the write timeout, carrying the hub's
 // advice.
 func (s *shard) send(c *conn, f transport.Frame) error {
-	f.ReconnectWindow = s.h.Advice()
-	deadline := time.Now().Add(s.h.cfg.WriteTimeout)
+	f.ReconnectWindow = s.up.reconnectWindow()
+	deadline := time.Now().Add(s.up.writeTimeout)
 	if ds, ok := c.t.(DeadlineSender); ok {
 		return ds.SendBy(deadline, f)
 	}
@@ -143,7 +143,7 @@ func (s *shard) unlock() {
 			}
 		case s.extra < maxExtraWriters && time.Now().UnixNano()-s.queue[s.head].at > int64(stuckWrite):
 			s.extra++
-			s.h.wg.Add(1)
+			s.up.wg.Add(1)
 			go s.write(true)
 		}
 	}
@@ -179,7 +179,7 @@ type NonBlockingSender interface {
 // shard runs the timers of its connections on one goroutine and writes
 // their heartbeats on a few others. mu guards everything but the counters.
 type shard struct {
-	h  *Hub
+	up upstream
 	mu sync.Mutex
 	w  *wheel
 
@@ -232,15 +232,58 @@ type job struct {
 	payload [transport.MaxControlPayload]byte
 }
 
-func newShard(h *Hub, _ int, origin time.Time) *shard {
+// upstream is what a shard needs from its hub, handed down when the hub
+// starts it: settings, and the hub's services the shard reports to. A
+// shard holds no *Hub: work comes down through its methods, results go up
+// through these.
+type upstream struct {
+	slot, writeTimeout time.Duration
+	fleet              *policy.Fleet // nil: off
+	log                *slog.Logger  // nil: none
+	observe            func(Change)  // HubConfig.Observe, or nil
+	stop               <-chan struct{}
+	wg                 *sync.WaitGroup // the hub's goroutines: the shard's join it
+	conns              *atomic.Int64   // the hub's live connections
+	farewell           *atomic.Int64   // the reconnect window as shutdown began, for close notes
+
+	reconnectWindow func() time.Duration // the advice a ping carries now
+	resumeWindow    func() time.Duration // how long a session lost now waits
+	closeConn       func(closeJob)       // the hub's close queue
+	alive           func(Input) (resumed bool)
+	lost            func(in Input, window time.Duration)
+}
+
+func newShard(up upstream, origin time.Time) *shard {
 	s := &shard{
-		h:    h,
-		w:    newWheel(origin, h.cfg.Slot),
+		up:   up,
+		w:    newWheel(origin, up.slot),
 		acts: make([]fsm.Action, 0, 8),
 		kick: make(chan struct{}, 1),
 	}
 	s.wcond = sync.NewCond(&s.mu)
 	return s
+}
+
+// timeoutAdvice returns the fleet's advice for a ping to c, if one is due
+// (the connection's first ping, then every DefaultFleetAdvicePeriod), and
+// gives it to c's own detector too. s.mu is held.
+func (s *shard) timeoutAdvice(c *conn) time.Duration {
+	if s.up.fleet == nil {
+		return 0
+	}
+	now := time.Now().UnixNano()
+	if c.advisedAt != 0 && now-c.advisedAt < int64(policy.DefaultFleetAdvicePeriod) {
+		return 0
+	}
+	adv := s.up.fleet.Advice(c.class)
+	if adv == 0 {
+		return 0
+	}
+	c.advisedAt = now
+	if c.adv != nil {
+		c.adv.Advise(adv)
+	}
+	return adv
 }
 
 func (s *shard) add(c *conn) {
@@ -288,7 +331,7 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 	switch a.Kind {
 	case fsm.SendPing, fsm.SendPong:
 		if a.Kind == fsm.SendPing && s.inline == c && s.pong.due {
-			s.pong.ping, s.pong.pingSeq, s.pong.advice = true, a.Seq, s.h.timeoutAdvice(c)
+			s.pong.ping, s.pong.pingSeq, s.pong.advice = true, a.Seq, s.timeoutAdvice(c)
 			return
 		}
 		if c.writing {
@@ -300,13 +343,13 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 			return
 		}
 		if a.Kind == fsm.SendPing && c.direct && s.timing {
-			s.direct = append(s.direct, job{c: c, kind: jobPing, seq: a.Seq, advice: s.h.timeoutAdvice(c)})
+			s.direct = append(s.direct, job{c: c, kind: jobPing, seq: a.Seq, advice: s.timeoutAdvice(c)})
 			return
 		}
 		s.queue = append(s.queue, job{c: c, kind: jobPing, seq: a.Seq, at: time.Now().UnixNano()})
 		j := &s.queue[len(s.queue)-1]
 		if a.Kind == fsm.SendPing {
-			j.advice = s.h.timeoutAdvice(c)
+			j.advice = s.timeoutAdvice(c)
 		}
 		if a.Kind == fsm.SendPong {
 			j.kind = jobPong
@@ -318,7 +361,7 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 	case fsm.CloseTransport:
 		// The close carries the end callback, so it runs after this close
 		// (and its shutdown note), not beside it.
-		s.h.enqueueCloseJob(closeJob{s: s, t: c.t, reason: a.Err, onEnd: c.onEnd})
+		s.up.closeConn(closeJob{s: s, t: c.t, reason: a.Err, onEnd: c.onEnd})
 		c.onEnd = nil
 	case fsm.StateChanged:
 		s.changed(c, a)
@@ -328,26 +371,26 @@ func (s *shard) do(c *conn, a *fsm.Action) {
 // changed reports a state change to the registry and the log; a connection
 // that is over leaves the shard.
 func (s *shard) changed(c *conn, a *fsm.Action) {
-	h := s.h
+	up := &s.up
 	resumed := false
-	if h.cfg.Observe != nil {
+	if up.observe != nil {
 		defer func() { s.observe(c, a, resumed) }()
 	}
 	switch {
 	case a.To == fsm.Alive && !c.online:
 		c.online = true
-		resumed = h.stepRegistryAlive(Input{Kind: ConnAlive, Conn: c.id, User: c.user, Session: c.session, Meta: c.meta})
+		resumed = up.alive(Input{Kind: ConnAlive, Conn: c.id, User: c.user, Session: c.session, Meta: c.meta})
 		c.meta = nil
-		if h.log != nil {
-			h.log.LogAttrs(context.Background(), slog.LevelInfo, "online", c.attrs(a)...)
+		if up.log != nil {
+			up.log.LogAttrs(context.Background(), slog.LevelInfo, "online", c.attrs(a)...)
 		}
 	case a.To == fsm.Dead || a.To == fsm.Closed:
 		c.final = a.To
 		c.m = nil
 		s.drop(c)
-		h.conns.Add(-1)
+		up.conns.Add(-1)
 		if c.onEnd != nil { // an end without a close action: close here
-			h.enqueueCloseJob(closeJob{s: s, t: c.t, reason: a.Err, onEnd: c.onEnd})
+			up.closeConn(closeJob{s: s, t: c.t, reason: a.Err, onEnd: c.onEnd})
 			c.onEnd = nil
 		}
 		if c.online {
@@ -355,14 +398,14 @@ func (s *shard) changed(c *conn, a *fsm.Action) {
 			if closedOnPurpose(a.Err) {
 				in.Kind = ConnClosed
 			}
-			h.stepRegistryWindow(in, h.resumeWindow())
+			up.lost(in, up.resumeWindow())
 		}
-		if h.log != nil {
-			h.log.LogAttrs(context.Background(), slog.LevelInfo, "offline", c.attrs(a)...)
+		if up.log != nil {
+			up.log.LogAttrs(context.Background(), slog.LevelInfo, "offline", c.attrs(a)...)
 		}
 	default:
-		if h.log != nil && h.log.Enabled(context.Background(), slog.LevelDebug) {
-			h.log.LogAttrs(context.Background(), slog.LevelDebug, "state", c.attrs(a)...)
+		if up.log != nil && up.log.Enabled(context.Background(), slog.LevelDebug) {
+			up.log.LogAttrs(context.Background(), slog.LevelDebug, "state", c.attrs(a)...)
 		}
 	}
 }
@@ -394,9 +437,9 @@ func closedOnPurpose(err error) bool {
 func (s *shard) close(t Conn, reason error) {
 	if errors.Is(reason, ErrShutdown) {
 		if mw, ok := t.(messageWriter); ok {
-			ctx, cancel := context.WithTimeout(context.Background(), s.h.cfg.WriteTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), s.up.writeTimeout)
 			// Fails harmlessly on a control-frame connection.
-			_ = mw.SendMessage(ctx, &wire.Message{Type: wire.Close, Window: time.Duration(s.h.farewell.Load()), Reason: ErrShutdown.Error()})
+			_ = mw.SendMessage(ctx, &wire.Message{Type: wire.Close, Window: time.Duration(s.up.farewell.Load()), Reason: ErrShutdown.Error()})
 			cancel()
 		}
 	}
@@ -407,7 +450,7 @@ func (s *shard) close(t Conn, reason error) {
 // deadline has come, then sleeps until the wheel's next used slot or a
 // kick.
 func (s *shard) run() {
-	defer s.h.wg.Done()
+	defer s.up.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -437,7 +480,7 @@ func (s *shard) run() {
 		select {
 		case <-timer.C:
 		case <-s.kick:
-		case <-s.h.stop:
+		case <-s.up.stop:
 			timer.Stop()
 			return
 		}
@@ -485,7 +528,7 @@ func (s *shard) recordLateness(d time.Duration) {
 // full holds one writer for at most that long; the others go on. An extra
 // writer (see unlock) returns once the queue is empty.
 func (s *shard) write(extra bool) {
-	defer s.h.wg.Done()
+	defer s.up.wg.Done()
 	j := new(job) // reused: the payload handed to Send escapes
 	s.mu.Lock()
 	for {
@@ -543,53 +586,3 @@ func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 func (c *deadlineCtx) Done() <-chan struct{}       { return nil }
 func (c *deadlineCtx) Err() error                  { return nil }
 func (c *deadlineCtx) Value(any) any               { return nil }
-
-// maxClosers bounds the goroutines closing connections at once: a close
-// may wait up to the adapter's close timeout for the peer's close frame,
-// and a shutdown closes every connection.
-const maxClosers = 256
-
-type closeJob struct {
-	s      *shard
-	t      Conn
-	reason error
-	// onEnd, if set, runs after the close (which waits for the reader to
-	// exit, so after the connection's last message).
-	onEnd func(error)
-}
-
-// enqueueCloseJob queues a connection's close for the closer goroutines,
-// starting one if fewer than maxClosers run. It never blocks.
-func (h *Hub) enqueueCloseJob(j closeJob) {
-	h.closeWG.Add(1)
-	h.closeMu.Lock()
-	h.closeQ = append(h.closeQ, j)
-	start := h.closers < maxClosers
-	if start {
-		h.closers++
-	}
-	h.closeMu.Unlock()
-	if start {
-		go h.closer()
-	}
-}
-
-func (h *Hub) closer() {
-	for {
-		h.closeMu.Lock()
-		if len(h.closeQ) == 0 {
-			h.closers--
-			h.closeMu.Unlock()
-			return
-		}
-		j := h.closeQ[0]
-		h.closeQ[0] = closeJob{}
-		h.closeQ = h.closeQ[1:]
-		h.closeMu.Unlock()
-		j.s.close(j.t, j.reason)
-		if j.onEnd != nil {
-			j.onEnd(j.reason)
-		}
-		h.closeWG.Done()
-	}
-}
