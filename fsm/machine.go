@@ -186,8 +186,7 @@ type Machine struct {
 	attempt    int32
 	unanswered int32
 	pingBurst  int32      // < 0: flood enforcement off
-	data       *dataMeter // nil: no limit on the peer's messages
-	bytes      *byteMeter // nil: no limit on the peer's bytes
+	data       *dataMeter // nil: no limit on the peer's messages nor bytes
 
 	state   State
 	role    Role
@@ -227,19 +226,22 @@ func NewMachine(cfg Config) (*Machine, error) {
 	if c.PingBurst < 0 {
 		m.pingBurst = -1
 	}
+	if c.DataRate > 0 || c.DataByteRate > 0 {
+		m.data = &dataMeter{}
+	}
 	if c.DataRate > 0 {
 		iv := tick(max(float64(time.Second)/c.DataRate, 1))
 		w := never
 		if iv < never/tick(c.DataBurst) {
 			w = tick(c.DataBurst) * iv
 		}
-		m.data = &dataMeter{interval: iv, window: w}
+		m.data.interval, m.data.window = iv, w
 	}
 	if c.DataByteRate > 0 {
 		// Per byte, in ticks (ns) as a float: a fast link's byte is well
 		// under a nanosecond.
 		iv := float64(time.Second) / c.DataByteRate
-		m.bytes = &byteMeter{perByte: iv, window: float64(c.DataByteBurst) * iv}
+		m.data.perByte, m.data.byteWindow = iv, float64(c.DataByteBurst)*iv
 	}
 	if c.StallThreshold < 0 {
 		m.stallThreshold = -1
@@ -424,16 +426,17 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 	}
 	if f.Kind == transport.Data && m.data != nil {
 		d := m.data
-		d.tat = max(d.tat, m.pingFloor).plus(d.interval)
-		if d.tat-m.now > d.window {
-			return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
+		if d.interval > 0 {
+			d.tat = max(d.tat, m.pingFloor).plus(d.interval)
+			if d.tat-m.now > d.window {
+				return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
+			}
 		}
-	}
-	if f.Kind == transport.Data && m.bytes != nil && f.Size > 0 {
-		b := m.bytes
-		b.tat = max(b.tat, float64(max(m.now, m.pingFloor))) + float64(f.Size)*b.perByte
-		if b.tat-float64(m.now) > b.window {
-			return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
+		if d.perByte > 0 && f.Size > 0 {
+			d.byteTat = max(d.byteTat, float64(max(m.now, m.pingFloor))) + float64(f.Size)*d.perByte
+			if d.byteTat-float64(m.now) > d.byteWindow {
+				return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
+			}
 		}
 	}
 	var rtt time.Duration
@@ -554,16 +557,13 @@ func (m *Machine) floodInterval() tick {
 	return min(m.minPingInterval, tick(DefaultMinPingInterval))
 }
 
-// dataMeter is the GCRA meter of Config.DataRate: each message advances
-// tat by interval; running more than window ahead of now is a flood.
+// dataMeter holds the GCRA meters of Config.DataRate (each message
+// advances tat by interval; running more than window ahead of now is a
+// flood; interval 0: off) and DataByteRate (the same per byte, in float
+// ticks; perByte 0: off). One pointer, so the Machine stays small.
 type dataMeter struct {
-	interval, window, tat tick
-}
-
-// byteMeter is dataMeter for Config.DataByteRate, in float ticks: each
-// byte advances tat by perByte.
-type byteMeter struct {
-	perByte, window, tat float64
+	interval, window, tat        tick
+	perByte, byteWindow, byteTat float64
 }
 
 // burstWindow is how far ahead of now the peer's ping allowance may run.
