@@ -16,6 +16,7 @@ import (
 
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/presence/internal/fanout"
 	"github.com/heartbeat-go/heartbeat/transport"
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
@@ -228,11 +229,8 @@ type Hub struct {
 	regMu    sync.Mutex
 	reg      *Registry
 	regEvs   []Event
-	queue    []Event // events waiting for the event goroutine
-	subs     map[uint64]subscriber
-	subSeq   uint64
-	regKick  chan struct{}
-	regTimer time.Time // the registry deadline the event goroutine waits for
+	events   *fanout.Fanout[Event] // on regMu: to OnEvent (or the cluster) and the subscribers
+	regTimer time.Time             // the registry deadline the event goroutine waits for
 
 	closing  atomic.Bool
 	farewell atomic.Int64 // the advice as shutdown began, for the close notes
@@ -243,9 +241,7 @@ type Hub struct {
 	closeQ   []closeJob
 	closers  int
 	eventsWG sync.WaitGroup
-	idle     *sync.Cond // on regMu: the event queue is empty
-	busy     bool       // the event goroutine is delivering
-	unsub    func()     // OnEvent's cluster subscription
+	unsub    func() // OnEvent's cluster subscription
 	// The Seq of the latest cluster event handed to OnEvent, and a kick
 	// when it grows: Shutdown waits for the hub's own leaves to come
 	// through the cluster.
@@ -307,12 +303,16 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		cfg:      cfg,
 		idPrefix: base64.RawURLEncoding.EncodeToString(prefix[:]) + "-",
 		reg:      reg,
-		subs:     map[uint64]subscriber{},
-		regKick:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		log:      cfg.Logger,
 	}
-	h.idle = sync.NewCond(&h.regMu)
+	var first []func(Event) // takes every event, from the start
+	if cfg.Cluster != nil {
+		first = append(first, cfg.Cluster.Local)
+	} else if cfg.OnEvent != nil {
+		first = append(first, cfg.OnEvent)
+	}
+	h.events = fanout.New(&h.regMu, func(e Event) uint64 { return e.Seq }, first...)
 	if !cfg.NoFleet {
 		h.fleet = cfg.Fleet
 		if h.fleet == nil {
@@ -528,22 +528,10 @@ func (h *Hub) Subscribe(fn func(Event)) (snap Snapshot, cancel func()) {
 	}
 	h.regMu.Lock()
 	defer h.regMu.Unlock()
-	h.subSeq++
-	id := h.subSeq
 	// Events still queued are already in the snapshot: the subscriber
 	// skips them by their Seq.
 	snap = h.reg.Snapshot()
-	h.subs[id] = subscriber{fn: fn, from: snap.Seq}
-	return snap, func() {
-		h.regMu.Lock()
-		defer h.regMu.Unlock()
-		delete(h.subs, id)
-	}
-}
-
-type subscriber struct {
-	fn   func(Event)
-	from uint64 // the Seq of its snapshot
+	return snap, h.events.Subscribe(snap.Seq, fn)
 }
 
 // HubStats is what the hub counts, for logs and metrics: this hub's own
@@ -630,9 +618,6 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	h.wg.Wait()
-	h.regMu.Lock()
-	h.idle.Broadcast()
-	h.regMu.Unlock()
 	h.eventsWG.Wait()
 	if h.unsub != nil {
 		h.unsub()
@@ -677,9 +662,7 @@ func (h *Hub) waitCluster(ctx context.Context) {
 // waitDelivered returns once every event queued so far has been delivered.
 func (h *Hub) waitDelivered() {
 	h.regMu.Lock()
-	for len(h.queue) > 0 || h.busy {
-		h.idle.Wait()
-	}
+	h.events.Wait()
 	h.regMu.Unlock()
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/heartbeat-go/heartbeat/presence/internal/fanout"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -132,15 +133,11 @@ type Node struct {
 	mu      sync.Mutex
 	view    *view
 	evs     []presence.Event
-	local   map[sessKey]presence.Meta // this node's sessions
-	pend    map[sessKey]op            // changes not yet written
-	order   []sessKey                 // pend's keys, oldest first
-	subs    map[uint64]subscriber
-	subSeq  uint64
-	queue   []presence.Event
-	dirty   map[string]bool // nodes pub/sub says have news
-	idle    *sync.Cond
-	busy    bool
+	local   map[sessKey]presence.Meta      // this node's sessions
+	pend    map[sessKey]op                 // changes not yet written
+	order   []sessKey                      // pend's keys, oldest first
+	events  *fanout.Fanout[presence.Event] // on mu: to the subscribers
+	dirty   map[string]bool                // nodes pub/sub says have news
 	closed  bool
 	stopped chan struct{}
 
@@ -158,17 +155,12 @@ type Node struct {
 	graceUntil time.Time
 	lastTick   time.Time // of the last poll that reached Redis
 
-	leaseKick, writeKick, syncKick, deliverKick chan struct{}
-	wg                                          sync.WaitGroup
-	ps                                          *redis.PubSub
-	st                                          struct {
+	leaseKick, writeKick, syncKick chan struct{}
+	wg                             sync.WaitGroup
+	ps                             *redis.PubSub
+	st                             struct {
 		registrations, fences, resyncs, dropped, keyspace, liveness atomic.Uint64
 	}
-}
-
-type subscriber struct {
-	fn   func(presence.Event)
-	from uint64
 }
 
 // remote is what a node knows of another.
@@ -216,12 +208,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		nodes: cfg.Prefix + ":nodes", epochK: cfg.Prefix + ":epoch", channel: cfg.Prefix + ":ev",
 		ttl: cfg.LeaseTTL, renew: cfg.Renew,
 		view: newView(), local: map[sessKey]presence.Meta{}, pend: map[sessKey]op{},
-		subs: map[uint64]subscriber{}, dirty: map[string]bool{}, remotes: map[string]*remote{},
+		dirty: map[string]bool{}, remotes: map[string]*remote{},
 		stopped:   make(chan struct{}),
 		leaseKick: make(chan struct{}, 1), writeKick: make(chan struct{}, 1),
-		syncKick: make(chan struct{}, 1), deliverKick: make(chan struct{}, 1),
+		syncKick: make(chan struct{}, 1),
 	}
-	n.idle = sync.NewCond(&n.mu)
+	n.events = fanout.New[presence.Event](&n.mu, func(e presence.Event) uint64 { return e.Seq })
 	if n.rdb == nil {
 		n.own = true
 		n.rdb = redis.NewClient(&redis.Options{
@@ -565,10 +557,7 @@ func (n *Node) Local(e presence.Event) {
 
 // enqueue queues n.evs for delivery. mu is held.
 func (n *Node) enqueue() {
-	if len(n.evs) > 0 {
-		n.queue = append(n.queue, n.evs...)
-		kick(n.deliverKick)
-	}
+	n.events.Push(n.evs)
 }
 
 // maxBatch bounds one write: Lua's unpack takes a few thousand values.
@@ -958,41 +947,7 @@ func (n *Node) fetch(ctx context.Context, id string, r *remote) {
 // deliver hands queued events to the subscribers, in order.
 func (n *Node) deliver() {
 	defer n.wg.Done()
-	var batch []presence.Event
-	var subs []subscriber
-	for {
-		n.mu.Lock()
-		batch, n.queue = n.queue, batch[:0]
-		subs = subs[:0]
-		for _, s := range n.subs {
-			subs = append(subs, s)
-		}
-		n.busy = len(batch) > 0
-		if !n.busy {
-			n.idle.Broadcast()
-		}
-		n.mu.Unlock()
-		for _, e := range batch {
-			for _, s := range subs {
-				if e.Seq > s.from {
-					s.fn(e)
-				}
-			}
-		}
-		clear(batch)
-		if len(batch) > 0 {
-			continue
-		}
-		select {
-		case <-n.stopped:
-			n.mu.Lock()
-			n.busy = false
-			n.idle.Broadcast()
-			n.mu.Unlock()
-			return
-		case <-n.deliverKick:
-		}
-	}
+	n.events.Run(n.stopped, nil)
 }
 
 // Online reports whether user has a session on any live node.
@@ -1017,15 +972,8 @@ func (n *Node) Snapshot() presence.Snapshot {
 func (n *Node) Subscribe(fn func(presence.Event)) (presence.Snapshot, func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.subSeq++
-	id := n.subSeq
 	snap := n.view.snapshot()
-	n.subs[id] = subscriber{fn: fn, from: snap.Seq}
-	return snap, func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		delete(n.subs, id)
-	}
+	return snap, n.events.Subscribe(snap.Seq, fn)
 }
 
 // Stats returns the node's counters.
@@ -1093,9 +1041,7 @@ func (n *Node) halt() bool {
 		return false
 	}
 	n.closed = true
-	for len(n.queue) > 0 || n.busy {
-		n.idle.Wait()
-	}
+	n.events.Wait()
 	n.mu.Unlock()
 	close(n.stopped)
 	_ = n.ps.Close()

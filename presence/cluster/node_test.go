@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -201,7 +200,7 @@ func TestStreamGapResyncs(t *testing.T) {
 	}
 	a.mu.Lock()
 	got := snapKeys(a.view.snapshot())
-	evs := slices.Clone(a.queue) // not delivered: a's goroutines are stopped
+	evs := a.events.Pending() // not delivered: a's goroutines are stopped
 	a.mu.Unlock()
 	if fmt.Sprint(got) != "[u/0 u/1 u/2 u/3 u/4]" {
 		t.Fatalf("a's view after the resync: %v", got)
