@@ -62,14 +62,25 @@ var (
 	// written to Redis.
 	ErrIdentityTooLarge = errors.New("presence: identity too large")
 	// ErrShutdown is the reason a connection is closed with when the hub
-	// shuts down: a WebSocket adapter sends close code 1001 (going away).
-	ErrShutdown = errors.New("presence: server shutting down")
+	// shuts down: a WebSocket adapter sends close code 1001 (going away)
+	// and waits, up to its close timeout, for the peer's close frame, so
+	// that nothing the peer sent meanwhile turns the close into a reset
+	// that loses the close frame.
+	ErrShutdown error = shutdownError{}
 	// ErrKicked is the reason of Watched.Close: close code 1000.
 	ErrKicked = fmt.Errorf("presence: closed by the server: %w", fsm.ErrClosed)
 	// ErrDrain is the reason of Watched.Drain: close code 1001, and the
 	// client is expected back.
 	ErrDrain = errors.New("presence: server asks the client to reconnect")
 )
+
+// shutdownError is ErrShutdown's type: its CloseHandshake asks the
+// adapters for the close handshake (wire.Handshake), which they skip for
+// other reasons of their own packages.
+type shutdownError struct{}
+
+func (shutdownError) Error() string        { return "presence: server shutting down" }
+func (shutdownError) CloseHandshake() bool { return true }
 
 // HubConfig configures a Hub. The zero value is usable.
 type HubConfig struct {
@@ -573,7 +584,9 @@ func (h *Hub) Stats() HubStats {
 // Shutdown closes every connection with ErrShutdown (close code 1001,
 // "going away"), after telling clients of the application-level format the
 // reconnect window to spread their redials over; then waits until every
-// connection is closed and every leave event delivered, and stops the hub's
+// connection is closed (each waits for its peer's close frame, up to the
+// adapter's close timeout, 256 at a time, so a peer that does not answer
+// delays the end by that much) and every leave event delivered, and stops the hub's
 // goroutines. It returns ctx's error if ctx ends first (the goroutines then
 // stop anyway). http.Server.Shutdown does not close hijacked connections:
 // call this from the same shutdown path. With HubConfig.Cluster set, the

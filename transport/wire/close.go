@@ -56,7 +56,14 @@ func CloseStatus(reason error) (code uint16, text string) {
 // would not answer. Closing the socket before the peer's close frame
 // arrives can reset the connection and lose the close frame, and with it
 // the reason.
+// A reason of another package may ask for the handshake by having a
+// method CloseHandshake() bool that returns true (presence.ErrShutdown:
+// a server going away from live peers).
 func Handshake(reason error) bool {
+	var h interface{ CloseHandshake() bool }
+	if errors.As(reason, &h) && h.CloseHandshake() {
+		return true
+	}
 	return reason == nil || errors.Is(reason, fsm.ErrClosed) || errors.Is(reason, fsm.ErrPingFlood) || errors.Is(reason, fsm.ErrDataFlood) ||
 		errors.Is(reason, context.Canceled)
 }
