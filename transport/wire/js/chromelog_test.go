@@ -62,15 +62,15 @@ func (l *chromeLog) Write(p []byte) (int, error) {
 		}
 		line := string(l.partial[:i])
 		l.partial = l.partial[i+1:]
-		if strings.Contains(line, ":CONSOLE") || strings.Contains(line, "dbus") {
-			continue // page output; the session bus a container lacks
+		if strings.Contains(line, ":CONSOLE") || strings.Contains(line, "dbus") || strings.HasSuffix(line, " <unknown>") {
+			continue // page output; the session bus a container lacks; unsymbolized stack frames
 		}
 		if strings.Contains(line, networkServiceRestart) {
 			l.restarts = append(l.restarts, time.Now())
 			l.context = append(l.context, slices.Clone(l.recent))
 		}
 		l.recent = append(l.recent, line)
-		if len(l.recent) > 12 {
+		if len(l.recent) > 40 {
 			l.recent = l.recent[1:]
 		}
 	}

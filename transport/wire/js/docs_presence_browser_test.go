@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -154,8 +155,13 @@ func testDocsPresenceTabs(t testing.TB, bctx context.Context) {
 		}
 	}
 	slices.Sort(sessions)
-	want := []string{ta, tb}
+	want := []string{js.SessionIDOf(ta), js.SessionIDOf(tb)} // the sessions are the tokens' digests
 	slices.Sort(want)
+	for _, e := range events() {
+		if strings.Contains(e.String(), ta) || strings.Contains(e.String(), tb) {
+			t.Errorf("event %v shows a tab's resume token", e)
+		}
+	}
 	t.Logf("docs' server, two tabs and a reload: sessions joined %v, events %v", sessions, events())
 	if !slices.Equal(sessions, want) {
 		t.Fatalf("sessions joined %v, want the two tabs' %v", sessions, want)
