@@ -28,8 +28,7 @@ const (
 	// for Read before the read loop pauses (and with it the reading of
 	// pings).
 	DefaultQueue = wsconn.DefaultQueue
-	// DefaultQueueBytes (1 MiB) is how many bytes of them, and of the
-	// message Read returned last, the connection may hold.
+	// DefaultQueueBytes (1 MiB) is how many bytes of them may wait.
 	DefaultQueueBytes = wsconn.DefaultQueueBytes
 	// DefaultPingTimeout bounds how long a ping waits for its pong inside
 	// coder's Conn.Ping; the heartbeat's own detector decides long before.
@@ -84,11 +83,9 @@ type Options struct {
 	// Queue is how many inbound application messages may wait for Read.
 	// Zero means DefaultQueue.
 	Queue int
-	// QueueBytes is how many bytes of them the connection may hold for the
-	// application: those waiting and the one Read returned last, until the
-	// next Read. Past it the read loop reads nothing more (pings neither)
-	// until Read is called again, which slows the peer down through TCP.
-	// Zero means DefaultQueueBytes.
+	// QueueBytes is how many bytes of them may wait: past it the read loop
+	// reads nothing more (pings neither) until Read takes a message, which
+	// slows the peer down through TCP. Zero means DefaultQueueBytes.
 	QueueBytes int
 	// ReadLimit bounds one inbound message, in bytes. Zero keeps coder's
 	// default (32 KiB).

@@ -26,10 +26,9 @@ const (
 	// Read before the read loop pauses (and with it the reading of pings).
 	DefaultQueue = 16
 	// DefaultQueueBytes is how many bytes of inbound application messages
-	// the connection may hold for the application before the read loop
-	// pauses: those waiting for Read and the one Read returned last, until
-	// the next Read. A peer that outpaces the application holds at most
-	// about this plus one message per connection.
+	// may wait for Read before the read loop pauses: with one more message
+	// in the application's hands, a peer that outpaces it holds at most
+	// about twice the read limit per connection.
 	DefaultQueueBytes = 1 << 20
 	// DefaultWriteTimeout bounds a heartbeat write whose context has no
 	// deadline.
@@ -96,8 +95,7 @@ type Core[T any] struct {
 
 	ev      transport.Events
 	msgs    chan message[T]
-	queued  atomic.Int64  // bytes in msgs, and held's
-	held    atomic.Int64  // bytes of the message Read returned last
+	queued  atomic.Int64  // bytes in msgs
 	room    chan struct{} // a token when Read took a message
 	closing chan struct{} // closed by Close
 	done    chan struct{} // closed when the read loop has exited (or would never start)
@@ -353,12 +351,6 @@ func (c *Core[T]) Read(ctx context.Context) (T, []byte, error) {
 	if c.cfg.OnData != nil {
 		return zero, nil, fmt.Errorf("%s: %w", c.cfg.Name, ErrOnData)
 	}
-	// The caller is done with the message it read before: its bytes no
-	// longer count against QueueBytes.
-	if n := c.held.Swap(0); n != 0 {
-		c.queued.Add(-n)
-		c.wake()
-	}
 	select {
 	case m := <-c.msgs:
 		return c.took(m)
@@ -379,19 +371,15 @@ func (c *Core[T]) Read(ctx context.Context) (T, []byte, error) {
 	return zero, nil, transport.ErrClosed
 }
 
-// took accounts for a message Read hands over: it stays counted against
-// QueueBytes, as held, until the next Read.
+// took accounts for a message Read hands over and wakes the read loop if it
+// waits for room.
 func (c *Core[T]) took(m message[T]) (T, []byte, error) {
-	c.held.Add(int64(len(m.data)))
-	return m.typ, m.data, nil
-}
-
-// wake tells a read loop that waits for room that there may be some.
-func (c *Core[T]) wake() {
+	c.queued.Add(-int64(len(m.data)))
 	select {
 	case c.room <- struct{}{}:
 	default:
 	}
+	return m.typ, m.data, nil
 }
 
 // Write writes one application message, refusing one that would pass for a
