@@ -94,6 +94,20 @@ func TestDataByteFlood(t *testing.T) {
 		t.Fatalf("bytes at the rate convicted as a flood: %v", r.m.State())
 	}
 
+	// Messages sent at the rate while the machine was not stepped arrive
+	// together: credited from the previous step, as DataRate's are.
+	cfg2 := testConfig()
+	cfg2.DataByteRate, cfg2.DataByteBurst = 64<<10, 64<<10
+	r = newRig(t, cfg2).connected()
+	r.at(time.Second)
+	data(64 << 10)
+	r.at(3 * time.Second) // 2 s later: two messages' worth at the rate
+	data(64 << 10)
+	data(64 << 10)
+	if r.m.State() != Alive {
+		t.Fatalf("two messages sent at the rate, arriving together, convicted as a flood: %v", r.m.State())
+	}
+
 	// Unknown sizes are not metered.
 	r = newRig(t, cfg).connected()
 	for i := range 10000 {

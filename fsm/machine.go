@@ -433,7 +433,7 @@ func (m *Machine) frame(f transport.Frame, out []Action) []Action {
 			}
 		}
 		if d.perByte > 0 && f.Size > 0 {
-			d.byteTat = max(d.byteTat, float64(max(m.now, m.pingFloor))) + float64(f.Size)*d.perByte
+			d.byteTat = max(d.byteTat, float64(m.pingFloor)) + float64(f.Size)*d.perByte
 			if d.byteTat-float64(m.now) > d.byteWindow {
 				return m.lose(out, EvLost, ReasonDataFlood, ErrDataFlood)
 			}

@@ -344,7 +344,7 @@ func (c *Conn) message(typ int, data []byte) {
 func (c *Conn) heartbeat(data []byte) {
 	m, err := wire.Decode(data)
 	if err != nil {
-		c.frame(transport.Frame{Kind: transport.Data}) // it arrived: evidence still
+		c.frame(transport.Frame{Kind: transport.Data, Size: len(data)}) // it arrived: evidence still, and bytes
 		if c.opts.OnMalformed != nil {
 			c.opts.OnMalformed(err)
 		}

@@ -243,8 +243,9 @@ func (c *Core[T]) readLoop() {
 func (c *Core[T]) heartbeat(data []byte) {
 	m, err := wire.Decode(data)
 	if err != nil {
-		// A malformed heartbeat is dropped, but it arrived: evidence still.
-		c.ev.Frame(transport.Frame{Kind: transport.Data})
+		// A malformed heartbeat is dropped, but it arrived: evidence still,
+		// and bytes the data meter counts.
+		c.ev.Frame(transport.Frame{Kind: transport.Data, Size: len(data)})
 		if c.cfg.OnMalformed != nil {
 			c.cfg.OnMalformed(err)
 		}
