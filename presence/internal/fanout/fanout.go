@@ -19,12 +19,13 @@ type Fanout[E any] struct {
 	seq   func(E) uint64
 	fixed []func(E) // consumers of every event, from the start
 
-	queue  []E
-	subs   map[uint64]sub[E]
-	nextID uint64
-	busy   bool       // the delivery goroutine is delivering a batch
-	idle   *sync.Cond // on mu: the queue is empty and nothing is being delivered
-	kick   chan struct{}
+	queue   []E
+	subs    map[uint64]sub[E]
+	nextID  uint64
+	busy    bool       // the delivery goroutine is delivering a batch
+	stopped bool       // Run has returned: nothing more is delivered
+	idle    *sync.Cond // on mu: the queue is empty and nothing is being delivered
+	kick    chan struct{}
 }
 
 type sub[E any] struct {
@@ -78,7 +79,7 @@ func (f *Fanout[E]) Subscribe(from uint64, fn func(E)) (cancel func()) {
 // Wait returns once every event queued so far has been delivered (or the
 // delivery goroutine has stopped). mu held; Wait releases it meanwhile.
 func (f *Fanout[E]) Wait() {
-	for len(f.queue) > 0 || f.busy {
+	for (len(f.queue) > 0 || f.busy) && !f.stopped {
 		f.idle.Wait()
 	}
 }
@@ -137,7 +138,7 @@ func (f *Fanout[E]) Run(stop <-chan struct{}, before func() (wake time.Time)) {
 		case <-stop:
 			timer.Stop()
 			f.mu.Lock()
-			f.busy = false
+			f.busy, f.stopped = false, true
 			f.idle.Broadcast()
 			f.mu.Unlock()
 			return

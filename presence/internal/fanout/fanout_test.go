@@ -50,3 +50,17 @@ func TestOrderAndHandover(t *testing.T) {
 	}
 	mu.Unlock()
 }
+
+// Once Run has returned, Wait does not wait for events no one will
+// deliver (a shutdown whose context ended first).
+func TestWaitAfterStop(t *testing.T) {
+	var mu sync.Mutex
+	f := New(&mu, func(e ev) uint64 { return e.seq })
+	stop := make(chan struct{})
+	close(stop)
+	f.Run(stop, nil)
+	mu.Lock()
+	f.Push([]ev{{1}})
+	f.Wait() // returns: nothing is delivered any more
+	mu.Unlock()
+}
