@@ -211,7 +211,7 @@ func (c *Conn) read() (websocket.MessageType, []byte, error) {
 	c.msgClock.Start()
 	data, err := io.ReadAll(r)
 	if c.msgClock.Stop() && err != nil {
-		err = fmt.Errorf("%w (%v)", ErrMessageTimeout, c.msgClock.Timeout())
+		err = fmt.Errorf("%w (%v): %w", ErrMessageTimeout, c.msgClock.Timeout(), err)
 	}
 	return typ, data, err
 }

@@ -246,7 +246,7 @@ func (c *Conn) read() (int, []byte, error) {
 	c.msgClock.Start()
 	typ, data, err := c.readMessage(typ, r)
 	if c.msgClock.Stop() && err != nil {
-		err = fmt.Errorf("%w (%v)", ErrMessageTimeout, c.msgClock.Timeout())
+		err = fmt.Errorf("%w (%v): %w", ErrMessageTimeout, c.msgClock.Timeout(), err)
 	}
 	return typ, data, err
 }
@@ -306,6 +306,7 @@ const overLimitDrain = 5
 // sending is reset, and the reset can overtake the close frame, so the
 // peer would see only 1006.
 func (c *Conn) overLimit(r io.Reader) (int, []byte, error) {
+	c.msgClock.Stop() // the drain has its own bound: no second close frame on top of 1009
 	text := fmt.Sprintf("gorillaws: message over the read limit of %d bytes", c.readLimit)
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, text), time.Now().Add(c.closeTimeout))
 	_ = c.ws.SetReadDeadline(time.Now().Add(overLimitDrain * c.closeTimeout))

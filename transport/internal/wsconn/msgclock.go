@@ -20,6 +20,7 @@ type MessageClock struct {
 	expire  func() // closes the connection so that the blocked read returns
 	mu      sync.Mutex
 	t       *time.Timer
+	active  bool // a message is being timed: a late fire of a stopped timer does nothing
 	expired bool
 }
 
@@ -43,6 +44,7 @@ func (m *MessageClock) Start() {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.active = true
 	if m.t == nil {
 		m.t = time.AfterFunc(m.d, m.fire)
 		return
@@ -58,6 +60,7 @@ func (m *MessageClock) Stop() (expired bool) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.active = false
 	if m.t != nil {
 		m.t.Stop()
 	}
@@ -69,6 +72,10 @@ func (m *MessageClock) Timeout() time.Duration { return m.d }
 
 func (m *MessageClock) fire() {
 	m.mu.Lock()
+	if !m.active { // stopped while this fire waited for the lock
+		m.mu.Unlock()
+		return
+	}
 	m.expired = true
 	m.mu.Unlock()
 	m.expire()
