@@ -998,9 +998,10 @@ func (n *Node) Close(ctx context.Context) error {
 	n.lmu.Unlock()
 	var err error
 	if inc != 0 {
-		err = leaveScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.ctr, n.k.stream, n.k.inc},
-			inc, n.channel, n.cfg.NodeID, n.streamAge().Milliseconds()).Err()
-		if err == nil {
+		var left int64
+		left, err = leaveScript.Run(ctx, n.rdb, []string{n.k.lease, n.k.sess, n.k.ctr, n.k.stream, n.k.inc},
+			inc, n.channel, n.cfg.NodeID, n.streamAge().Milliseconds()).Int64()
+		if err == nil && left == 1 { // the lease was still ours: the ID is ours to take out
 			err = n.leaveList(ctx)
 		}
 	}
