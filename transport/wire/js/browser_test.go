@@ -392,6 +392,12 @@ func browser(t testing.TB, timeout time.Duration) context.Context {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
 	}
+	blog := &chromeLog{}
+	if a, ok := t.(*attempt); ok {
+		a.mu.Lock()
+		a.logs = append(a.logs, blog) // a browser of the scenario's own
+		a.mu.Unlock()
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
@@ -405,7 +411,7 @@ func browser(t testing.TB, timeout time.Duration) context.Context {
 		// restart that cut every page's connection): a check of Chromium's
 		// own code, turned off here. chromedp's own disabled features kept.
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,PartitionAllocUnretainedDanglingPtr"),
-		chromedp.CombinedOutput(newChromeLog()))
+		chromedp.CombinedOutput(blog))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
@@ -417,6 +423,8 @@ func browser(t testing.TB, timeout time.Duration) context.Context {
 	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
+	logs.Store(chromedp.FromContext(bctx).Browser, blog)
+	t.Cleanup(func() { logs.Delete(chromedp.FromContext(bctx).Browser) })
 	if v, err := chromedp.CallBrowser(bctx, cdpbrowser.GetVersion, cdp.Empty{}); err == nil {
 		t.Logf("browser: %s (DevTools protocol %s)", v.Product, v.ProtocolVersion)
 	}

@@ -35,21 +35,9 @@ type chromeLog struct {
 	context  [][]string // recent, as it was at each restart
 }
 
-// restartLog records every network-service restart of every browser the
-// tests start, so that a scenario that failed can tell whether its
-// browser's network was cut beneath it.
-var restartLog struct {
-	mu   sync.Mutex
-	logs []*chromeLog
-}
-
-func newChromeLog() *chromeLog {
-	l := &chromeLog{}
-	restartLog.mu.Lock()
-	restartLog.logs = append(restartLog.logs, l)
-	restartLog.mu.Unlock()
-	return l
-}
+// logs maps each browser the tests started (its *chromedp.Browser) to its
+// log.
+var logs sync.Map
 
 func (l *chromeLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -77,14 +65,14 @@ func (l *chromeLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// restartsSince reports the network-service restarts of any browser after
-// start, each with the browser's lines before it.
-func restartsSince(start time.Time) []string {
-	restartLog.mu.Lock()
-	logs := slices.Clone(restartLog.logs)
-	restartLog.mu.Unlock()
+// restartsSince reports the network-service restarts in these browser
+// logs after start, each with the browser's lines before it.
+func restartsSince(start time.Time, ls ...*chromeLog) []string {
 	var out []string
-	for _, l := range logs {
+	for _, l := range ls {
+		if l == nil {
+			continue
+		}
 		l.mu.Lock()
 		for i, at := range l.restarts {
 			if at.After(start) {
@@ -96,6 +84,14 @@ func restartsSince(start time.Time) []string {
 	return out
 }
 
+// logOf returns the log of the browser of ctx, or nil.
+func logOf(ctx context.Context) *chromeLog {
+	if l, ok := logs.Load(chromedp.FromContext(ctx).Browser); ok {
+		return l.(*chromeLog)
+	}
+	return nil
+}
+
 // attempt is a testing.TB for one run of a scenario whose failure the
 // caller may still excuse: it records failures instead of failing the test
 // (each is logged as it happens), and runs its own cleanups.
@@ -105,6 +101,7 @@ type attempt struct {
 	failed   bool
 	skipped  string
 	cleanups []func()
+	logs     []*chromeLog // of the browsers the scenario started itself
 }
 
 func (a *attempt) fail(msg string) {
@@ -150,7 +147,7 @@ func (a *attempt) Cleanup(f func()) {
 // runAttempt runs f as t would, on its own goroutine so that a Fatal ends
 // only the attempt, and then its cleanups, last first. It reports whether f
 // failed.
-func runAttempt(t *testing.T, f func(testing.TB)) (failed bool) {
+func runAttempt(t *testing.T, f func(testing.TB)) (failed bool, own []*chromeLog) {
 	t.Helper()
 	a := &attempt{TB: t}
 	done := make(chan struct{})
@@ -165,11 +162,12 @@ func runAttempt(t *testing.T, f func(testing.TB)) (failed bool) {
 	if a.skipped != "" {
 		t.Skip(a.skipped)
 	}
-	return a.Failed()
+	return a.Failed(), a.logs
 }
 
 // runScenario runs a browser scenario. If it fails while a browser's
-// network service restarted, which cuts every connection of that browser
+// network service restarted (the shared browser's, or one the scenario
+// started), which cuts every connection of that browser
 // (a browser fault, not the library's), it logs the restart with the
 // browser's lines before it and runs the scenario once more, in a browser
 // of its own, where a failure fails the test. A failure with no restart
@@ -177,10 +175,12 @@ func runAttempt(t *testing.T, f func(testing.TB)) (failed bool) {
 func runScenario(t *testing.T, bctx context.Context, run func(testing.TB, context.Context)) {
 	t.Helper()
 	start := time.Now()
-	if !runAttempt(t, func(tb testing.TB) { run(tb, bctx) }) {
+	failed, own := runAttempt(t, func(tb testing.TB) { run(tb, bctx) })
+	if !failed {
 		return
 	}
-	restarts := restartsSince(start)
+	// Only the browsers this scenario used: the shared one and its own.
+	restarts := restartsSince(start, append(own, logOf(bctx))...)
 	if len(restarts) == 0 {
 		t.Fatal("failed (above)")
 	}
@@ -204,7 +204,7 @@ func TestNetworkServiceRestartIsSeen(t *testing.T) {
 	}
 	p.until(5*time.Second, "connection cut", func(st pageStats) bool { return st.State != "alive" })
 	deadline := time.Now().Add(5 * time.Second)
-	for len(restartsSince(start)) == 0 {
+	for len(restartsSince(start, logOf(bctx))) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the browser's network service was killed, but its log told no restart")
 		}
