@@ -112,8 +112,9 @@ type Hostile struct {
 type HostileKind uint8
 
 const (
-	// HostileInstant answers at once and often (a frame every
-	// hostileEvery): a stream of short silences, to pull the advice down.
+	// HostileInstant answers at once and often: each silence an honest
+	// peer would have shown is cut into up to 100 equal ones, at least
+	// hostileEvery long, to pull the advice down.
 	HostileInstant HostileKind = iota
 	// HostileEdge answers each ping just before the server's dead timeout
 	// (the fleet's advice as the server's detector took it): a silence of
@@ -121,7 +122,8 @@ const (
 	HostileEdge
 )
 
-// hostileEvery is how often an instant hostile peer sends a frame.
+// hostileEvery is the shortest gap between an instant hostile peer's frames,
+// and how far short of the timeout an edge one answers.
 const hostileEvery = 10 * time.Millisecond
 
 var hostileNames = [...]string{"instant", "edge"}
