@@ -1,11 +1,9 @@
 package gorillaws_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,35 +19,7 @@ import (
 // the read loop ends with ErrMessageTimeout.
 func TestEndlessFragmentsClosed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		server, client := net.Pipe()
-		served := make(chan error, 1)
-		go func() {
-			br := bufio.NewReader(server)
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				served <- err
-				return
-			}
-			rw := bufio.NewReadWriter(br, bufio.NewWriter(server))
-			ws, err := (&websocket.Upgrader{}).Upgrade(pipeHijacker{conn: server, rw: rw}, req, nil)
-			if err != nil {
-				served <- err
-				return
-			}
-			c, err := gorillaws.Wrap(ws, gorillaws.Options{}) // the default message timeout
-			if err != nil {
-				served <- err
-				return
-			}
-			ev := &endEvents{end: make(chan error, 1)}
-			if err := c.Bind(ev); err != nil {
-				served <- err
-				return
-			}
-			err = <-ev.end
-			_ = c.Close(err)
-			served <- err
-		}()
+		client, served := pipeServer(gorillaws.Options{}) // the default message timeout
 		d := websocket.Dialer{NetDialContext: func(context.Context, string, string) (net.Conn, error) { return client, nil }}
 		ws, _, err := d.Dial("ws://pipe/", nil)
 		if err != nil {

@@ -25,6 +25,42 @@ type pipeHijacker struct {
 
 func (h pipeHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn, h.rw, nil }
 
+// pipeServer serves one WebSocket over net.Pipe (so the test can run in a
+// synctest bubble): it upgrades, wraps with opts and binds; served gets the
+// error that ended the connection. client is the dialer's end.
+func pipeServer(opts gorillaws.Options) (client net.Conn, served <-chan error) {
+	server, client := net.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(server)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			done <- err
+			return
+		}
+		rw := bufio.NewReadWriter(br, bufio.NewWriter(server))
+		ws, err := (&websocket.Upgrader{}).Upgrade(pipeHijacker{conn: server, rw: rw}, req, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		c, err := gorillaws.Wrap(ws, opts)
+		if err != nil {
+			done <- err
+			return
+		}
+		ev := &endEvents{end: make(chan error, 1)}
+		if err := c.Bind(ev); err != nil {
+			done <- err
+			return
+		}
+		err = <-ev.end
+		_ = c.Close(err)
+		done <- err
+	}()
+	return client, done
+}
+
 // A peer still sending an over-limit message after the close timeout (a
 // browser tab starved of CPU) is not cut off mid-message: the server reads
 // and discards the rest, so the peer's writes all land and it reads 1009
@@ -32,35 +68,7 @@ func (h pipeHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.c
 func TestOverLimitWaitsForASlowSender(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const closeTimeout = 100 * time.Millisecond
-		server, client := net.Pipe()
-		served := make(chan error, 1)
-		go func() {
-			br := bufio.NewReader(server)
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				served <- err
-				return
-			}
-			rw := bufio.NewReadWriter(br, bufio.NewWriter(server))
-			ws, err := (&websocket.Upgrader{}).Upgrade(pipeHijacker{conn: server, rw: rw}, req, nil)
-			if err != nil {
-				served <- err
-				return
-			}
-			c, err := gorillaws.Wrap(ws, gorillaws.Options{ReadLimit: 100, CloseTimeout: closeTimeout})
-			if err != nil {
-				served <- err
-				return
-			}
-			ev := &endEvents{end: make(chan error, 1)}
-			if err := c.Bind(ev); err != nil {
-				served <- err
-				return
-			}
-			err = <-ev.end
-			_ = c.Close(err)
-			served <- err
-		}()
+		client, served := pipeServer(gorillaws.Options{ReadLimit: 100, CloseTimeout: closeTimeout})
 		d := websocket.Dialer{NetDialContext: func(context.Context, string, string) (net.Conn, error) { return client, nil }}
 		ws, _, err := d.Dial("ws://pipe/", nil)
 		if err != nil {
