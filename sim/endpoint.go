@@ -126,7 +126,7 @@ func (s *Sim) send(i int32, idx side, a *fsm.Action) {
 	}
 	bf, bu := s.stall(sl)
 	s.meter.link.Sent++
-	at, dup, ok := transmit(s.r, d, st, s.now, bf, bu, false, &s.meter.link)
+	at, dup, ok := d.Transmit(s.r, st, s.now, bf, bu, false, &s.meter.link)
 	if !ok {
 		s.meter.link.Dropped++
 		return
@@ -164,7 +164,7 @@ func (s *Sim) changed(i int32, idx side, gen uint32, a *fsm.Action) (finished bo
 	}
 	ep.up = a.To == fsm.Alive || a.To == fsm.Suspect
 	f := &sl.fail
-	healthy := !(f.kind.failure() && f.gen == gen && s.now >= f.at)
+	healthy := !(f.kind.Failure() && f.gen == gen && s.now >= f.at)
 	switch a.To {
 	case fsm.Alive:
 		if a.From == fsm.Connecting {

@@ -7,55 +7,6 @@ import (
 	"github.com/heartbeat-go/heartbeat/fsm"
 )
 
-// FaultKind names a fault.
-type FaultKind uint8
-
-const (
-	// CrashClient: the client's host vanishes silently (lid closed, radio
-	// gone): it sends nothing more, packets to it are black-holed for the
-	// outage and then answered with a reset; it restarts after the outage.
-	CrashClient FaultKind = iota + 1
-	// CrashServer: the server side of the connection vanishes silently for
-	// the outage; new dials to it go unanswered until it is back.
-	CrashServer
-	// Partition: both directions of the connection are black-holed for the
-	// outage; afterwards the connection's middlebox state is gone, so its
-	// packets are answered with resets. New dials fail during the outage.
-	Partition
-	// HalfOpenUp: client→server packets of the connection are silently
-	// dropped from now on while server→client traffic still flows (what
-	// toxiproxy's timeout toxic makes). New connections are unaffected.
-	HalfOpenUp
-	// HalfOpenDown: the same with server→client packets dropped.
-	HalfOpenDown
-	// CleanClose: the server closes the connection cleanly; the client is
-	// told at once and redials. Not a failure to detect.
-	CleanClose
-	// ServerRestart: the server process restarts: every client's
-	// connection is reset at once, and for the outage new dials are
-	// refused. Slot is ignored.
-	ServerRestart
-	// Pause: the client's own timers stop for the outage and fire late
-	// afterwards (a suspended laptop, a throttled background tab); frames
-	// are still received and answered. Not a failure to detect.
-	Pause
-
-	numFaultKinds = iota + 1
-)
-
-var faultNames = [numFaultKinds]string{"", "crash-client", "crash-server", "partition", "half-open-up", "half-open-down", "clean-close", "server-restart", "pause"}
-
-func (k FaultKind) String() string {
-	if int(k) < len(faultNames) && k != 0 {
-		return faultNames[k]
-	}
-	return "fault(?)"
-}
-
-// failure reports whether the kind is a real failure whose detection is
-// measured.
-func (k FaultKind) failure() bool { return k >= CrashClient && k <= HalfOpenDown }
-
 // Fault is one scheduled fault.
 type Fault struct {
 	At     time.Duration // virtual time since the run began
@@ -66,7 +17,7 @@ type Fault struct {
 
 func (f Fault) validate(conns int, horizon time.Duration) error {
 	switch {
-	case f.Kind == 0 || f.Kind >= numFaultKinds:
+	case !f.Kind.Valid():
 		return fmt.Errorf("sim: unknown fault kind %d", f.Kind)
 	case f.At < 0 || f.At > horizon:
 		return fmt.Errorf("sim: %v fault at %v is outside the run [0, %v]", f.Kind, f.At, horizon)
@@ -122,7 +73,7 @@ func (s *Sim) fault(e *event) {
 	i := e.slot
 	if e.aux == 0 {
 		kind = p.Mix.pick(s.r.Float64(), s.r.IntN(2) == 1)
-		outage = p.Outage.sample(s.r)
+		outage = p.Outage.Sample(s.r)
 	} else {
 		f := s.cfg.Faults[e.aux-1]
 		kind, outage = f.Kind, int64(f.Outage)
@@ -231,7 +182,7 @@ func (s *Sim) restart(outage int64) {
 			}
 			if cl.m != nil && cl.gen == ep.gen {
 				d := &s.cfg.Profile.Link.Down
-				s.q.push(event{at: s.now + d.Latency.sample(s.r), kind: evReset, slot: int32(i), side: client, gen: ep.gen})
+				s.q.push(event{at: s.now + d.Latency.Sample(s.r), kind: evReset, slot: int32(i), side: client, gen: ep.gen})
 				s.meter.resets++
 			}
 			*ep = endpoint{want: never, suspectAt: -1, tgen: ep.tgen + 1}

@@ -1,159 +1,68 @@
 package sim
 
-import (
-	"fmt"
-	"math/rand/v2"
-	"time"
+import "github.com/heartbeat-go/heartbeat/sim/network"
+
+// The link model and the fault kinds are package network's, which
+// proptest shares; these names keep sim's configuration readable on its
+// own (sim.Dir, sim.CrashClient).
+
+type (
+	// Dist names the shape of a latency distribution (network.Dist).
+	Dist = network.Dist
+	// Latency is a distribution of durations (network.Latency).
+	Latency = network.Latency
+	// Loss is a packet-loss process (network.Loss).
+	Loss = network.Loss
+	// Delivery is how a direction delivers packets (network.Delivery).
+	Delivery = network.Delivery
+	// Dir configures one direction of a link (network.Dir).
+	Dir = network.Dir
+	// Link is a connection's two directions (network.Link).
+	Link = network.Link
+	// LinkStats counts the packets of a run's links (network.Stats).
+	LinkStats = network.Stats
+	// FaultKind names a fault (network.FaultKind).
+	FaultKind = network.FaultKind
 )
 
-// Delivery is how a link direction delivers packets.
-type Delivery uint8
-
+// Distribution shapes; see network.Dist.
 const (
-	// Stream is what a WebSocket over TCP sees: nothing is lost and order is
-	// kept, but a lost packet is retransmitted after a retransmission
-	// timeout (RTO) that starts at InitialRTO and doubles up to MaxRTO, and
-	// the packets behind it wait (head-of-line blocking).
-	Stream Delivery = iota
-	// Datagram delivers each packet on its own: loss is loss, packets may
-	// be duplicated and overtake each other.
-	Datagram
+	Constant    = network.Constant
+	Uniform     = network.Uniform
+	Normal      = network.Normal
+	LogNormal   = network.LogNormal
+	Pareto      = network.Pareto
+	Exponential = network.Exponential
+	Edge        = network.Edge
 )
 
-func (d Delivery) String() string {
-	switch d {
-	case Stream:
-		return "stream"
-	case Datagram:
-		return "datagram"
-	}
-	return "delivery(?)"
-}
-
-// TCP's retransmission timer as Linux runs it: RTO at least 200 ms
-// (TCP_RTO_MIN), doubling up to 120 s (TCP_RTO_MAX), given up after 15
-// retransmissions (tcp_retries2), about 15 minutes.
+// Delivery models; see network.Delivery.
 const (
-	InitialRTO     = 200 * time.Millisecond
-	MaxRTO         = 120 * time.Second
-	MaxRetransmits = 15
+	Stream   = network.Stream
+	Datagram = network.Datagram
 )
 
-// Dir configures one direction of a link.
-type Dir struct {
-	Latency  Latency  // one-way delay of a packet that gets through
-	Loss     Loss     // which transmissions are lost
-	Delivery Delivery // Stream (the zero value) or Datagram
-	// Duplicate (datagram only) is the probability that a delivered packet
-	// arrives a second time, with its own delay.
-	Duplicate float64
-	// Reorder (datagram only) is the probability that a packet is held
-	// back by an extra delay drawn uniformly from [0, ReorderDelay), so
-	// that later packets overtake it.
-	Reorder      float64
-	ReorderDelay time.Duration
-}
+// TCP's retransmission timer; see network.InitialRTO.
+const (
+	InitialRTO     = network.InitialRTO
+	MaxRTO         = network.MaxRTO
+	MaxRetransmits = network.MaxRetransmits
+)
 
-// Validate reports a direction that cannot run.
-func (d Dir) Validate() error {
-	if err := d.Latency.Validate(); err != nil {
-		return err
-	}
-	if err := d.Loss.Validate(); err != nil {
-		return err
-	}
-	if d.Delivery > Datagram {
-		return fmt.Errorf("sim: unknown delivery model %d (want stream or datagram)", d.Delivery)
-	}
-	if d.Duplicate < 0 || d.Duplicate > 1 || d.Reorder < 0 || d.Reorder > 1 {
-		return fmt.Errorf("sim: duplicate %g and reorder %g probabilities must be in [0, 1]", d.Duplicate, d.Reorder)
-	}
-	if d.Delivery == Stream && (d.Duplicate > 0 || d.Reorder > 0) {
-		return fmt.Errorf("sim: a stream link neither duplicates nor reorders (got duplicate %g, reorder %g); use datagram delivery", d.Duplicate, d.Reorder)
-	}
-	if d.ReorderDelay < 0 {
-		return fmt.Errorf("sim: reorder delay %v must not be negative", d.ReorderDelay)
-	}
-	return nil
-}
+// DefaultLossStep is the Gilbert–Elliott step (network.DefaultLossStep).
+const DefaultLossStep = network.DefaultLossStep
 
-// Link is a connection's two directions: Up from client to server, Down
-// from server to client.
-type Link struct {
-	Up, Down Dir
-}
-
-// Validate reports a link that cannot run.
-func (l Link) Validate() error {
-	if err := l.Up.Validate(); err != nil {
-		return fmt.Errorf("%w (client→server)", err)
-	}
-	if err := l.Down.Validate(); err != nil {
-		return fmt.Errorf("%w (server→client)", err)
-	}
-	return nil
-}
+// Fault kinds; see network.FaultKind.
+const (
+	CrashClient   = network.CrashClient
+	CrashServer   = network.CrashServer
+	Partition     = network.Partition
+	HalfOpenUp    = network.HalfOpenUp
+	HalfOpenDown  = network.HalfOpenDown
+	CleanClose    = network.CleanClose
+	ServerRestart = network.ServerRestart
+	Pause         = network.Pause
+)
 
 // Symmetric returns a link whose two directions are both d.
-func Symmetric(d Dir) Link { return Link{Up: d, Down: d} }
-
-// dirState is one direction's running state on one slot.
-type dirState struct {
-	lastArrive int64 // stream: the latest arrival scheduled (order is kept)
-	lastTx     int64 // the latest transmission (the loss chain's clock)
-	bad        bool  // Gilbert–Elliott state
-}
-
-// LinkStats counts packets on the links of a run, both directions
-// together. Every packet sent is eventually delivered or dropped, so
-// Sent + Duplicated = Delivered + Dropped + InFlight at every moment.
-type LinkStats struct {
-	Sent        int64 // packets handed to a link (frames and connection control)
-	Delivered   int64 // packets that reached a live endpoint of their connection
-	Dropped     int64 // lost on a datagram link, given up by TCP, black-holed by a fault, or arriving after their connection ended
-	InFlight    int64 // scheduled but not yet arrived
-	Duplicated  int64 // extra copies a datagram link made
-	Retransmits int64 // stream transmissions lost and repeated
-}
-
-// transmit decides when a packet sent at now arrives, or that it never
-// does. Stream packets are retransmitted while a transmission is lost or
-// crosses the blackout [bFrom, bUntil); datagram packets are simply lost.
-// dupAt > 0 is a second arrival of a duplicated datagram.
-func transmit(r *rand.Rand, d *Dir, st *dirState, now, bFrom, bUntil int64, ordered bool, stats *LinkStats) (at, dupAt int64, ok bool) {
-	if d.Delivery == Stream || ordered {
-		a := now
-		rto := int64(InitialRTO)
-		for n := 0; ; n++ {
-			lat := d.Latency.sample(r)
-			lost := d.Loss.lost(r, st, a)
-			if !lost && (a >= bUntil || a+lat <= bFrom) {
-				at = a + lat
-				break
-			}
-			if n == MaxRetransmits {
-				return 0, 0, false
-			}
-			stats.Retransmits++
-			a += rto
-			rto = min(2*rto, int64(MaxRTO))
-		}
-		if d.Delivery == Stream {
-			at = max(at, st.lastArrive)
-			st.lastArrive = at
-		}
-		return at, 0, true
-	}
-	lat := d.Latency.sample(r)
-	if d.Loss.lost(r, st, now) || (now < bUntil && now+lat > bFrom) {
-		return 0, 0, false
-	}
-	at = now + lat
-	if d.Reorder > 0 && r.Float64() < d.Reorder {
-		at += int64(r.Float64() * float64(d.ReorderDelay))
-	}
-	if d.Duplicate > 0 && r.Float64() < d.Duplicate {
-		dupAt = now + d.Latency.sample(r)
-	}
-	return at, dupAt, true
-}
+func Symmetric(d Dir) Link { return network.Symmetric(d) }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/heartbeat-go/heartbeat/sim/network"
 )
 
 func drawLatency(t *rapid.T, label string) Latency {
@@ -169,7 +171,7 @@ func TestNothingAcrossPartition(t *testing.T) {
 		cuts := map[[2]uint32]cut{} // (slot, gen) → its failure
 		s.onDeliver = func(e *event) {
 			f := &s.slots[e.slot].fail
-			if k := [2]uint32{uint32(e.slot), f.gen}; f.kind.failure() && f.gen != 0 && cuts[k].kinds == 0 {
+			if k := [2]uint32{uint32(e.slot), f.gen}; f.kind.Failure() && f.gen != 0 && cuts[k].kinds == 0 {
 				cuts[k] = cut{f.at, f.kind}
 				failures++
 			}
@@ -202,12 +204,12 @@ func TestTransmitStream(t *testing.T) {
 		r := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 1))
 		bFrom := rapid.Int64Range(0, int64(time.Minute)).Draw(t, "blackout from")
 		bUntil := bFrom + rapid.Int64Range(1, int64(20*time.Second)).Draw(t, "blackout length")
-		var st dirState
+		var st network.State
 		var stats LinkStats
 		now, prev := int64(0), int64(0)
 		for i := range 200 {
 			now += rapid.Int64Range(0, int64(2*time.Second)).Draw(t, fmt.Sprintf("gap %d", i))
-			at, dup, ok := transmit(r, &d, &st, now, bFrom, bUntil, false, &stats)
+			at, dup, ok := d.Transmit(r, &st, now, bFrom, bUntil, false, &stats)
 			if !ok {
 				continue // given up after MaxRetransmits
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/sim/network"
 )
 
 // Defaults used where a Config field is zero.
@@ -235,7 +236,7 @@ type failure struct {
 // slot is one client and its server side.
 type slot struct {
 	ep         [3]endpoint
-	up, down   dirState
+	up, down   network.State
 	fail       failure
 	stallFrom  int64
 	stallUntil int64
@@ -459,7 +460,7 @@ func (s *Sim) cutOff(i int32, gen uint32, to side) bool {
 		if to == server {
 			from, d = client, &s.cfg.Profile.Link.Up
 		}
-		s.q.push(event{at: s.now + d.Latency.sample(s.r), kind: evReset, slot: i, side: from, gen: gen})
+		s.q.push(event{at: s.now + d.Latency.Sample(s.r), kind: evReset, slot: i, side: from, gen: gen})
 	}
 	return true
 }
@@ -494,7 +495,7 @@ func (s *Sim) arrive(e *event) {
 			}
 		}
 		f := &sl.fail
-		if f.kind.failure() && f.gen == e.gen && s.now >= f.at {
+		if f.kind.Failure() && f.gen == e.gen && s.now >= f.at {
 			f.lastEv[idx.class()] = s.now
 		} else {
 			s.meter.gaps[idx.class()].add(s.now - ep.lastEv)
@@ -636,7 +637,7 @@ func (s *Sim) control(i int32, from side, kind evKind, gen uint32) {
 	}
 	bf, bu := s.stall(sl)
 	s.meter.link.Sent++
-	at, _, ok := transmit(s.r, d, st, s.now, bf, bu, true, &s.meter.link)
+	at, _, ok := d.Transmit(s.r, st, s.now, bf, bu, true, &s.meter.link)
 	if !ok {
 		s.meter.link.Dropped++
 		return
@@ -662,7 +663,7 @@ func (s *Sim) stall(sl *slot) (from, until int64) {
 func (s *Sim) advanceWindow(w *Weather, from, until *int64) {
 	for s.now >= *until {
 		*from = max(*until, 0) + s.expo(w.Every)
-		*until = *from + w.Length.sample(s.r)
+		*until = *from + w.Length.Sample(s.r)
 		if *until == *from {
 			*until++
 		}

@@ -1,4 +1,4 @@
-package sim
+package network
 
 import (
 	"fmt"
@@ -24,9 +24,14 @@ const (
 	Pareto
 	// Exponential: exponential with mean Mean (the gaps of a Poisson process).
 	Exponential
+	// Edge: uniform on [Mean−Jitter, Mean+Jitter], except that one sample
+	// in four is exactly Mean+Jitter. It is for checking what a bound
+	// promises: the worst delay the bound allows comes often, not almost
+	// never.
+	Edge
 )
 
-var distNames = [...]string{"constant", "uniform", "normal", "lognormal", "pareto", "exponential"}
+var distNames = [...]string{"constant", "uniform", "normal", "lognormal", "pareto", "exponential", "edge"}
 
 func (d Dist) String() string {
 	if int(d) < len(distNames) {
@@ -49,20 +54,20 @@ type Latency struct {
 // Validate reports a distribution that cannot be sampled.
 func (l Latency) Validate() error {
 	switch {
-	case l.Dist > Exponential:
-		return fmt.Errorf("sim: unknown distribution %d (want constant, uniform, normal, lognormal, pareto or exponential)", l.Dist)
+	case l.Dist > Edge:
+		return fmt.Errorf("network: unknown distribution %d (want constant, uniform, normal, lognormal, pareto, exponential or edge)", l.Dist)
 	case l.Mean < 0 || l.Jitter < 0 || l.Max < 0:
-		return fmt.Errorf("sim: %v distribution mean %v, jitter %v, max %v must not be negative", l.Dist, l.Mean, l.Jitter, l.Max)
+		return fmt.Errorf("network: %v distribution mean %v, jitter %v, max %v must not be negative", l.Dist, l.Mean, l.Jitter, l.Max)
 	case l.Dist == LogNormal && (l.Shape <= 0 || l.Shape > 5):
-		return fmt.Errorf("sim: lognormal shape σ %g must be in (0, 5]", l.Shape)
+		return fmt.Errorf("network: lognormal shape σ %g must be in (0, 5]", l.Shape)
 	case l.Dist == Pareto && (l.Shape <= 1 || l.Mean == 0):
-		return fmt.Errorf("sim: pareto needs a minimum > 0 (got %v) and a tail index > 1 (got %g) so the mean is finite", l.Mean, l.Shape)
+		return fmt.Errorf("network: pareto needs a minimum > 0 (got %v) and a tail index > 1 (got %g) so the mean is finite", l.Mean, l.Shape)
 	}
 	return nil
 }
 
-// sample draws one duration in nanoseconds.
-func (l *Latency) sample(r *rand.Rand) int64 {
+// Sample draws one duration in nanoseconds.
+func (l *Latency) Sample(r *rand.Rand) int64 {
 	var v float64
 	m := float64(l.Mean)
 	switch l.Dist {
@@ -78,6 +83,12 @@ func (l *Latency) sample(r *rand.Rand) int64 {
 		v = m / math.Pow(1-r.Float64(), 1/l.Shape)
 	case Exponential:
 		v = m * r.ExpFloat64()
+	case Edge:
+		if r.IntN(4) == 0 {
+			v = m + float64(l.Jitter)
+		} else {
+			v = m + (2*r.Float64()-1)*float64(l.Jitter)
+		}
 	}
 	return clampNS(v, l.Max)
 }
@@ -119,23 +130,23 @@ const DefaultLossStep = 20 * time.Millisecond
 // Validate reports a loss process that cannot run.
 func (l Loss) Validate() error {
 	if l.Rate < 0 || l.Rate >= 1 || l.Rate != l.Rate {
-		return fmt.Errorf("sim: loss rate %g must be in [0, 1)", l.Rate)
+		return fmt.Errorf("network: loss rate %g must be in [0, 1)", l.Rate)
 	}
 	if l.Burst < 0 || l.Burst != l.Burst {
-		return fmt.Errorf("sim: mean loss burst %g must not be negative (≤ 1 means independent loss)", l.Burst)
+		return fmt.Errorf("network: mean loss burst %g must not be negative (≤ 1 means independent loss)", l.Burst)
 	}
 	if l.Burst > 1 && l.Rate >= l.Burst/(l.Burst+1) {
-		return fmt.Errorf("sim: loss rate %g is too high for bursts of %g (the good state could not last a step); want a rate below %g", l.Rate, l.Burst, l.Burst/(l.Burst+1))
+		return fmt.Errorf("network: loss rate %g is too high for bursts of %g (the good state could not last a step); want a rate below %g", l.Rate, l.Burst, l.Burst/(l.Burst+1))
 	}
 	if l.Step < 0 {
-		return fmt.Errorf("sim: loss step %v must not be negative (0 means %v)", l.Step, DefaultLossStep)
+		return fmt.Errorf("network: loss step %v must not be negative (0 means %v)", l.Step, DefaultLossStep)
 	}
 	return nil
 }
 
 // lost draws whether a packet transmitted at now is lost, advancing the
 // direction's Gilbert–Elliott state.
-func (l *Loss) lost(r *rand.Rand, st *dirState, now int64) bool {
+func (l *Loss) lost(r *rand.Rand, st *State, now int64) bool {
 	if l.Rate == 0 {
 		return false
 	}
