@@ -51,7 +51,7 @@ var catalogue = []Invariant{
 	{L3, "late wake-up", "The first step of a silence that wakes more than StallThreshold after its deadline never convicts the peer, and on a healthy link whose round trip fits the stall grace, pauses of any length never lead to a dead verdict when frames queued during the pause are handed over before the late timer."},
 	{L4, "goroutine driver", "fsm.Run over transport/mem, inside testing/synctest bubbles, reports only declared transitions in order, detects a cut link within the detection bound, stops sending when closed and leaves no goroutine behind."},
 	{D1, "detector contract", "After Start and after every Observe, Timeouts returns 0 < suspect <= dead, and two instances fed the same calls return the same timeouts."},
-	{C1, "completeness", "After the peer really fails (crash, partition, half-open) at time t, the machine is dead by t + Detection, whatever loss and latency happened before t."},
+	{C1, "completeness", "After the peer really fails (a crash, a partition, a half-open link that silences it) at time t, the machine is dead by t + Detection, whatever loss and latency happened before t."},
 	{A1, "accuracy", "While the link is healthy (no loss; for a machine each frame takes at most MaxRTT/2 one way, for a detector alone no two frames arrive more than Heartbeat + MaxRTT apart), the machine never declares the peer dead, on connections that live as long as the promised Lifetime."},
 	{A2, "no false suspicion", "Under the same healthy network, a machine that promises it never even suspects the peer."},
 	{E1, "evidence clears suspicion", "Any frame received while suspect returns the machine to alive in the same step, unless that frame is a ping that breaks the flood limit."},

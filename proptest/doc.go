@@ -29,7 +29,7 @@
 //
 // A failure reads, for example:
 //
-//	[rapid] failed after 3 tests: [C1 completeness] at 1h10m20s: the peer failed (crash) at 0s; the machine is still suspect ...
+//	[rapid] failed after 3 tests: [C1 completeness] at 1h10m20s: the peer failed (crash-server) at 0s; the machine is still suspect ...
 //	To reproduce, specify -run="TestMyDetector/C1_completeness" -rapid.failfile="testdata/rapid/..." (or -rapid.seed=...)
 //
 // followed by the drawn scenario and the machine's last steps. Every

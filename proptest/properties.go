@@ -9,6 +9,7 @@ import (
 
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/sim/network"
 	"github.com/heartbeat-go/heartbeat/transport"
 )
 
@@ -79,11 +80,16 @@ func (r *machineRun) build(t *rapid.T, sel Select) built {
 
 // start makes the world for sc and runs it.
 func (r *machineRun) start(t *rapid.T, b built, sc scenario, framesFirst bool) *world {
-	// F1's premise: the delay varies by less than the peer's ping burst.
+	// F1's premise: the delay varies by less than the peer's ping burst,
+	// and no ping arrives twice.
 	b.obs.flood = b.set.pingBurst > 0
 	lo, hi := time.Duration(1<<62), time.Duration(0)
 	for _, p := range sc.phases {
-		lo, hi = min(lo, p.minDelay), max(hi, p.maxDelay)
+		l, h, once := delaySpan(p.in)
+		lo, hi = min(lo, l), max(hi, h+p.stallUntil-p.stallFrom)
+		if !once {
+			b.obs.flood = false
+		}
 	}
 	if hi-lo > time.Duration(b.set.pingBurst-1)*floodInterval(b.set.minPing) {
 		b.obs.flood = false
@@ -106,20 +112,88 @@ func drawDur(t *rapid.T, label string, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(n)*time.Millisecond
 }
 
-// drawPhase draws one link phase starting at at.
+// delaySpan bounds the one-way delay of a direction: the least and the
+// most a frame that arrives can take, and whether each frame arrives at
+// most once. A stream that loses transmissions repeats them after
+// retransmission timeouts, so its most is unbounded.
+func delaySpan(d network.Dir) (lo, hi time.Duration, once bool) {
+	l := d.Latency
+	switch l.Dist {
+	case network.Edge, network.Uniform:
+		lo, hi = max(l.Mean-l.Jitter, 0), l.Mean+l.Jitter
+	default:
+		lo, hi = 0, l.Max
+	}
+	if l.Max > 0 {
+		hi = min(hi, l.Max)
+	}
+	if d.Loss.Rate > 0 && d.Delivery == network.Stream {
+		hi = 1 << 62
+	}
+	return lo, hi + d.ReorderDelay, d.Duplicate == 0
+}
+
+// edge is a delay uniform on [lo, hi] that is hi one frame in four.
+func edge(lo, hi time.Duration) network.Latency {
+	return network.Latency{Dist: network.Edge, Mean: (lo + hi) / 2, Jitter: (hi - lo) / 2, Max: hi}
+}
+
+// drawDir draws a degraded direction: its delivery, its delay (within
+// [lo, hi], of a shape the simulator's profiles use), its loss (in bursts
+// or not) and, for datagrams, duplicates and reordering.
+func drawDir(t *rapid.T, name string, lo, hi, scale time.Duration) network.Dir {
+	d := network.Dir{Latency: edge(lo, hi)}
+	if rapid.Bool().Draw(t, name+" datagram") {
+		d.Delivery = network.Datagram
+	}
+	switch rapid.IntRange(0, 2).Draw(t, name+" delay shape") {
+	case 1:
+		d.Latency = network.Latency{Dist: network.LogNormal, Mean: lo + (hi-lo)/4, Shape: 1, Max: hi}
+	case 2:
+		if lo > 0 {
+			d.Latency = network.Latency{Dist: network.Pareto, Mean: lo, Shape: 1.5, Max: hi}
+		}
+	}
+	d.Loss.Rate = float64(rapid.IntRange(0, 99).Draw(t, name+" loss %")) / 100
+	if burst := rapid.IntRange(0, 20).Draw(t, name+" loss burst"); burst > 1 && d.Loss.Rate > 0 {
+		d.Loss.Burst = float64(burst)
+		d.Loss.Rate = min(d.Loss.Rate, d.Loss.Burst/(d.Loss.Burst+1)-0.01)
+	}
+	if d.Delivery == network.Datagram {
+		d.Duplicate = float64(rapid.IntRange(0, 50).Draw(t, name+" duplicate %")) / 100
+		d.Reorder = float64(rapid.IntRange(0, 50).Draw(t, name+" reorder %")) / 100
+		if d.Reorder > 0 {
+			d.ReorderDelay = drawDur(t, name+" reorder delay", time.Millisecond, scale/2)
+		}
+	}
+	return d
+}
+
+// drawPhase draws one link phase starting at at. A healthy phase is a
+// stream that loses nothing, its delay within the promise's bound.
 func (r *machineRun) drawPhase(t *rapid.T, b built, name string, at time.Duration, healthy bool) phase {
 	p := phase{at: at, healthy: healthy}
 	if healthy {
-		p.maxDelay = r.net.MaxRTT / 2
+		maxDelay := r.net.MaxRTT / 2
 		if r.detectorOnly {
-			p.maxDelay = r.net.MaxRTT // one way: the peer's own messages are the evidence
+			maxDelay = r.net.MaxRTT // one way: the peer's own messages are the evidence
 		}
-		p.minDelay = drawDur(t, name+" min delay", 0, p.maxDelay)
+		minDelay := drawDur(t, name+" min delay", 0, maxDelay)
+		p.in = network.Dir{Latency: edge(minDelay, maxDelay)}
+		p.out = p.in
 		p.dialMax = min(r.net.MaxRTT, b.set.connectTimeout/2)
 	} else {
-		p.lossPct = rapid.IntRange(0, 100).Draw(t, name+" loss %")
-		p.minDelay = drawDur(t, name+" min delay", 0, b.scale/2)
-		p.maxDelay = drawDur(t, name+" max delay", p.minDelay, p.minDelay+b.scale)
+		minDelay := drawDur(t, name+" min delay", 0, b.scale/2)
+		maxDelay := drawDur(t, name+" max delay", minDelay, minDelay+b.scale)
+		p.in = drawDir(t, name, minDelay, maxDelay, b.scale)
+		p.out = p.in
+		if rapid.IntRange(0, 3).Draw(t, name+" asymmetric") == 0 {
+			p.out = drawDir(t, name+" out", minDelay, maxDelay, b.scale)
+		}
+		if rapid.IntRange(0, 3).Draw(t, name+" stalls") == 0 {
+			p.stallFrom = at + drawDur(t, name+" stall after", 0, 3*b.long)
+			p.stallUntil = p.stallFrom + drawDur(t, name+" stall length", 0, 2*b.scale)
+		}
 		p.dialFailPct = rapid.IntRange(0, 100).Draw(t, name+" dial failure %")
 		p.dialMax = drawDur(t, name+" max dial time", 0, 2*b.set.connectTimeout)
 		p.sendFailPct = rapid.IntRange(0, 20).Draw(t, name+" send failure %")
@@ -136,6 +210,31 @@ func (r *machineRun) drawPhase(t *rapid.T, b built, name string, at time.Duratio
 		p.dataMax = drawDur(t, name+" longest data gap", p.dataMin, p.dataMin+2*b.scale)
 	}
 	return p
+}
+
+// drawFailure draws how the peer goes, as a simulator fault kind. detect:
+// only the failures our machine must find itself (C1): the peer's crash, a
+// partition, a half-open link that loses the peer's frames to us. Else
+// also the half-open link that loses ours (the peer may still be heard),
+// and, for a client, a server restart that refuses dials for a while.
+func drawFailure(t *rapid.T, b built, detect bool) (network.FaultKind, time.Duration) {
+	kinds := []network.FaultKind{b.set.peerCrash(), network.Partition, b.set.halfOpenIn()}
+	if !detect {
+		out := network.HalfOpenUp
+		if b.set.halfOpenIn() == out {
+			out = network.HalfOpenDown
+		}
+		kinds = append(kinds, out)
+		if b.set.role == fsm.Client {
+			kinds = append(kinds, network.ServerRestart)
+		}
+	}
+	k := kinds[rapid.IntRange(0, len(kinds)-1).Draw(t, "failure")]
+	var down time.Duration
+	if k == network.ServerRestart {
+		down = drawDur(t, "server down for", 0, 2*b.scale)
+	}
+	return k, down
 }
 
 func (r *machineRun) drawPrefix(t *rapid.T, b built, most int) ([]phase, time.Duration) {
@@ -173,8 +272,9 @@ func (r *machineRun) safety(t *rapid.T, sel Select) {
 	if rapid.IntRange(0, 3).Draw(t, "user closes") == 0 {
 		sc.userAt = drawDur(t, "user close at", time.Millisecond, end+b.scale)
 	}
-	if f := failure(rapid.IntRange(0, 3).Draw(t, "failure")); f != noFailure {
-		sc.fail, sc.failAt = f, drawDur(t, "failure at", 0, end)
+	if rapid.IntRange(0, 3).Draw(t, "peer fails") != 0 {
+		sc.fail, sc.failFor = drawFailure(t, b, false)
+		sc.failAt = drawDur(t, "failure at", 0, end)
 	}
 	sc.end = end + 2*b.scale
 	if len(sc.pauses) > 0 {
@@ -199,12 +299,9 @@ func (r *machineRun) completeness(t *rapid.T, sel Select) {
 	calm := r.drawPhase(t, b, "calm", end, true)
 	calm.healthy = false
 	phases = append(phases, calm)
-	sc := scenario{
-		phases: phases,
-		seed:   rapid.Uint64().Draw(t, "noise seed"),
-		fail:   failure(rapid.IntRange(1, 3).Draw(t, "failure")),
-		failAt: end + drawDur(t, "failure after the prefix", 0, 2*b.scale),
-	}
+	sc := scenario{phases: phases, seed: rapid.Uint64().Draw(t, "noise seed")}
+	sc.fail, _ = drawFailure(t, b, true)
+	sc.failAt = end + drawDur(t, "failure after the prefix", 0, 2*b.scale)
 	sc.end = sc.failAt + 2*b.scale + b.set.connectTimeout + time.Hour // time to reconnect first
 	b.obs.stopOnDead = true
 	b.obs.detection = r.detection

@@ -11,13 +11,16 @@ import (
 
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
+	"github.com/heartbeat-go/heartbeat/sim/network"
 	"github.com/heartbeat-go/heartbeat/transport"
 )
 
 // The world is a small discrete-event harness on virtual time around one
 // Machine under test: a peer (a second Machine whose detector never
-// convicts, so it answers pings and pings on its own schedule), a lossy,
-// laggy FIFO link that can crash, partition or go half-open, a dialler, and
+// convicts, so it answers pings and pings on its own schedule), a link
+// from the simulator's network model (package sim/network: latency, loss
+// in bursts or not, stream or datagram delivery) whose peer can crash,
+// restart or be cut off by a partition or a half-open link, a dialler, and
 // local pauses. It owns no goroutine and no clock, so a rapid case replays
 // exactly from its draws.
 
@@ -28,14 +31,15 @@ var (
 	errRefused  = errors.New("proptest: connection refused")
 	errPeerGone = errors.New("proptest: peer closed the connection")
 	errBroken   = errors.New("proptest: broken pipe")
+	errReset    = errors.New("proptest: connection reset by peer")
 )
 
 // phase is the link's behaviour from its start until the next phase.
 type phase struct {
 	at          time.Duration // start, from t0
-	lossPct     int           // chance a frame is lost, each direction
-	minDelay    time.Duration // one-way delay range
-	maxDelay    time.Duration
+	out, in     network.Dir   // our frames to the peer; the peer's to us
+	stallFrom   time.Duration // a stall (the simulator's Stalls): both ways
+	stallUntil  time.Duration // black out [stallFrom, stallUntil); a stream delivers late
 	dataMin     time.Duration // the peer application's message gaps; dataMax 0: none
 	dataMax     time.Duration
 	dialFailPct int
@@ -45,7 +49,13 @@ type phase struct {
 }
 
 func (p phase) String() string {
-	s := fmt.Sprintf("from %v: loss %d%%, delay %v..%v", p.at, p.lossPct, p.minDelay, p.maxDelay)
+	s := fmt.Sprintf("from %v: %s", p.at, describeDir(p.out))
+	if p.in != p.out {
+		s += fmt.Sprintf(" out, %s in", describeDir(p.in))
+	}
+	if p.stallUntil > p.stallFrom {
+		s += fmt.Sprintf(", stalled %v..%v", p.stallFrom, p.stallUntil)
+	}
 	if p.dataMax > 0 {
 		s += fmt.Sprintf(", peer data every %v..%v", p.dataMin, p.dataMax)
 	}
@@ -61,18 +71,61 @@ func (p phase) String() string {
 	return s
 }
 
-// failure is how the peer goes away.
-type failure uint8
+// describeDir is a direction as a failure message shows it.
+func describeDir(d network.Dir) string {
+	l := d.Latency
+	s := d.Delivery.String()
+	if l.Dist == network.Edge {
+		s += fmt.Sprintf(", delay %v..%v", l.Mean-l.Jitter, l.Mean+l.Jitter)
+	} else {
+		s += fmt.Sprintf(", delay %v mean %v shape %g max %v", l.Dist, l.Mean, l.Shape, l.Max)
+	}
+	if d.Loss.Rate > 0 {
+		s += fmt.Sprintf(", loss %.0f%%", 100*d.Loss.Rate)
+		if d.Loss.Burst > 1 {
+			s += fmt.Sprintf(" in bursts of %g", d.Loss.Burst)
+		}
+	}
+	if d.Duplicate > 0 {
+		s += fmt.Sprintf(", %.0f%% duplicated", 100*d.Duplicate)
+	}
+	if d.Reorder > 0 {
+		s += fmt.Sprintf(", %.0f%% held up to %v", 100*d.Reorder, d.ReorderDelay)
+	}
+	return s
+}
 
-const (
-	noFailure failure = iota
-	crash             // the peer stops; no close is sent
-	partition         // nothing passes either way
-	halfOpen          // our frames reach the peer, its frames never reach us
-)
+// The failures are the simulator's fault kinds (network.FaultKind), named
+// by side: the machine under test is the client or the server of its
+// connection, and the peer is the other. A crash of our own side is not
+// drawn (the machine would be gone), nor a server restart when we are the
+// server.
 
-func (f failure) String() string {
-	return [...]string{"none", "crash", "partition", "half-open"}[f]
+// peerCrash is the fault kind of the peer's crash.
+func (s settings) peerCrash() network.FaultKind {
+	if s.role == fsm.Server {
+		return network.CrashClient
+	}
+	return network.CrashServer
+}
+
+// cuts reports which directions a failure silences, in our terms: out
+// (our frames to the peer) and in (the peer's to us).
+func (s settings) cuts(k network.FaultKind) (out, in bool) {
+	up, down := k.Cuts()
+	if s.role == fsm.Server {
+		return down, up
+	}
+	return up, down
+}
+
+// halfOpenIn is the half-open link that loses the peer's frames to us:
+// the one our detector must find (the other leaves us hearing the peer).
+func (s settings) halfOpenIn() network.FaultKind {
+	if s.role == fsm.Server {
+		return network.HalfOpenUp
+	}
+	return network.HalfOpenDown
 }
 
 type evKind uint8
@@ -87,6 +140,7 @@ const (
 	evFail                        // the peer fails
 	evPeerClose                   // the peer closes the connection
 	evUserClose                   // the user closes the machine
+	evRecover                     // a restarted server accepts dials again
 )
 
 type event struct {
@@ -96,12 +150,13 @@ type event struct {
 	conn   int  // evArrive, evData, evDial: the connection or dial
 	toPeer bool // evArrive
 	frame  transport.Frame
-	close  bool          // evArrive: a close, not a frame
-	sentAt time.Duration // evArrive
-	ok     bool          // evDial
-	dur    time.Duration // evPause
-	n      int           // evPhase: index; evResume: timer first if 1
-	fail   failure       // evFail
+	close  bool              // evArrive: a close, not a frame
+	reset  bool              // evArrive: the close is a reset from a restarted server
+	sentAt time.Duration     // evArrive
+	ok     bool              // evDial
+	dur    time.Duration     // evPause
+	n      int               // evPhase: index; evResume: timer first if 1
+	fail   network.FaultKind // evFail
 }
 
 type queue []*event
@@ -129,8 +184,8 @@ type conn struct {
 	healthy  bool
 	peer     *fsm.Machine
 	peerActs []fsm.Action
-	last     [2]time.Duration // FIFO: the latest scheduled arrival, [toLocal, toPeer]
-	failed   failure
+	dirs     [2]network.State // [toLocal, toPeer]
+	failed   network.FaultKind
 	failedAt time.Duration
 	started  bool // the peer is up
 }
@@ -183,8 +238,9 @@ func resolve(c fsm.Config) settings {
 type scenario struct {
 	phases  []phase
 	pauses  [][2]time.Duration // start, length
-	fail    failure
+	fail    network.FaultKind
 	failAt  time.Duration // 0: no failure; the failure waits for a live connection
+	failFor time.Duration // ServerRestart: how long dials are refused
 	closeAt []time.Duration
 	userAt  time.Duration // 0: the user never closes
 	end     time.Duration
@@ -205,7 +261,9 @@ func (s scenario) String() string {
 	if s.userAt > 0 {
 		fmt.Fprintf(&b, "\n  user closes at %v", s.userAt)
 	}
-	if s.fail != noFailure {
+	if s.fail == network.ServerRestart {
+		fmt.Fprintf(&b, "\n  the server restarts (refusing dials for %v) at %v or as soon after as it is connected", s.failFor, s.failAt)
+	} else if s.fail != 0 {
 		fmt.Fprintf(&b, "\n  peer fails (%v) at %v or as soon after as it is connected", s.fail, s.failAt)
 	}
 	fmt.Fprintf(&b, "\n  run until %v", s.end)
@@ -254,9 +312,11 @@ type world struct {
 	pending     []input
 	inStep      bool
 
-	failed   failure
+	failed   network.FaultKind
 	failWait bool // the failure waits for the next connection
 	stopped  bool
+
+	stats network.Stats // the link's retransmissions
 
 	trace []string // the last local steps, for failure messages
 }
@@ -280,6 +340,11 @@ func newWorld(fatalf func(string, ...any), cfg fsm.Config, sc scenario, peer Pee
 	if len(sc.phases) == 0 {
 		w.fatalf("proptest: internal error: scenario without phases")
 	}
+	for _, p := range sc.phases {
+		if err := (network.Link{Up: p.out, Down: p.in}).Validate(); err != nil {
+			w.fatalf("proptest: internal error: phase %v draws a link that cannot run: %v", p, err)
+		}
+	}
 	w.phase = sc.phases[0]
 	for i := 1; i < len(sc.phases); i++ {
 		w.push(&event{at: sc.phases[i].at, kind: evPhase, n: i})
@@ -293,7 +358,7 @@ func newWorld(fatalf func(string, ...any), cfg fsm.Config, sc scenario, peer Pee
 	if sc.userAt > 0 {
 		w.push(&event{at: sc.userAt, kind: evUserClose})
 	}
-	if sc.fail != noFailure {
+	if sc.fail != 0 {
 		w.push(&event{at: sc.failAt, kind: evFail, fail: sc.fail})
 	}
 	return w, nil
@@ -346,7 +411,7 @@ func (w *world) next() (time.Duration, int) {
 	if dl := w.m.Deadline(); !w.paused && !dl.IsZero() {
 		best, which = dl.Sub(t0), 1
 	}
-	if c := w.conn; c != nil && c.started && c.failed != crash {
+	if c := w.conn; c != nil && c.started && !w.peerGone(c) {
 		if dl := c.peer.Deadline(); !dl.IsZero() && (which == 0 || dl.Sub(t0) < best) {
 			best, which = dl.Sub(t0), 2
 		}
@@ -373,7 +438,7 @@ func (w *world) handle(e *event) {
 	case evResume:
 		w.resume(e.n == 1)
 	case evPeerClose:
-		if c := w.conn; c != nil && c.failed == noFailure {
+		if c := w.conn; c != nil && c.failed == 0 {
 			w.transmit(c, false, transport.Frame{}, true)
 		}
 	case evFail:
@@ -383,11 +448,13 @@ func (w *world) handle(e *event) {
 		} else {
 			w.failWait = true // hit the next connection the moment it is up
 		}
+	case evRecover:
+		w.down = false
 	case evUserClose:
 		w.feed(input{in: fsm.Input{Kind: fsm.CloseRequested}})
 	case evData:
 		c := w.conn
-		if c == nil || c.id != e.conn || c.failed != noFailure {
+		if c == nil || c.id != e.conn || c.failed != 0 {
 			return
 		}
 		w.transmit(c, false, transport.Frame{Kind: transport.Data}, false)
@@ -408,17 +475,39 @@ func (w *world) handle(e *event) {
 	}
 }
 
-// breakConn makes the current connection fail as drawn.
+// breakConn makes the current connection fail as drawn. A crashed peer
+// and a partition take the peer away for good (dials are refused, or
+// hang); a half-open link spares new connections, as in the simulator; a
+// restarted server resets the connection and refuses dials for a while.
 func (w *world) breakConn() {
 	c := w.conn
 	w.failWait = false
-	w.down = true
-	w.hang = w.failed == partition
+	switch w.failed {
+	case w.set.peerCrash():
+		w.down = true
+	case network.Partition:
+		w.down, w.hang = true, true
+	case network.ServerRestart:
+		w.down = true
+		w.push(&event{at: w.now + w.sc.failFor, kind: evRecover})
+	}
 	if c != nil {
 		c.failed = w.failed
 		c.failedAt = w.now
+		if w.failed == network.ServerRestart {
+			at, _, ok := w.phase.in.Transmit(w.rng, &c.dirs[0], int64(w.now), 0, 0, true, &w.stats)
+			if ok {
+				w.push(&event{at: time.Duration(at), kind: evArrive, conn: c.id, close: true, reset: true, sentAt: w.now})
+			}
+		}
 	}
 	w.obs.failure(w.now)
+}
+
+// peerGone reports whether c's peer no longer runs: it crashed, or its
+// server restarted.
+func (w *world) peerGone(c *conn) bool {
+	return c.failed == w.set.peerCrash() || c.failed == network.ServerRestart
 }
 
 func (w *world) resume(timerFirst bool) {
@@ -558,7 +647,7 @@ func (w *world) do(a *fsm.Action) {
 		if c == nil {
 			return
 		}
-		if w.phase.sendFailPct > 0 && c.failed == noFailure && w.rng.IntN(100) < w.phase.sendFailPct {
+		if w.phase.sendFailPct > 0 && c.failed == 0 && w.rng.IntN(100) < w.phase.sendFailPct {
 			w.feed(input{in: fsm.Input{Kind: fsm.SendFailed, Err: errBroken}, conn: c.id})
 			return
 		}
@@ -662,7 +751,7 @@ func (w *world) scheduleData(c *conn) {
 }
 
 func (w *world) peerStep(c *conn, in fsm.Input) {
-	if c == nil || !c.started || c.failed == crash {
+	if c == nil || !c.started || w.peerGone(c) {
 		return
 	}
 	c.peerActs = c.peer.Step(t0.Add(w.now), in, c.peerActs[:0])
@@ -682,39 +771,28 @@ func (w *world) peerStep(c *conn, in fsm.Input) {
 	}
 }
 
-// transmit sends a frame (or a close) over c, subject to the phase's loss
-// and delay, in FIFO order per direction.
+// transmit sends a frame (or a close) over c, on the phase's direction:
+// its loss, delay and delivery (a stream keeps order and retransmits, a
+// datagram link may lose, duplicate and reorder). Closes are never lost.
 func (w *world) transmit(c *conn, toPeer bool, f transport.Frame, close bool) {
-	switch c.failed {
-	case crash:
-		if !toPeer {
-			return
-		}
-	case partition:
-		return
-	case halfOpen:
-		if !toPeer {
+	if c.failed != 0 {
+		out, in := w.set.cuts(c.failed)
+		if (toPeer && out) || (!toPeer && in) {
 			return
 		}
 	}
-	if !close && w.phase.lossPct > 0 && w.rng.IntN(100) < w.phase.lossPct {
-		return
-	}
-	delay := w.phase.minDelay
-	if w.phase.maxDelay > delay {
-		if w.rng.IntN(4) == 0 {
-			delay = w.phase.maxDelay // the bound itself, often
-		} else {
-			delay += time.Duration(w.rng.Int64N(int64(w.phase.maxDelay-delay) + 1))
-		}
-	}
-	dir := 0
+	d, dir := &w.phase.in, 0
 	if toPeer {
-		dir = 1
+		d, dir = &w.phase.out, 1
 	}
-	at := max(w.now+delay, c.last[dir])
-	c.last[dir] = at
-	w.push(&event{at: at, kind: evArrive, conn: c.id, toPeer: toPeer, frame: f, close: close, sentAt: w.now})
+	at, dup, ok := d.Transmit(w.rng, &c.dirs[dir], int64(w.now), int64(w.phase.stallFrom), int64(w.phase.stallUntil), close, &w.stats)
+	if !ok {
+		return
+	}
+	w.push(&event{at: time.Duration(at), kind: evArrive, conn: c.id, toPeer: toPeer, frame: f, close: close, sentAt: w.now})
+	if dup > 0 && !close {
+		w.push(&event{at: time.Duration(dup), kind: evArrive, conn: c.id, toPeer: toPeer, frame: f, sentAt: w.now})
+	}
 }
 
 func (w *world) arrive(e *event) {
@@ -723,7 +801,7 @@ func (w *world) arrive(e *event) {
 		return
 	}
 	if e.toPeer {
-		if c.failed == crash {
+		if w.peerGone(c) {
 			return
 		}
 		if e.close {
@@ -734,7 +812,11 @@ func (w *world) arrive(e *event) {
 		w.peerStep(c, fsm.Input{Kind: fsm.FrameIn, Frame: f})
 		return
 	}
-	if c.failed != noFailure && (e.sentAt >= c.failedAt || e.at > c.failedAt+w.set.inflight) {
+	if e.reset {
+		w.feed(input{in: fsm.Input{Kind: fsm.PeerClosed, Err: errReset}, conn: c.id})
+		return
+	}
+	if c.failed != 0 && (e.sentAt >= c.failedAt || e.at > c.failedAt+w.set.inflight) {
 		return // after a failure only frames already in flight arrive, and only within the network bound
 	}
 	if e.close {

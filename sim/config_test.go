@@ -29,6 +29,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad pareto", Config{Profile: Profile{Link: Symmetric(Dir{Latency: Latency{Dist: Pareto, Mean: time.Millisecond, Shape: 0.5}})}, Preset: p}, "tail index"},
 		{"stream reorder", Config{Profile: Profile{Link: Symmetric(Dir{Reorder: 0.1})}, Preset: p}, "datagram"},
 		{"weights", Config{Profile: Profile{FailEvery: time.Hour}, Preset: p}, "weight"},
+		{"dial failure", Config{Profile: Profile{DialFailure: 1}, Preset: p}, "dial failure"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Run(c.cfg)
@@ -116,5 +117,32 @@ func TestPeakMeter(t *testing.T) {
 	p.Add(5 * time.Second)
 	if p.Max() != 10 {
 		t.Fatalf("peak %d, want 10", p.Max())
+	}
+}
+
+// TestDialFailure: refused dials, proptest's dial failures, cost redials
+// but every client gets back; with none drawn the run refuses nothing.
+func TestDialFailure(t *testing.T) {
+	lan, _ := ProfileByName("lan")
+	lan.FailEvery, lan.Mix = 10*time.Minute, Mix{CleanClose: 1}
+	p := fixedPreset(5*time.Second, 8*time.Second, 12*time.Second)
+	run := func(fail float64) *Result {
+		prof := lan
+		prof.DialFailure = fail
+		r, err := Run(Config{Profile: prof, Preset: p, Conns: 20, Duration: 2 * time.Hour, Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	calm, flaky := run(0), run(0.5)
+	if calm.Refused != 0 {
+		t.Fatalf("no dial failure drawn, yet %d dials refused", calm.Refused)
+	}
+	if flaky.Refused == 0 || flaky.Dials <= calm.Dials {
+		t.Fatalf("half the dials fail: %d refused, %d dials against %d without", flaky.Refused, flaky.Dials, calm.Dials)
+	}
+	if flaky.GaveUp != 0 {
+		t.Fatalf("%d clients gave up over refused dials", flaky.GaveUp)
 	}
 }

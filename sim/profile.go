@@ -28,6 +28,10 @@ type Profile struct {
 	Mix Mix
 	// Outage is how long a failed peer or link stays unreachable.
 	Outage Latency
+	// DialFailure is the chance that the server refuses a dial it would
+	// otherwise take (an overloaded proxy, a flaky load balancer), in
+	// [0, 1); proptest draws the same fault. 0: none.
+	DialFailure float64
 }
 
 // Validate reports a profile that cannot run.
@@ -45,6 +49,9 @@ func (p Profile) Validate() error {
 		if err := w.w.Length.Validate(); err != nil {
 			return fmt.Errorf("profile %q %s length: %w", p.Name, w.name, err)
 		}
+	}
+	if p.DialFailure < 0 || p.DialFailure >= 1 || p.DialFailure != p.DialFailure {
+		return fmt.Errorf("sim: profile %q: dial failure %g must be in [0, 1)", p.Name, p.DialFailure)
 	}
 	if p.FailEvery < 0 {
 		return fmt.Errorf("sim: profile %q: failure interval %v must not be negative (0 means none)", p.Name, p.FailEvery)

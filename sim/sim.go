@@ -549,7 +549,7 @@ func (s *Sim) syn(e *event) {
 	if s.onSyn != nil {
 		s.onSyn(s.now)
 	}
-	if s.now < s.serverDownUntil || !s.takeToken() {
+	if s.now < s.serverDownUntil || (s.cfg.Profile.DialFailure > 0 && s.r.Float64() < s.cfg.Profile.DialFailure) || !s.takeToken() {
 		s.meter.refused++
 		s.control(e.slot, server, evRefuse, e.gen)
 		return
