@@ -143,17 +143,11 @@ type Node struct {
 
 	wmu sync.Mutex // a write batch or a registration
 
-	lmu        sync.Mutex // lease state
-	inc        uint64     // current (or last) incarnation
-	registered bool
-	deadline   time.Time   // our own count of the lease's end
-	fenceAt    *time.Timer // fences at deadline, whatever call is in flight
+	lmu     sync.Mutex  // lease state
+	lease   lease       // on lmu
+	fenceAt *time.Timer // fences at the deadline, whatever call is in flight
 
-	// sync goroutine only
-	remotes    map[string]*remote
-	epoch      string
-	graceUntil time.Time
-	lastTick   time.Time // of the last poll that reached Redis
+	peers *peers // sync goroutine only
 
 	leaseKick, writeKick, syncKick chan struct{}
 	wg                             sync.WaitGroup
@@ -161,17 +155,6 @@ type Node struct {
 	st                             struct {
 		registrations, fences, resyncs, dropped, keyspace, liveness atomic.Uint64
 	}
-}
-
-// remote is what a node knows of another.
-type remote struct {
-	id      string
-	k       keys
-	missing time.Time // since when its lease is seen missing while not alive
-	alive   bool
-	inc     uint64
-	n       uint64 // last batch applied
-	lastID  string
 }
 
 // New connects to Redis, takes this node's lease (waiting up to one lease
@@ -206,9 +189,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, rdb: cfg.Client, k: nodeKeys(cfg.Prefix, cfg.NodeID),
 		nodes: cfg.Prefix + ":nodes", epochK: cfg.Prefix + ":epoch", channel: cfg.Prefix + ":ev",
-		ttl: cfg.LeaseTTL, renew: cfg.Renew,
+		ttl: cfg.LeaseTTL, renew: cfg.Renew, lease: lease{ttl: cfg.LeaseTTL, renew: cfg.Renew},
 		view: newView(), local: map[sessKey]presence.Meta{}, pend: map[sessKey]op{},
-		dirty: map[string]bool{}, remotes: map[string]*remote{},
+		dirty: map[string]bool{}, peers: newPeers(cfg.NodeID, cfg.LeaseTTL, cfg.Renew),
 		stopped:   make(chan struct{}),
 		leaseKick: make(chan struct{}, 1), writeKick: make(chan struct{}, 1),
 		syncKick: make(chan struct{}, 1),
@@ -334,8 +317,8 @@ func (n *Node) register(ctx context.Context) error {
 	}
 	n.lmu.Lock()
 	prev := ""
-	if n.inc != 0 {
-		prev = strconv.FormatUint(n.inc, 10)
+	if n.lease.inc != 0 {
+		prev = strconv.FormatUint(n.lease.inc, 10)
 	}
 	n.lmu.Unlock()
 	sent := time.Now()
@@ -354,7 +337,7 @@ func (n *Node) register(ctx context.Context) error {
 	n.rdb.SAdd(ctx, n.nodes, n.cfg.NodeID)
 	v, _ := strconv.ParseUint(inc, 10, 64)
 	n.lmu.Lock()
-	n.inc, n.registered, n.deadline = v, true, sent.Add(n.ownTTL())
+	n.lease.taken(v, sent)
 	n.armFence()
 	n.lmu.Unlock()
 	// Changes queued before the snapshot are in the set and stay queued:
@@ -362,11 +345,6 @@ func (n *Node) register(ctx context.Context) error {
 	n.st.registrations.Add(1)
 	n.logInfo("lease taken", "incarnation", v, "sessions", len(set))
 	return nil
-}
-
-// ownTTL is how long after sending a renewal the node counts on its lease.
-func (n *Node) ownTTL() time.Duration {
-	return time.Duration(float64(n.ttl) * (1 - LeaseMargin))
 }
 
 func (n *Node) logInfo(msg string, args ...any) {
@@ -399,8 +377,7 @@ func kick(c chan struct{}) {
 // stops writing; the lease goroutine re-registers.
 func (n *Node) fence(why string) {
 	n.lmu.Lock()
-	was := n.registered
-	n.registered = false
+	was := n.lease.fence()
 	n.lmu.Unlock()
 	if was {
 		n.st.fences.Add(1)
@@ -417,7 +394,7 @@ func (n *Node) fence(why string) {
 func (n *Node) Registered() bool {
 	n.lmu.Lock()
 	defer n.lmu.Unlock()
-	return n.registered && time.Now().Before(n.deadline)
+	return n.lease.holds(time.Now())
 }
 
 // leaseLoop renews the lease every Renew, fences at the node's own lease
@@ -434,26 +411,21 @@ func (n *Node) leaseLoop() {
 		case <-n.leaseKick:
 		}
 		n.leaseStep()
-		next := n.renew
 		n.lmu.Lock()
-		if n.registered {
-			next = min(next, time.Until(n.deadline))
-		} else {
-			next = n.renew / 4 // retry registration soon
-		}
+		next := n.lease.next(time.Now())
 		n.lmu.Unlock()
-		t.Reset(max(next, time.Millisecond))
+		t.Reset(next)
 	}
 }
 
 func (n *Node) leaseStep() {
 	n.lmu.Lock()
-	reg, inc, dl := n.registered, n.inc, n.deadline
-	n.lmu.Unlock()
 	now := time.Now()
-	if reg && !now.Before(dl) {
+	due := n.lease.due(now)
+	reg, inc, dl := n.lease.registered && !due, n.lease.inc, n.lease.deadline
+	n.lmu.Unlock()
+	if due {
 		n.fence("not renewed by the node's own lease deadline")
-		reg = false
 	}
 	if !reg {
 		ctx, cancel := context.WithTimeout(context.Background(), n.ttl)
@@ -490,8 +462,7 @@ func (n *Node) leaseStep() {
 		return
 	}
 	n.lmu.Lock()
-	if n.registered && n.inc == inc {
-		n.deadline = now.Add(n.ownTTL())
+	if n.lease.renewed(inc, now) {
 		n.armFence()
 	}
 	n.lmu.Unlock()
@@ -501,7 +472,7 @@ func (n *Node) leaseStep() {
 // stuck on a dead link (a dial's handshake has its own timeout) must not
 // delay the node's knowing. lmu is held.
 func (n *Node) armFence() {
-	d := time.Until(n.deadline)
+	d := time.Until(n.lease.deadline)
 	if n.fenceAt == nil {
 		n.fenceAt = time.AfterFunc(d, n.fenceIfDue)
 		return
@@ -511,7 +482,7 @@ func (n *Node) armFence() {
 
 func (n *Node) fenceIfDue() {
 	n.lmu.Lock()
-	due := n.registered && !time.Now().Before(n.deadline)
+	due := n.lease.due(time.Now())
 	n.lmu.Unlock()
 	if due {
 		n.fence("not renewed by the node's own lease deadline")
@@ -585,9 +556,9 @@ func (n *Node) writeBatch() bool {
 	n.wmu.Lock()
 	defer n.wmu.Unlock()
 	n.lmu.Lock()
-	ok, inc, dl := n.registered, n.inc, n.deadline
+	ok, inc, dl := n.lease.holds(time.Now()), n.lease.inc, n.lease.deadline
 	n.lmu.Unlock()
-	if !ok || !time.Now().Before(dl) {
+	if !ok {
 		return false // the next registration writes the whole set
 	}
 	n.mu.Lock()
@@ -675,7 +646,10 @@ func (n *Node) syncLoop() {
 			clear(n.dirty)
 			n.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), n.ttl)
-			n.peek(ctx, ids, false)
+			var out peerOut
+			rs := n.peers.named(ids, n.cfg.Prefix, &out)
+			n.settle(ctx, &out)
+			n.peek(ctx, rs, false)
 			cancel()
 		}
 	}
@@ -695,7 +669,7 @@ func (n *Node) tick() {
 	})
 	n.st.liveness.Add(2)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		n.stale()
+		n.stale(ctx)
 		return
 	}
 	e, err := ep.Result()
@@ -707,71 +681,70 @@ func (n *Node) tick() {
 		n.st.liveness.Add(2)
 	}
 	if err != nil {
-		n.stale()
+		n.stale(ctx)
 		return
 	}
-	n.lastTick = time.Now()
-	if n.epoch != "" && e != n.epoch {
-		// Redis lost its data (a restart without persistence, a failover
-		// to an empty replica): every lease is gone at once. Nodes
-		// re-register within one period; until then a missing lease is
-		// not a dead node.
-		n.graceUntil = time.Now().Add(n.ttl)
-		n.logInfo("Redis lost its data: waiting one lease TTL for nodes to re-register")
-	}
-	n.epoch = e
-	ids := make([]string, 0, len(n.remotes)+4)
-	for id := range n.remotes {
-		ids = append(ids, id)
-	}
-	for _, id := range mem.Val() {
-		if _, ok := n.remotes[id]; !ok {
-			ids = append(ids, id)
-		}
-	}
-	n.peek(ctx, ids, true)
+	var out peerOut
+	rs := n.peers.polled(time.Now(), e, mem.Val(), n.cfg.Prefix, &out)
+	n.settle(ctx, &out)
+	n.peek(ctx, rs, true)
 }
 
-// stale: Redis did not answer a poll. For up to LeaseTTL + Renew since the
-// last answer the view holds still (a blip is no reason for leaves); past
-// that this node can no longer tell a live node from a dead one, so it
-// drops the others' sessions rather than show ghosts, and reads them back
-// when Redis answers.
-func (n *Node) stale() {
-	if n.lastTick.IsZero() || time.Since(n.lastTick) <= n.ttl+n.renew {
-		return
+// stale: Redis did not answer a poll (see peers.pollFailed).
+func (n *Node) stale(ctx context.Context) {
+	var out peerOut
+	n.peers.pollFailed(time.Now(), &out)
+	n.settle(ctx, &out)
+}
+
+// settle carries out what the peers' rules asked: the view changes, with
+// their events, then the reads (which settle their own replies).
+func (n *Node) settle(ctx context.Context, out *peerOut) {
+	if len(out.views) > 0 {
+		now := time.Now()
+		n.mu.Lock()
+		n.evs = n.evs[:0]
+		for i := range out.views {
+			n.evs = out.views[i].apply(n.view, now, n.evs)
+		}
+		n.enqueue()
+		n.mu.Unlock()
 	}
-	for id, r := range n.remotes {
-		if r.alive {
-			n.drop(id, r)
+	for _, err := range out.errs {
+		n.report(err)
+	}
+	for _, nt := range out.notes {
+		if nt.peer != "" {
+			n.logInfo(nt.msg, "peer", nt.peer)
+		} else {
+			n.logInfo(nt.msg)
+		}
+	}
+	n.st.dropped.Add(uint64(out.dropped))
+	for _, id := range out.resync {
+		if r := n.peers.remotes[id]; r != nil {
+			n.resync(ctx, r)
+		}
+	}
+	for _, id := range out.fetch {
+		if r := n.peers.remotes[id]; r != nil {
+			n.fetch(ctx, r)
+		}
+	}
+	for _, id := range out.reap {
+		if r := n.peers.remotes[id]; r != nil {
+			n.reap(ctx, r)
 		}
 	}
 }
 
-// peek reads the lease and stream head of the nodes named, and catches up
-// with each: a resync for a new incarnation, the stream's new entries, or
-// the node's leaves when its lease is gone.
-func (n *Node) peek(ctx context.Context, ids []string, liveness bool) {
-	var cmds []*redis.Cmd
-	var rs []*remote
-	for _, id := range ids {
-		if id == n.cfg.NodeID {
-			continue
-		}
-		if !nodeIDRe.MatchString(id) {
-			n.report(&KeyspaceError{Key: n.nodes, Field: id, Reason: "not a node ID"})
-			continue
-		}
-		r := n.remotes[id]
-		if r == nil {
-			r = &remote{id: id, k: nodeKeys(n.cfg.Prefix, id)}
-			n.remotes[id] = r
-		}
-		rs = append(rs, r)
-	}
+// peek reads the lease and stream head of the nodes named, one pipeline,
+// and settles what the replies mean.
+func (n *Node) peek(ctx context.Context, rs []*remote, liveness bool) {
 	if len(rs) == 0 {
 		return
 	}
+	cmds := make([]*redis.Cmd, 0, len(rs))
 	_, _ = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, r := range rs {
 			cmds = append(cmds, p.Eval(ctx, peekScript, []string{r.k.lease, r.k.stream}))
@@ -781,39 +754,16 @@ func (n *Node) peek(ctx context.Context, ids []string, liveness bool) {
 	if liveness {
 		n.st.liveness.Add(uint64(len(rs)))
 	}
+	var out peerOut
+	now := time.Now()
 	for i, r := range rs {
 		res, err := cmds[i].StringSlice()
 		if err != nil || len(res) != 2 {
 			continue // unreachable: try again next period
 		}
-		id := r.id
-		switch lease := res[0]; {
-		case lease == "":
-			now := time.Now()
-			if r.alive && !now.Before(n.graceUntil) {
-				n.drop(id, r)
-			}
-			switch {
-			case r.alive:
-			case r.missing.IsZero():
-				r.missing = now
-			case now.Sub(r.missing) >= time.Duration(reapAfter)*n.ttl:
-				n.reap(ctx, r)
-			}
-		default:
-			r.missing = time.Time{}
-			inc, err := decodeInc(lease)
-			if err != nil {
-				n.report(&KeyspaceError{Key: r.k.lease, Reason: err.Error()})
-				continue
-			}
-			if !r.alive || inc != r.inc {
-				n.resync(ctx, id, r)
-			} else if res[1] != r.lastID {
-				n.fetch(ctx, id, r)
-			}
-		}
+		n.peers.peeked(now, r, res[0], res[1], &out)
 	}
+	n.settle(ctx, &out)
 }
 
 // reapAfter, in lease TTLs, is how long a node's lease stays missing
@@ -832,117 +782,51 @@ func (n *Node) reap(ctx context.Context, r *remote) {
 	if err := n.rdb.SRem(ctx, n.nodes, r.id).Err(); err != nil {
 		return
 	}
-	delete(n.remotes, r.id)
+	n.peers.reaped(r)
 	n.logInfo("dead node's keys removed", "peer", r.id)
 }
 
-// drop: the node's lease is gone; its sessions leave.
-func (n *Node) drop(id string, r *remote) {
-	r.alive, r.inc, r.n, r.lastID = false, 0, 0, ""
-	n.st.dropped.Add(1)
-	n.mu.Lock()
-	n.evs = n.view.replace(id, nil, time.Now(), n.evs[:0])
-	n.enqueue()
-	n.mu.Unlock()
-	n.logInfo("node dropped: its lease is gone (expired, or the node closed)", "peer", id)
-}
-
-// resync reads a node's whole set at one instant and applies the
-// difference.
-func (n *Node) resync(ctx context.Context, id string, r *remote) {
+// resync reads a node's whole set at one instant.
+func (n *Node) resync(ctx context.Context, r *remote) {
 	res, err := snapScript.Run(ctx, n.rdb, []string{r.k.lease, r.k.sess, r.k.stream, r.k.ctr}).StringSlice()
-	if err != nil || len(res) < 3 || len(res)%2 != 1 {
-		if err == nil {
-			n.report(&KeyspaceError{Key: r.k.sess, Reason: "odd snapshot reply"})
-		}
-		return
-	}
-	n.st.resyncs.Add(1)
-	if res[0] == "" {
-		if r.alive && !time.Now().Before(n.graceUntil) {
-			n.drop(id, r)
-		}
-		return
-	}
-	inc, err := decodeInc(res[0])
 	if err != nil {
-		n.report(&KeyspaceError{Key: r.k.lease, Reason: err.Error()})
 		return
 	}
-	cnt, err := strconv.ParseUint(res[1], 10, 64)
-	if err != nil {
-		n.report(&KeyspaceError{Key: r.k.ctr, Reason: "batch counter " + strconv.Quote(res[1]) + " is not an integer"})
-		return
+	var out peerOut
+	if n.peers.snapshot(time.Now(), r, res, &out) {
+		n.st.resyncs.Add(1)
 	}
-	set := make(map[sessKey]presence.Meta, (len(res)-3)/2)
-	for i := 3; i < len(res); i += 2 {
-		k, err := decodeField(res[i])
-		if err == nil {
-			var m presence.Meta
-			if m, err = decodeMeta(res[i+1]); err == nil {
-				set[k] = m
-				continue
-			}
-		}
-		n.report(&KeyspaceError{Key: r.k.sess, Field: res[i], Reason: err.Error()})
-	}
-	r.alive, r.inc, r.n, r.lastID = true, inc, cnt, res[2]
-	n.mu.Lock()
-	n.evs = n.view.replace(id, set, time.Now(), n.evs[:0])
-	n.enqueue()
-	n.mu.Unlock()
+	n.settle(ctx, &out)
 }
 
-// fetch applies a node's stream entries after the last one applied; any
-// gap (a trimmed stream, a new incarnation, a foreign entry) ends in a
-// resync.
-func (n *Node) fetch(ctx context.Context, id string, r *remote) {
+// fetch reads a node's stream after the last entry applied, a page at a
+// time.
+func (n *Node) fetch(ctx context.Context, r *remote) {
 	for {
 		start := "-"
 		if r.lastID != "" {
 			start = "(" + r.lastID
 		}
-		raw, err := n.rdb.Do(ctx, "XRANGE", r.k.stream, start, "+", "COUNT", 1000).Slice()
+		raw, err := n.rdb.Do(ctx, "XRANGE", r.k.stream, start, "+", "COUNT", streamPage).Slice()
 		if err != nil {
 			return
 		}
-		msgs, err := rawEntries(raw)
-		if err != nil {
-			n.report(&KeyspaceError{Key: r.k.stream, Reason: err.Error()})
-			n.resync(ctx, id, r)
-			return
+		var out peerOut
+		more := false
+		if msgs, err := rawEntries(raw); err != nil {
+			n.peers.badStream(r, err, &out)
+		} else {
+			more = n.peers.entries(r, msgs, streamPage, &out)
 		}
-		now := time.Now()
-		for _, m := range msgs {
-			kv := m.kv
-			e, err := decodeEntry(m.id, kv)
-			if err != nil {
-				n.report(&KeyspaceError{Key: r.k.stream, Field: m.id, Reason: err.Error()})
-				n.resync(ctx, id, r)
-				return
-			}
-			if e.inc != r.inc || e.n != r.n+1 {
-				n.resync(ctx, id, r)
-				return
-			}
-			n.mu.Lock()
-			n.evs = n.evs[:0]
-			for _, o := range e.ops {
-				if o.up {
-					n.evs = n.view.up(id, o.key, o.meta, now, n.evs)
-				} else {
-					n.evs = n.view.down(id, o.key, o.reason, now, n.evs)
-				}
-			}
-			n.enqueue()
-			n.mu.Unlock()
-			r.n, r.lastID = e.n, e.id
-		}
-		if len(msgs) < 1000 {
+		n.settle(ctx, &out)
+		if !more {
 			return
 		}
 	}
 }
+
+// streamPage is how many stream entries one read takes.
+const streamPage = 1000
 
 // deliver hands queued events to the subscribers, in order.
 func (n *Node) deliver() {
@@ -994,7 +878,7 @@ func (n *Node) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	n.lmu.Lock()
-	inc := n.inc
+	inc := n.lease.inc
 	n.lmu.Unlock()
 	var err error
 	if inc != 0 {

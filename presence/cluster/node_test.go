@@ -111,11 +111,11 @@ func TestRestartedNodeFencesOldIncarnation(t *testing.T) {
 	b, mb := startNode(t, testConfig(r, "b"))
 	join(a, "old", "s", nil)
 	sameView(t, 3*time.Second, []string{"old/s"}, []*Node{b}, []*model{mb})
-	oldInc := a.inc
+	oldInc := a.lease.inc
 	a.abandon()
 	a2, _ := startNode(t, testConfig(r, "a")) // waits out the old lease
-	if a2.inc <= oldInc {
-		t.Fatalf("incarnation %d after %d", a2.inc, oldInc)
+	if a2.lease.inc <= oldInc {
+		t.Fatalf("incarnation %d after %d", a2.lease.inc, oldInc)
 	}
 	join(a2, "new", "s", nil)
 	waitFor(t, 3*time.Second, func() bool { return fmt.Sprint(mb.online()) == "[new/s]" }, func() string { return fmt.Sprint(mb.online()) })
@@ -194,7 +194,7 @@ func TestStreamGapResyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := a.Stats().Resyncs
-	a.peek(ctx, []string{"b"}, false)
+	a.peek(ctx, []*remote{a.peers.remotes["b"]}, false)
 	if a.Stats().Resyncs != before+1 {
 		t.Errorf("resyncs %d → %d, want one more", before, a.Stats().Resyncs)
 	}
