@@ -157,62 +157,6 @@ type HubConfig struct {
 	MaxMeta int
 }
 
-// Identity says whose connection it is, as the application's
-// authentication established at the upgrade. User and Session must not be
-// empty (ErrIdentity). Events, snapshots and log lines show both, so
-// neither may be a secret: a browser tab's session is js.SessionID, a digest
-// of its resume token, which survives a reload and differs between tabs.
-type Identity struct {
-	User, Session string
-	Meta          Meta
-}
-
-// IdentitySizeError says which part of an Identity is over its limit. It
-// holds sizes, never the value, so it is safe to log.
-type IdentitySizeError struct {
-	Part        string // "user", "session" or "meta"
-	Size, Limit int    // in bytes
-}
-
-func (e *IdentitySizeError) Error() string {
-	return fmt.Sprintf("%v: %s of %d bytes, over the limit of %d", ErrIdentityTooLarge, e.Part, e.Size, e.Limit)
-}
-
-func (e *IdentitySizeError) Unwrap() error { return ErrIdentityTooLarge }
-
-// CheckIdentity reports whether the hub would watch a connection of id:
-// ErrIdentity for an empty user or session, an *IdentitySizeError
-// (ErrIdentityTooLarge) for one over MaxIDLen or MaxMeta. A handler calls it
-// before the upgrade, so a refusal is an HTTP status, not a close.
-func (h *Hub) CheckIdentity(id Identity) error {
-	if id.User == "" || id.Session == "" {
-		return fmt.Errorf("%w: user %q, session %q", ErrIdentity, clip(id.User, 64), clip(id.Session, 64))
-	}
-	if len(id.User) > h.cfg.MaxIDLen {
-		return &IdentitySizeError{Part: "user", Size: len(id.User), Limit: h.cfg.MaxIDLen}
-	}
-	if len(id.Session) > h.cfg.MaxIDLen {
-		return &IdentitySizeError{Part: "session", Size: len(id.Session), Limit: h.cfg.MaxIDLen}
-	}
-	meta := 0
-	for k, v := range id.Meta {
-		meta += len(k) + len(v)
-	}
-	if meta > h.cfg.MaxMeta {
-		return &IdentitySizeError{Part: "meta", Size: meta, Limit: h.cfg.MaxMeta}
-	}
-	return nil
-}
-
-// clip shortens a value the peer may have chosen to max bytes before it
-// goes into an error or a log line.
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	return fmt.Sprintf("%s... (%d bytes)", s[:max], len(s))
-}
-
 // Conn is a connection the hub can watch: the Conn of transport/gorillaws
 // or transport/coderws satisfies it. Bind must start the connection's
 // reader, which reports every frame to ev, and must not call ev itself.
@@ -386,53 +330,6 @@ func (h *Hub) resumeWindow() time.Duration {
 		return h.cfg.ResumeWindow
 	}
 	return min(max(h.Advice()+DefaultDialAllowance, MinResumeWindow), MaxResumeWindow)
-}
-
-// Watched is one connection the hub watches.
-type Watched struct {
-	c *conn
-	h *Hub
-}
-
-// ID returns the connection ID the hub assigned (see Watch).
-func (w *Watched) ID() string { return w.c.id }
-
-// Update sets new metadata for the connection's session; an update event
-// follows if it differs.
-func (w *Watched) Update(meta Meta) {
-	w.h.stepRegistry(Input{Kind: ConnUpdate, Conn: w.c.id, Meta: meta})
-}
-
-// Close closes the connection on purpose (close code 1000): its session
-// leaves at once unless another connection holds it. It returns at once;
-// the connection closes on a hub goroutine.
-func (w *Watched) Close() {
-	s := w.c.shard
-	s.mu.Lock()
-	defer s.unlock()
-	s.step(w.c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrKicked})
-}
-
-// Drain closes the connection with close code 1001 ("going away") because
-// the server wants the client elsewhere or later (rebalancing, recycling):
-// the client redials, so its session waits out the resume window like
-// after a loss instead of leaving. It returns at once.
-func (w *Watched) Drain() {
-	s := w.c.shard
-	s.mu.Lock()
-	defer s.unlock()
-	s.step(w.c, fsm.Input{Kind: fsm.CloseRequested, Err: ErrDrain})
-}
-
-// State returns the connection's heartbeat state.
-func (w *Watched) State() fsm.State {
-	s := w.c.shard
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if w.c.m == nil {
-		return w.c.final
-	}
-	return w.c.m.State()
 }
 
 // Watch runs the heartbeat's server role on c, an accepted connection, for
