@@ -101,7 +101,7 @@ func BenchmarkTransitionTable(b *testing.B) {
 }
 
 func BenchmarkTransitionLooplab(b *testing.B) {
-	f := lfsm.NewFSM(Alive.String(), Declaration(), nil)
+	f := lfsm.NewFSM(Alive.String(), declaration(), nil)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -116,7 +116,7 @@ func BenchmarkTransitionLooplab(b *testing.B) {
 func BenchmarkNewLooplabFSM(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = lfsm.NewFSM(Connecting.String(), Declaration(), nil)
+		_ = lfsm.NewFSM(Connecting.String(), declaration(), nil)
 	}
 }
 

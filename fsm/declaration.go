@@ -40,10 +40,35 @@ func (e Event) String() string {
 	return "event(?)"
 }
 
-// Declaration is the single source of the legal transitions, in looplab/fsm's
-// form. The Machine's table, the diagram in docs/state-machine.md and the
-// property tests' model are all derived from it.
-func Declaration() lfsm.Events {
+// Transition is one legal transition: Event takes a connection from any
+// of From to To.
+type Transition struct {
+	Event Event
+	From  []State
+	To    State
+}
+
+// Transitions returns every legal transition, in the order declared: the
+// table the Machine is compiled from and docs/state-machine.md draws. A
+// checker that wants a reference machine builds one from it (proptest
+// builds a looplab/fsm FSM).
+func Transitions() []Transition {
+	decl := declaration()
+	out := make([]Transition, 0, len(decl))
+	for _, ev := range decl {
+		t := Transition{Event: mustEvent(ev.Name), To: mustState(ev.Dst)}
+		for _, src := range ev.Src {
+			t.From = append(t.From, mustState(src))
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// declaration is the single source of the legal transitions, in
+// looplab/fsm's form: the Machine's table, Transitions and the diagram
+// are derived from it.
+func declaration() lfsm.Events {
 	s := func(states ...State) []string {
 		out := make([]string, len(states))
 		for i, st := range states {
@@ -70,10 +95,10 @@ func Declaration() lfsm.Events {
 // noState marks an illegal (state, event) pair in the table.
 const noState State = 0xff
 
-// table is Declaration compiled at init: table[src][event] is the
+// table is the declaration compiled at init: table[src][event] is the
 // destination, or noState. The Machine consults it on every transition so it
 // never pays for a looplab FSM.
-var table = compile(Declaration())
+var table = compile(declaration())
 
 func compile(events lfsm.Events) (t [numStates][numEvents]State) {
 	for i := range t {
@@ -140,7 +165,7 @@ func mustEvent(name string) Event {
 // Diagram returns the declaration as a Mermaid state diagram, drawn by
 // looplab/fsm's visualiser from a machine in the initial state.
 func Diagram() string {
-	f := lfsm.NewFSM(Connecting.String(), Declaration(), nil)
+	f := lfsm.NewFSM(Connecting.String(), declaration(), nil)
 	out, err := lfsm.VisualizeForMermaidWithGraphType(f, lfsm.StateDiagram)
 	if err != nil {
 		panic(err) // StateDiagram is a known type

@@ -16,7 +16,7 @@ import (
 func TestTableAgreesWithLooplab(t *testing.T) {
 	for s := range State(numStates) {
 		for e := range Event(numEvents) {
-			f := lfsm.NewFSM(s.String(), Declaration(), nil)
+			f := lfsm.NewFSM(s.String(), declaration(), nil)
 			err := f.Event(context.Background(), e.String())
 			dst, ok := Next(s, e)
 			switch {
@@ -38,7 +38,7 @@ func TestTableAgreesWithLooplab(t *testing.T) {
 
 func TestDeclarationNamesRealStatesAndEvents(t *testing.T) {
 	seen := map[Event]bool{}
-	for _, ev := range Declaration() {
+	for _, ev := range declaration() {
 		e, err := ParseEvent(ev.Name)
 		if err != nil {
 			t.Fatal(err)
@@ -82,7 +82,7 @@ func TestDiagramIsCurrent(t *testing.T) {
 	if string(got) != DiagramDoc() {
 		t.Fatal("docs/state-machine.md is stale: run `go generate ./fsm`")
 	}
-	for _, ev := range Declaration() {
+	for _, ev := range declaration() {
 		for _, src := range ev.Src {
 			edge := src + " --> " + ev.Dst + ": " + ev.Name
 			if !strings.Contains(string(got), edge) {
@@ -115,5 +115,30 @@ func TestEnumStrings(t *testing.T) {
 	}
 	if State(99).String() != "state(?)" || Reason(99).String() != "reason(?)" || Event(99).String() != "event(?)" || Role(9).String() != "role(?)" {
 		t.Error("out-of-range enums must say so")
+	}
+}
+
+// Transitions is the table Next consults: every listed pair leads where
+// Next says, and Next knows no pair it does not list.
+func TestTransitionsAreTheTable(t *testing.T) {
+	listed := 0
+	for _, tr := range Transitions() {
+		for _, from := range tr.From {
+			listed++
+			if to, ok := Next(from, tr.Event); !ok || to != tr.To {
+				t.Errorf("%v from %v: Transitions says %v, Next says %v (%v)", tr.Event, from, tr.To, to, ok)
+			}
+		}
+	}
+	legal := 0
+	for s := range State(numStates) {
+		for e := range Event(numEvents) {
+			if _, ok := Next(s, e); ok {
+				legal++
+			}
+		}
+	}
+	if listed != legal {
+		t.Errorf("Transitions lists %d pairs, the table holds %d", listed, legal)
 	}
 }

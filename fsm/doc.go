@@ -22,8 +22,8 @@
 //	}
 //
 // States are Connecting, Alive, Suspect, Dead, Reconnecting and Closed; the
-// legal transitions are declared once, in looplab/fsm's form, by Declaration
-// (docs/state-machine.md draws them). Any inbound frame is evidence of life.
+// legal transitions are declared once, in looplab/fsm's form, and
+// Transitions lists them (docs/state-machine.md draws them). Any inbound frame is evidence of life.
 // Heartbeats go out only when the policy says the line has been idle long
 // enough, so a busy connection costs no pings.
 //

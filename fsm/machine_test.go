@@ -576,7 +576,7 @@ func TestEveryDeclaredEdgeIsTaken(t *testing.T) {
 	run(Server, func(r *rig) { r.connected().wakeUntil(Suspect, time.Minute); leave(r) })
 	run(Client, func(r *rig) { leave(r.connected()); closeNow(r) })
 	run(Client, func(r *rig) { r.connected().wakeUntil(Suspect, time.Minute); leave(r); closeNow(r) })
-	for _, ev := range Declaration() {
+	for _, ev := range declaration() {
 		for _, src := range ev.Src {
 			edge := [2]State{mustState(src), mustState(ev.Dst)}
 			if !taken[edge] {

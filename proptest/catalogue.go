@@ -42,7 +42,7 @@ const (
 )
 
 var catalogue = []Invariant{
-	{M1, "declared transitions", "Every state change the Machine reports starts from its current state and is an edge of fsm.Declaration, as a looplab/fsm FSM built from it accepts; Step never panics."},
+	{M1, "declared transitions", "Every state change the Machine reports starts from its current state and is an edge of fsm.Transitions, as a looplab/fsm FSM built from it accepts; Step never panics."},
 	{M2, "closed is absorbing", "Once Closed, the Machine emits no action of any kind for any input and reports no deadline."},
 	{M3, "reference model", "Driven by random inputs at random times, the Machine agrees with a reference model built from the looplab/fsm declaration on every step."},
 	{M4, "exhaustive", "For a small configuration on abstracted time, every state reachable within the depth bound satisfies M1, M2, L1, L2, E1 and C1."},

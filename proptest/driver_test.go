@@ -43,7 +43,7 @@ type changeLog struct {
 }
 
 func newChangeLog() *changeLog {
-	return &changeLog{ref: lfsm.NewFSM(fsm.Connecting.String(), fsm.Declaration(), nil)}
+	return &changeLog{ref: reference()}
 }
 
 func (l *changeLog) record(c fsm.Change) {
@@ -56,9 +56,9 @@ func (l *changeLog) record(c fsm.Change) {
 		l.bad = append(l.bad, fmt.Sprintf("change %v does not start from %v", c, l.ref.Current()))
 	}
 	moved := false
-	for _, e := range fsm.Declaration() {
-		if e.Dst == c.To.String() && l.ref.Can(e.Name) {
-			_ = l.ref.Event(context.Background(), e.Name)
+	for _, e := range fsm.Transitions() {
+		if e.To == c.To && l.ref.Can(e.Event.String()) {
+			_ = l.ref.Event(context.Background(), e.Event.String())
 			moved = true
 			break
 		}

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	lfsm "github.com/looplab/fsm"
-
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/transport"
@@ -245,7 +243,7 @@ func explore(t *testing.T, role fsm.Role, depth int) (states, steps int, closed 
 		m:     m,
 		det:   cfg.Detector,
 		set:   resolve(cfg),
-		ref:   lfsm.NewFSM(fsm.Connecting.String(), fsm.Declaration(), nil),
+		ref:   reference(),
 		scale: 3 * unit,
 		le:    -1, stall: -1, ping: -1,
 		quiet: true,

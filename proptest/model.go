@@ -17,7 +17,7 @@ import (
 
 // modelCheck is M3: a rapid state-machine test that drives the real
 // Machine with random inputs at random times and compares every step with
-// a reference model: a looplab/fsm FSM built from fsm.Declaration for the
+// a reference model: a looplab/fsm FSM built from fsm.Transitions for the
 // states, and the documented timing rules, written out plainly, for when a
 // transition must, may or must not happen.
 func modelCheck(newConfig func(r *rand.Rand) fsm.Config) func(*rapid.T, Select) {
@@ -33,7 +33,7 @@ func modelCheck(newConfig func(r *rand.Rand) fsm.Config) func(*rapid.T, Select) 
 			m:     m,
 			det:   cfg.Detector,
 			set:   resolve(cfg),
-			ref:   lfsm.NewFSM(fsm.Connecting.String(), fsm.Declaration(), nil),
+			ref:   reference(),
 			scale: min(max(d, 10*time.Millisecond), time.Hour),
 			le:    -1,
 			stall: -1,
@@ -334,4 +334,18 @@ func (s *model) late(su, d time.Duration) {
 			s.fail("still dialling at %v, past the connect timeout of the dial begun at %v", s.now, s.dialAt)
 		}
 	}
+}
+
+// reference is a looplab/fsm FSM of fsm.Transitions in the initial state:
+// the model the Machine's reported changes are checked against.
+func reference() *lfsm.FSM {
+	events := make(lfsm.Events, 0, 12)
+	for _, t := range fsm.Transitions() {
+		src := make([]string, len(t.From))
+		for i, s := range t.From {
+			src[i] = s.String()
+		}
+		events = append(events, lfsm.EventDesc{Name: t.Event.String(), Src: src, Dst: t.To.String()})
+	}
+	return lfsm.NewFSM(fsm.Connecting.String(), events, nil)
 }

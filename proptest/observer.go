@@ -21,7 +21,7 @@ type observer struct {
 	w   *world
 	sel Select
 
-	model   *lfsm.FSM // the reference: looplab/fsm built from fsm.Declaration
+	model   *lfsm.FSM // the reference: looplab/fsm built from fsm.Transitions
 	state   fsm.State
 	started bool
 	closed  bool
@@ -63,7 +63,7 @@ func newObserver(sel Select, det policy.Detector) *observer {
 	return &observer{
 		sel:     sel,
 		a1id:    A1,
-		model:   lfsm.NewFSM(fsm.Connecting.String(), fsm.Declaration(), nil),
+		model:   reference(),
 		state:   fsm.Connecting,
 		det:     det,
 		lastOut: -1,

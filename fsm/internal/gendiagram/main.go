@@ -1,4 +1,4 @@
-// Command gendiagram writes docs/state-machine.md from fsm.Declaration.
+// Command gendiagram writes docs/state-machine.md from the fsm package's declaration.
 package main
 
 import (

@@ -55,7 +55,7 @@ func TestVectorsMatchWire(t *testing.T) {
 
 // TestTransitionsMatchFSM checks the transitions the JS unit tests allow
 // (unit/transitions.json: every change the client makes must be one) against
-// fsm.Declaration, so the module cannot take a transition the Go Machine
+// fsm.Transitions, so the module cannot take a transition the Go Machine
 // cannot.
 func TestTransitionsMatchFSM(t *testing.T) {
 	b, err := os.ReadFile("unit/transitions.json")
@@ -67,9 +67,9 @@ func TestTransitionsMatchFSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	var gos []string
-	for _, e := range fsm.Declaration() {
-		for _, src := range e.Src {
-			if p := src + ">" + e.Dst; !slices.Contains(gos, p) {
+	for _, e := range fsm.Transitions() {
+		for _, src := range e.From {
+			if p := src.String() + ">" + e.To.String(); !slices.Contains(gos, p) {
 				gos = append(gos, p)
 			}
 		}
@@ -77,7 +77,7 @@ func TestTransitionsMatchFSM(t *testing.T) {
 	slices.Sort(gos)
 	slices.Sort(js)
 	if !slices.Equal(js, gos) {
-		t.Errorf("unit/transitions.json %q\nfsm.Declaration    %q", js, gos)
+		t.Errorf("unit/transitions.json %q\nfsm.Transitions     %q", js, gos)
 	}
 }
 
