@@ -11,7 +11,7 @@ import (
 
 // frameOf rebuilds the inbound frame an event carries. A ping's payload
 // is its 8-byte sequence number, as the WebSocket adapters send it.
-func frameOf(e *event, s *Sim) transport.Frame {
+func frameOf(e *event, s *engine) transport.Frame {
 	f := transport.Frame{Kind: transport.FrameKind(e.fk), Seq: uint64(e.aux)}
 	if f.Kind == transport.Ping {
 		binary.BigEndian.PutUint64(s.payload[:], uint64(e.aux))
@@ -35,7 +35,7 @@ const (
 
 // step feeds one input to endpoint idx of slot i, carries out the actions
 // and re-arms its timer. gen is the connection the input concerns.
-func (s *Sim) step(i int32, idx side, gen uint32, in fsm.Input) {
+func (s *engine) step(i int32, idx side, gen uint32, in fsm.Input) {
 	ep := &s.slots[i].ep[idx]
 	acts := ep.m.Step(epoch.Add(time.Duration(s.now)), in, s.acts[:0])
 	bind, drop := false, false
@@ -73,7 +73,7 @@ func (s *Sim) step(i int32, idx side, gen uint32, in fsm.Input) {
 }
 
 // send puts a heartbeat on the wire.
-func (s *Sim) send(i int32, idx side, a *fsm.Action) {
+func (s *engine) send(i int32, idx side, a *fsm.Action) {
 	sl := &s.slots[i]
 	ep := &sl.ep[idx]
 	if ep.gen == 0 {
@@ -143,7 +143,7 @@ func (s *Sim) send(i int32, idx side, a *fsm.Action) {
 }
 
 // dial opens a new connection for the client of slot i.
-func (s *Sim) dial(i int32) {
+func (s *engine) dial(i int32) {
 	sl := &s.slots[i]
 	s.meter.dials++
 	sl.gen++
@@ -153,7 +153,7 @@ func (s *Sim) dial(i int32) {
 
 // changed records a state change of endpoint idx and reports whether the
 // endpoint's machine is finished (a server's dead connection).
-func (s *Sim) changed(i int32, idx side, gen uint32, a *fsm.Action) (finished bool) {
+func (s *engine) changed(i int32, idx side, gen uint32, a *fsm.Action) (finished bool) {
 	sl := &s.slots[i]
 	ep := &sl.ep[idx]
 	if s.tr != nil {
@@ -208,7 +208,7 @@ func (s *Sim) changed(i int32, idx side, gen uint32, a *fsm.Action) (finished bo
 // arm makes sure a timer event will wake endpoint idx by its deadline. At
 // most one live timer event per endpoint sits in the queue: a deadline that
 // moves later is handled when the earlier event fires.
-func (s *Sim) arm(i int32, idx side) {
+func (s *engine) arm(i int32, idx side) {
 	dl := s.slots[i].ep[idx].m.Deadline()
 	if dl.IsZero() {
 		ep := &s.slots[i].ep[idx]
@@ -219,7 +219,7 @@ func (s *Sim) arm(i int32, idx side) {
 }
 
 // armAt is arm for a machine whose deadline is d.
-func (s *Sim) armAt(i int32, idx side, d int64) {
+func (s *engine) armAt(i int32, idx side, d int64) {
 	sl := &s.slots[i]
 	ep := &sl.ep[idx]
 	ep.late = false
@@ -245,7 +245,7 @@ func sinceEpoch(t time.Time) int64 {
 	return (t.Unix()-epochUnix)*int64(time.Second) + int64(t.Nanosecond())
 }
 
-func (s *Sim) timer(e *event) {
+func (s *engine) timer(e *event) {
 	sl := &s.slots[e.slot]
 	ep := &sl.ep[e.side]
 	if ep.m == nil || e.gen != ep.tgen {

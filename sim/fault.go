@@ -66,7 +66,7 @@ type Weather struct {
 }
 
 // fault starts a random or scheduled fault.
-func (s *Sim) fault(e *event) {
+func (s *engine) fault(e *event) {
 	p := &s.cfg.Profile
 	var kind FaultKind
 	var outage int64
@@ -136,7 +136,7 @@ func (s *Sim) fault(e *event) {
 }
 
 // detected closes the measurement of a failure at its first detection.
-func (s *Sim) detected(f *failure) {
+func (s *engine) detected(f *failure) {
 	f.measuring = false
 	s.meter.failures = append(s.meter.failures, failRec{kind: f.kind, at: f.at, td: s.now - f.at, lastEv: f.lastEv, survivors: f.survivors})
 }
@@ -145,7 +145,7 @@ func (s *Sim) detected(f *failure) {
 // undetected, and the sides still stuck on the dead connection are reset
 // (the user reloads the page; the server's kernel keepalive reaps the
 // socket).
-func (s *Sim) cap(e *event) {
+func (s *engine) cap(e *event) {
 	sl := &s.slots[e.slot]
 	f := &sl.fail
 	if f.serial != e.aux || !f.measuring {
@@ -170,7 +170,7 @@ func (s *Sim) cap(e *event) {
 // restart crashes the server process and brings it back after outage: the
 // kernel resets every connection at once, and dials are refused while it
 // is down.
-func (s *Sim) restart(outage int64) {
+func (s *engine) restart(outage int64) {
 	s.serverDownUntil = s.now + outage
 	for i := range s.slots {
 		sl := &s.slots[i]

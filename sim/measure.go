@@ -191,7 +191,7 @@ func (r *Result) BytesPerConnMin() float64 {
 	return float64(r.HeartbeatBytes) / (float64(r.Conns) * r.Duration.Minutes())
 }
 
-func (s *Sim) result() *Result {
+func (s *engine) result() *Result {
 	m := &s.meter
 	r := &Result{
 		Policy: s.cfg.Preset.Name, Profile: s.cfg.Profile.Name, Seed: s.cfg.Seed,

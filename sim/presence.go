@@ -174,12 +174,12 @@ func connID(i int32, gen uint32) string {
 }
 
 // feed steps every model with in at now and accounts for the events.
-func (p *presenceRun) feed(s *Sim, in presence.Input) {
+func (p *presenceRun) feed(s *engine, in presence.Input) {
 	p.feedDrain(s, in, false)
 }
 
 // feedDrain is feed; drain says a ConnClosed is the server's own close.
-func (p *presenceRun) feedDrain(s *Sim, in presence.Input, drain bool) {
+func (p *presenceRun) feedDrain(s *engine, in presence.Input, drain bool) {
 	now := epoch.Add(time.Duration(s.now))
 	var window time.Duration
 	if in.Kind == presence.ConnLost || drain {
@@ -251,13 +251,13 @@ func (p *presenceRun) account(m *presModel) {
 
 // flush steps every model to now, so leaves that fell due are accounted
 // before the ground truth changes.
-func (p *presenceRun) flush(s *Sim) {
+func (p *presenceRun) flush(s *engine) {
 	p.feed(s, presence.Input{Kind: presence.DeadlineReached})
 }
 
 // absent records that the user of slot i is really away from now until
 // until.
-func (p *presenceRun) absent(s *Sim, i int32, until int64) {
+func (p *presenceRun) absent(s *engine, i int32, until int64) {
 	p.flush(s)
 	sl := &p.slots[i]
 	sl.absentUntil = max(sl.absentUntil, until)
@@ -269,7 +269,7 @@ func (p *presenceRun) absent(s *Sim, i int32, until int64) {
 }
 
 // changed sees a state change of endpoint idx of slot i on connection gen.
-func (p *presenceRun) changed(s *Sim, i int32, idx side, gen uint32, a *fsm.Action) {
+func (p *presenceRun) changed(s *engine, i int32, idx side, gen uint32, a *fsm.Action) {
 	sl := &p.slots[i]
 	if idx == client {
 		if a.To != fsm.Closed {
@@ -317,12 +317,12 @@ func (p *presenceRun) changed(s *Sim, i int32, idx side, gen uint32, a *fsm.Acti
 
 // end reports the end of server-side connection gen of slot i, if the
 // registries know it.
-func (p *presenceRun) end(s *Sim, i int32, gen uint32, purpose bool) {
+func (p *presenceRun) end(s *engine, i int32, gen uint32, purpose bool) {
 	p.endDrain(s, i, gen, purpose, false)
 }
 
 // endDrain is end; drain says the server closed it on purpose.
-func (p *presenceRun) endDrain(s *Sim, i int32, gen uint32, purpose, drain bool) {
+func (p *presenceRun) endDrain(s *engine, i int32, gen uint32, purpose, drain bool) {
 	sl := &p.slots[i]
 	k := 0
 	switch {
@@ -345,7 +345,7 @@ func (p *presenceRun) endDrain(s *Sim, i int32, gen uint32, purpose, drain bool)
 
 // fault sees a real failure begin on slot i's connection gen, before the
 // run acts on it.
-func (p *presenceRun) fault(s *Sim, i int32, kind FaultKind, gen uint32, outage int64) {
+func (p *presenceRun) fault(s *engine, i int32, kind FaultKind, gen uint32, outage int64) {
 	sl := &p.slots[i]
 	switch kind {
 	case CrashClient:
@@ -370,7 +370,7 @@ func (p *presenceRun) fault(s *Sim, i int32, kind FaultKind, gen uint32, outage 
 
 // restart: the server process restarts, and its registry with it. Leaves
 // still due in the old one never come.
-func (p *presenceRun) restart(s *Sim) {
+func (p *presenceRun) restart(s *engine) {
 	p.flush(s)
 	for _, m := range p.models {
 		for i := range m.users {
@@ -390,7 +390,7 @@ func (p *presenceRun) restart(s *Sim) {
 }
 
 // results ends the measure at the run's end.
-func (p *presenceRun) results(s *Sim) []PresenceResult {
+func (p *presenceRun) results(s *engine) []PresenceResult {
 	s.now = max(s.now, s.horizon)
 	p.flush(s)
 	out := make([]PresenceResult, 0, len(p.models))

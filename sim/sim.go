@@ -248,9 +248,9 @@ type slot struct {
 	advice     int64  // the fleet advice of the server's latest advising ping
 }
 
-// Sim is one run in progress. It is single-threaded; run independent Sims
+// engine is one run in progress. It is single-threaded; run independent engines
 // on separate goroutines to use more cores.
-type Sim struct {
+type engine struct {
 	cfg     Config
 	r       *rand.Rand
 	q       queue
@@ -296,11 +296,11 @@ func Run(cfg Config) (*Result, error) {
 	return s.result(), nil
 }
 
-func newSim(cfg Config) (*Sim, error) {
+func newSim(cfg Config) (*engine, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Sim{
+	s := &engine{
 		cfg:     cfg,
 		r:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		hr:      rand.New(rand.NewPCG(cfg.Seed^0x5bd1e995, cfg.Seed)),
@@ -339,11 +339,11 @@ func newSim(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
-func (s *Sim) expo(mean time.Duration) int64 {
+func (s *engine) expo(mean time.Duration) int64 {
 	return int64(s.r.ExpFloat64() * float64(mean))
 }
 
-func (s *Sim) run() error {
+func (s *engine) run() error {
 	for !s.stop && s.err == nil {
 		if e := s.q.peek(); e == nil || e.at > s.horizon {
 			break
@@ -360,7 +360,7 @@ func (s *Sim) run() error {
 	return s.err
 }
 
-func (s *Sim) handle(e *event) {
+func (s *engine) handle(e *event) {
 	sl := &s.slots[e.slot]
 	if e.kind != evTimer {
 		s.meter.events++
@@ -413,7 +413,7 @@ var (
 )
 
 // find returns the endpoint of side class c on connection gen.
-func (s *Sim) find(sl *slot, c side, gen uint32) (side, bool) {
+func (s *engine) find(sl *slot, c side, gen uint32) (side, bool) {
 	if gen == 0 {
 		return 0, false
 	}
@@ -432,7 +432,7 @@ func (s *Sim) find(sl *slot, c side, gen uint32) (side, bool) {
 // arriving at side class to: it reports whether the packet is lost, and
 // sends a reset back when the packet reaches a host that has forgotten
 // the connection.
-func (s *Sim) cutOff(i int32, gen uint32, to side) bool {
+func (s *engine) cutOff(i int32, gen uint32, to side) bool {
 	sl := &s.slots[i]
 	f := &sl.fail
 	if f.kind == 0 || gen != f.gen || s.now < f.at {
@@ -466,7 +466,7 @@ func (s *Sim) cutOff(i int32, gen uint32, to side) bool {
 }
 
 // arrive delivers a frame or a close to its endpoint.
-func (s *Sim) arrive(e *event) {
+func (s *engine) arrive(e *event) {
 	sl := &s.slots[e.slot]
 	if s.cutOff(e.slot, e.gen, e.side) {
 		s.meter.link.Dropped++
@@ -508,7 +508,7 @@ func (s *Sim) arrive(e *event) {
 
 // observeHostile feeds the fleet what a hostile peer would have made of a
 // silence that an honest one ended in a frame.
-func (s *Sim) observeHostile(ep *endpoint, silence time.Duration) {
+func (s *engine) observeHostile(ep *endpoint, silence time.Duration) {
 	now := epoch.Add(time.Duration(s.now))
 	f := s.cfg.Fleet
 	switch s.cfg.Hostile.Kind {
@@ -538,7 +538,7 @@ func (s *Sim) observeHostile(ep *endpoint, silence time.Duration) {
 }
 
 // syn handles a client's connection request at the server.
-func (s *Sim) syn(e *event) {
+func (s *engine) syn(e *event) {
 	sl := &s.slots[e.slot]
 	f := &sl.fail
 	if (f.kind == Partition || f.kind == CrashServer) && s.now >= f.at && s.now < f.until {
@@ -589,14 +589,14 @@ func (s *Sim) syn(e *event) {
 	s.step(e.slot, server, e.gen, fsm.Input{Kind: fsm.Start})
 }
 
-func (s *Sim) delivered(e *event) {
+func (s *engine) delivered(e *event) {
 	s.meter.link.Delivered++
 	if s.onDeliver != nil {
 		s.onDeliver(e)
 	}
 }
 
-func (s *Sim) takeToken() bool {
+func (s *engine) takeToken() bool {
 	if s.cfg.AcceptRate <= 0 {
 		return true
 	}
@@ -610,7 +610,7 @@ func (s *Sim) takeToken() bool {
 }
 
 // startClient starts (or restarts) a slot's client with a fresh machine.
-func (s *Sim) startClient(i int32) {
+func (s *engine) startClient(i int32) {
 	sl := &s.slots[i]
 	ep := &sl.ep[client]
 	set := s.cfg.Preset.Client(s.r)
@@ -629,7 +629,7 @@ func (s *Sim) startClient(i int32) {
 // control sends a connection-control packet (accept, refuse, close) from
 // side class from. Control packets are retransmitted like stream data
 // even on a datagram link, and a close keeps its place behind the data.
-func (s *Sim) control(i int32, from side, kind evKind, gen uint32) {
+func (s *engine) control(i int32, from side, kind evKind, gen uint32) {
 	sl := &s.slots[i]
 	d, st, to := &s.cfg.Profile.Link.Up, &sl.up, server
 	if from != client {
@@ -648,7 +648,7 @@ func (s *Sim) control(i int32, from side, kind evKind, gen uint32) {
 
 // stall returns the slot's current or next stall window, drawing the next
 // one when the last has passed.
-func (s *Sim) stall(sl *slot) (from, until int64) {
+func (s *engine) stall(sl *slot) (from, until int64) {
 	w := &s.cfg.Profile.Stalls
 	if w.Every == 0 {
 		return never, never
@@ -660,7 +660,7 @@ func (s *Sim) stall(sl *slot) (from, until int64) {
 // advanceWindow draws windows of weather w until the one in *from..*until
 // is current or ahead: the gap before each is exponential with mean
 // w.Every, its length w.Length, and it is never empty.
-func (s *Sim) advanceWindow(w *Weather, from, until *int64) {
+func (s *engine) advanceWindow(w *Weather, from, until *int64) {
 	for s.now >= *until {
 		*from = max(*until, 0) + s.expo(w.Every)
 		*until = *from + w.Length.Sample(s.r)
@@ -671,7 +671,7 @@ func (s *Sim) advanceWindow(w *Weather, from, until *int64) {
 }
 
 // pause returns the client's current or next pause window.
-func (s *Sim) pause(sl *slot) (from, until int64) {
+func (s *engine) pause(sl *slot) (from, until int64) {
 	w := &s.cfg.Profile.Pauses
 	if w.Every == 0 {
 		if s.now < sl.pauseUntil {

@@ -9,16 +9,16 @@ import (
 )
 
 // stamp formats the current virtual time as seconds with microseconds.
-func (s *Sim) stamp() string {
+func (s *engine) stamp() string {
 	return strconv.FormatFloat(float64(s.now)/1e9, 'f', 6, 64)
 }
 
-func (s *Sim) tracef(format string, a ...any) {
+func (s *engine) tracef(format string, a ...any) {
 	fmt.Fprintf(s.tr, format, a...)
 }
 
 // trace writes one line for an event about to be handled.
-func (s *Sim) trace(e *event) {
+func (s *engine) trace(e *event) {
 	if s.tr == nil {
 		return
 	}
@@ -32,7 +32,7 @@ func (s *Sim) trace(e *event) {
 	}
 }
 
-func (s *Sim) traceChange(i int32, idx side, a *fsm.Action) {
+func (s *engine) traceChange(i int32, idx side, a *fsm.Action) {
 	s.tracef("%s slot %d %v %v -> %v (%v)", s.stamp(), i, idx, a.From, a.To, a.Reason)
 	if a.To == fsm.Reconnecting {
 		s.tracef(" in %v", a.Delay)
