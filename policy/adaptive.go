@@ -140,15 +140,41 @@ type Adaptive struct {
 	// Probes is how many probes go unanswered before dead. Zero means
 	// DefaultProbes; not negative.
 	Probes int
+	// MinMargin and MaxMargin are the floor and the ceiling of both
+	// margins: how little and how much past Interval the detector may
+	// suspect. Zero means DefaultMinMargin and Interval; MinMargin <=
+	// MaxMargin.
+	MinMargin, MaxMargin time.Duration
+	// MaxTolerance caps the remembered tolerance (and the worst lateness
+	// sample): the longest silence a live peer may have left that the
+	// detector will tolerate again. Zero means
+	// DefaultMaxToleranceFactor·Interval; not negative.
+	MaxTolerance time.Duration
+	// Tuning holds the estimator's constants. Its zero value is the
+	// defaults, which every figure in the docs was measured with; leave it
+	// alone unless a simulation says otherwise.
+	Tuning AdaptiveTuning
+
+	last      time.Time
+	advice    float64 // the fleet's dead-timeout advice, in nanoseconds; 0 for none
+	late, rtt ewma
+	worst     float64 // decaying maximum lateness, in nanoseconds
+	prior     float64 // the decaying prior on worst, in nanoseconds
+
+	// timeouts caches Timeouts until the next Start or Observe: the
+	// Machine asks several times per step. Zero means not computed.
+	timeouts [2]time.Duration
+}
+
+// AdaptiveTuning is Adaptive's estimator constants (see Adaptive for
+// the formulas they enter). Each zero field means its default.
+type AdaptiveTuning struct {
 	// Gain is γ, in (0, 1]. Zero means DefaultGain.
 	Gain float64
 	// Beta is β, at least 0. Zero means DefaultBeta.
 	Beta float64
 	// Phi is φ, at least 0. Zero means DefaultPhi.
 	Phi float64
-	// MinMargin and MaxMargin clamp both margins. Zero means
-	// DefaultMinMargin and Interval; MinMargin <= MaxMargin.
-	MinMargin, MaxMargin time.Duration
 	// Initial is the margin before any sample. Zero means
 	// DefaultInitialMargin; clamped to [MinMargin, MaxMargin].
 	Initial time.Duration
@@ -169,20 +195,6 @@ type Adaptive struct {
 	// lateness, Initial, that a detector without history starts from.
 	// Zero means DefaultWarmup; at least 1.
 	Warmup float64
-	// MaxTolerance caps the remembered tolerance (and the worst lateness
-	// sample). Zero means DefaultMaxToleranceFactor·Interval; not
-	// negative.
-	MaxTolerance time.Duration
-
-	last      time.Time
-	advice    float64 // the fleet's dead-timeout advice, in nanoseconds; 0 for none
-	late, rtt ewma
-	worst     float64 // decaying maximum lateness, in nanoseconds
-	prior     float64 // the decaying prior on worst, in nanoseconds
-
-	// timeouts caches Timeouts until the next Start or Observe: the
-	// Machine asks several times per step. Zero means not computed.
-	timeouts [2]time.Duration
 }
 
 // ewma is a Jacobson/Karels mean and mean deviation, in nanoseconds.
@@ -248,47 +260,47 @@ func (a *Adaptive) params() (adaptiveParams, error) {
 	if probes == 0 {
 		probes = DefaultProbes
 	}
-	gain := orFloat(a.Gain, DefaultGain)
+	gain := orFloat(a.Tuning.Gain, DefaultGain)
 	if !(gain > 0 && gain <= 1) {
-		return adaptiveParams{}, invalid(name, "gain γ %v must be in (0, 1] (zero means %v)", a.Gain, DefaultGain)
+		return adaptiveParams{}, invalid(name, "gain γ %v must be in (0, 1] (zero means %v)", a.Tuning.Gain, DefaultGain)
 	}
-	beta, phi := orFloat(a.Beta, DefaultBeta), orFloat(a.Phi, DefaultPhi)
+	beta, phi := orFloat(a.Tuning.Beta, DefaultBeta), orFloat(a.Tuning.Phi, DefaultPhi)
 	if !(beta >= 0) || math.IsInf(beta, 0) || !(phi >= 0) || math.IsInf(phi, 0) {
-		return adaptiveParams{}, invalid(name, "weights β %v and φ %v must be finite and not negative (zero means %v and %v)", a.Beta, a.Phi, DefaultBeta, DefaultPhi)
+		return adaptiveParams{}, invalid(name, "weights β %v and φ %v must be finite and not negative (zero means %v and %v)", a.Tuning.Beta, a.Tuning.Phi, DefaultBeta, DefaultPhi)
 	}
 	minM, maxM := orDuration(a.MinMargin, DefaultMinMargin), orDuration(a.MaxMargin, iv)
 	if a.MinMargin < 0 || a.MaxMargin < 0 || minM > maxM {
 		return adaptiveParams{}, invalid(name, "margins must satisfy 0 <= min %v <= max %v (zero means %v and the interval)", minM, maxM, DefaultMinMargin)
 	}
-	if a.Initial < 0 {
-		return adaptiveParams{}, invalid(name, "initial margin %v must not be negative (zero means %v)", a.Initial, DefaultInitialMargin)
+	if a.Tuning.Initial < 0 {
+		return adaptiveParams{}, invalid(name, "initial margin %v must not be negative (zero means %v)", a.Tuning.Initial, DefaultInitialMargin)
 	}
-	initial := min(max(orDuration(a.Initial, DefaultInitialMargin), minM), maxM)
-	if a.Slack < 0 {
-		return adaptiveParams{}, invalid(name, "slack %v must not be negative (zero means %v)", a.Slack, DefaultSlack)
+	initial := min(max(orDuration(a.Tuning.Initial, DefaultInitialMargin), minM), maxM)
+	if a.Tuning.Slack < 0 {
+		return adaptiveParams{}, invalid(name, "slack %v must not be negative (zero means %v)", a.Tuning.Slack, DefaultSlack)
 	}
-	if a.Retransmit < 0 || a.MaxTolerance < 0 {
-		return adaptiveParams{}, invalid(name, "retransmit %v and max tolerance %v must not be negative (zero means %v and %d × the interval)", a.Retransmit, a.MaxTolerance, DefaultRetransmit, DefaultMaxToleranceFactor)
+	if a.Tuning.Retransmit < 0 || a.MaxTolerance < 0 {
+		return adaptiveParams{}, invalid(name, "retransmit %v and max tolerance %v must not be negative (zero means %v and %d × the interval)", a.Tuning.Retransmit, a.MaxTolerance, DefaultRetransmit, DefaultMaxToleranceFactor)
 	}
-	headroom := orFloat(a.Headroom, DefaultHeadroom)
+	headroom := orFloat(a.Tuning.Headroom, DefaultHeadroom)
 	if !(headroom >= 0) || math.IsInf(headroom, 0) {
-		return adaptiveParams{}, invalid(name, "headroom %v must be finite and not negative (zero means %v)", a.Headroom, DefaultHeadroom)
+		return adaptiveParams{}, invalid(name, "headroom %v must be finite and not negative (zero means %v)", a.Tuning.Headroom, DefaultHeadroom)
 	}
-	memory := orFloat(a.Memory, DefaultMemory)
+	memory := orFloat(a.Tuning.Memory, DefaultMemory)
 	if !(memory >= 1) || math.IsInf(memory, 0) {
-		return adaptiveParams{}, invalid(name, "memory %v must be at least 1 sample and finite (zero means %v)", a.Memory, DefaultMemory)
+		return adaptiveParams{}, invalid(name, "memory %v must be at least 1 sample and finite (zero means %v)", a.Tuning.Memory, DefaultMemory)
 	}
 	maxTol := orDuration(a.MaxTolerance, DefaultMaxToleranceFactor*iv)
-	warmup := orFloat(a.Warmup, DefaultWarmup)
+	warmup := orFloat(a.Tuning.Warmup, DefaultWarmup)
 	if !(warmup >= 1) || math.IsInf(warmup, 0) {
-		return adaptiveParams{}, invalid(name, "warmup %v must be at least 1 sample and finite (zero means %v)", a.Warmup, DefaultWarmup)
+		return adaptiveParams{}, invalid(name, "warmup %v must be at least 1 sample and finite (zero means %v)", a.Tuning.Warmup, DefaultWarmup)
 	}
 	return adaptiveParams{
 		interval: float64(iv), probe: float64(probe), minM: float64(minM), maxM: float64(maxM), initial: float64(initial),
 		probes: float64(probes), gain: gain, beta: beta, phi: phi,
-		retransmit: float64(orDuration(a.Retransmit, DefaultRetransmit)), headroom: headroom,
+		retransmit: float64(orDuration(a.Tuning.Retransmit, DefaultRetransmit)), headroom: headroom,
 		forget: 1 - 1/memory, maxTol: float64(maxTol), warm: 1 - 1/warmup,
-		slack: float64(orDuration(a.Slack, DefaultSlack)),
+		slack: float64(orDuration(a.Tuning.Slack, DefaultSlack)),
 	}, nil
 }
 

@@ -46,7 +46,7 @@ func TestAdaptiveFormula(t *testing.T) {
 			// L = 100 ms: delay 100, dev 50 → r = 100 + 4·50 = 300 ms
 			// (no answered ping: the lateness stands in), rto = 500 ms,
 			// α = max(300, 500) = 500 ms; worst 100 ms → tol = 1.4 s.
-			name: "first sample", det: policy.Adaptive{Warmup: 1}, seq: []evidence{{5100 * ms, 0}},
+			name: "first sample", det: policy.Adaptive{Tuning: policy.AdaptiveTuning{Warmup: 1}}, seq: []evidence{{5100 * ms, 0}},
 			suspect: 5500 * ms, dead: 5*sec + 1400*ms,
 		},
 		{
@@ -61,7 +61,7 @@ func TestAdaptiveFormula(t *testing.T) {
 			// → r = 120 + 260 = 380, rto = 580 ms = α. The 1 s gap is data
 			// (< Interval/2). worst = max(300, 100·(1 − 1/720)) = 300 ms
 			// → tol = 4.2 s.
-			name: "second sample, data ignored", det: policy.Adaptive{Warmup: 1},
+			name: "second sample, data ignored", det: policy.Adaptive{Tuning: policy.AdaptiveTuning{Warmup: 1}},
 			seq:     []evidence{{5100 * ms, 0}, {5300 * ms, 0}, {sec, 0}},
 			suspect: 5580 * ms, dead: 5*sec + 4200*ms,
 		},
@@ -69,28 +69,28 @@ func TestAdaptiveFormula(t *testing.T) {
 			// rtt 80 ms: srtt 80, rttvar 40 → r = 240, rto = 440 ms. An
 			// early heartbeat (gap 4 s ≥ 2.5 s) is lateness 0: α = max(0,
 			// 440) = 440 ms; nothing late remembered → dead = 5 + 0.88 s.
-			name: "rtt margin", det: policy.Adaptive{Warmup: 1}, seq: []evidence{{4 * sec, 80 * ms}},
+			name: "rtt margin", det: policy.Adaptive{Tuning: policy.AdaptiveTuning{Warmup: 1}}, seq: []evidence{{4 * sec, 80 * ms}},
 			suspect: 5440 * ms, dead: 5880 * ms,
 		},
 		{
 			// rtt 400 ms: r = 400 + 4·200 = 1.2 s, rto = 1.4 s; lateness
 			// 400 ms: 1.2 s, so α = 1.4 s. worst 400 ms → tol = min(5.6,
 			// 5.4, 30) = 5.4 s > α + rto = 2.8 s.
-			name: "slow link", det: policy.Adaptive{Warmup: 1}, seq: []evidence{{5400 * ms, 400 * ms}},
+			name: "slow link", det: policy.Adaptive{Tuning: policy.AdaptiveTuning{Warmup: 1}}, seq: []evidence{{5400 * ms, 400 * ms}},
 			suspect: 6400 * ms, dead: 5*sec + 5400*ms,
 		},
 		{
 			// A 30 s gap: the estimator's sample is capped at MaxMargin =
 			// 2 s (delay 2, dev 1 → r = 6 s, rto = α = 2 s), the worst at
 			// MaxTolerance = 10 s → tol = min(140, 15, 10) = 10 s.
-			name: "max clamp", det: policy.Adaptive{MaxMargin: 2 * sec, MaxTolerance: 10 * sec, Warmup: 1}, seq: []evidence{{30 * sec, 0}},
+			name: "max clamp", det: policy.Adaptive{MaxMargin: 2 * sec, MaxTolerance: 10 * sec, Tuning: policy.AdaptiveTuning{Warmup: 1}}, seq: []evidence{{30 * sec, 0}},
 			suspect: 7 * sec, dead: 15 * sec,
 		},
 		{
 			// Slack 1 s: L = 2 s, the estimator's sample capped at
 			// MaxMargin = 1 s (delay 1, dev 0.5 → r = 3 s, rto = α = 1 s);
 			// worst 2 s → tol = min(28, 2 + 1, 30) = 3 s > α + rto = 2 s.
-			name: "slack", det: policy.Adaptive{Slack: sec, MaxMargin: sec, Warmup: 1}, seq: []evidence{{7 * sec, 0}},
+			name: "slack", det: policy.Adaptive{MaxMargin: sec, Tuning: policy.AdaptiveTuning{Slack: sec, Warmup: 1}}, seq: []evidence{{7 * sec, 0}},
 			suspect: 6 * sec, dead: 8 * sec,
 		},
 		{
@@ -99,7 +99,7 @@ func TestAdaptiveFormula(t *testing.T) {
 			// + 0.1·(400 − 200) = 220 → r = 360 + 880 = 1240 ms, rto = α =
 			// 1440 ms. worst = max(0, 400·0.5) = 200 ms → tol = min(4,
 			// 5.2, 30) = 4 s > 2.88 s.
-			name: "memory decays", det: policy.Adaptive{Memory: 2, Headroom: 20, Warmup: 1},
+			name: "memory decays", det: policy.Adaptive{Tuning: policy.AdaptiveTuning{Memory: 2, Headroom: 20, Warmup: 1}},
 			seq:     []evidence{{5400 * ms, 0}, {5 * sec, 0}},
 			suspect: 6440 * ms, dead: 9 * sec,
 		},
@@ -110,7 +110,7 @@ func TestAdaptiveFormula(t *testing.T) {
 			// rto = α = 2.7 s; worst = 1·(1 − 1/720) s → tol ≈ 3.994 s <
 			// α + 2·2 + rto = 9.4 s.
 			name:    "custom weights",
-			det:     policy.Adaptive{Interval: 20 * sec, Probe: 2 * sec, Probes: 3, Beta: 2, Phi: 2, Gain: 0.5, Headroom: 4, Warmup: 1},
+			det:     policy.Adaptive{Interval: 20 * sec, Probe: 2 * sec, Probes: 3, Tuning: policy.AdaptiveTuning{Beta: 2, Phi: 2, Gain: 0.5, Headroom: 4, Warmup: 1}},
 			seq:     []evidence{{21 * sec, 0}, {20 * sec, 0}},
 			suspect: 22700 * ms, dead: 29400 * ms,
 		},
@@ -154,18 +154,18 @@ func TestAdaptiveValidation(t *testing.T) {
 		{policy.Adaptive{Interval: 5 * sec, Probe: 5 * sec}, "shorter than the heartbeat interval"},
 		{policy.Adaptive{Probe: 10 * ms}, "probe interval"},
 		{policy.Adaptive{Probes: -1}, "probes"},
-		{policy.Adaptive{Gain: 1.5}, "gain"},
-		{policy.Adaptive{Gain: -0.1}, "gain"},
-		{policy.Adaptive{Beta: -1}, "weights"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Gain: 1.5}}, "gain"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Gain: -0.1}}, "gain"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Beta: -1}}, "weights"},
 		{policy.Adaptive{MinMargin: 6 * sec}, "margins"},
 		{policy.Adaptive{MaxMargin: -sec}, "margins"},
-		{policy.Adaptive{Initial: -sec}, "initial margin"},
-		{policy.Adaptive{Retransmit: -sec}, "retransmit"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Initial: -sec}}, "initial margin"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Retransmit: -sec}}, "retransmit"},
 		{policy.Adaptive{MaxTolerance: -sec}, "max tolerance"},
-		{policy.Adaptive{Headroom: -1}, "headroom"},
-		{policy.Adaptive{Memory: 0.5}, "memory"},
-		{policy.Adaptive{Warmup: 0.5}, "warmup"},
-		{policy.Adaptive{Slack: -sec}, "slack"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Headroom: -1}}, "headroom"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Memory: 0.5}}, "memory"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Warmup: 0.5}}, "warmup"},
+		{policy.Adaptive{Tuning: policy.AdaptiveTuning{Slack: -sec}}, "slack"},
 	}
 	for _, tc := range bad {
 		err := tc.det.Validate()

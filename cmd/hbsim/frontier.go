@@ -37,7 +37,7 @@ func frontiers() []frontier {
 			}},
 		{"adaptive, no fleet (Headroom)", []float64{2, 4, 8, 14, 20, 28}, "",
 			func(base policy.Preset, k float64) (policy.Preset, *policy.Fleet) {
-				return withDetector(base, fmt.Sprintf("headroom %g", k), func() policy.Detector { return &policy.Adaptive{Headroom: k} }), nil
+				return withDetector(base, fmt.Sprintf("headroom %g", k), func() policy.Detector { return &policy.Adaptive{Tuning: policy.AdaptiveTuning{Headroom: k}} }), nil
 			}},
 		{"fixed (dead after, s)", []float64{7, 8, 10, 12, 15, 18, 22, 27}, "s",
 			func(base policy.Preset, k float64) (policy.Preset, *policy.Fleet) {
