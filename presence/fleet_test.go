@@ -28,7 +28,11 @@ func TestHubFleetAdvisesNewConnections(t *testing.T) {
 			if want < 20*time.Second || want > 22*time.Second {
 				t.Fatalf("trained on 20 s silences, the fleet advises %v", want)
 			}
-			h, _ := newTestHub(t, HubConfig{Fleet: fl, NoFleet: off, FleetClass: "net"})
+			cfg := HubConfig{Fleet: fl, FleetClass: "net"}
+			if off {
+				cfg.Fleet = NoFleet
+			}
+			h, _ := newTestHub(t, cfg)
 			dial := func(net string) (*policy.Adaptive, *fsm.Driver) {
 				det := &policy.Adaptive{}
 				d, err := fsm.Run(context.Background(), fsm.DriverConfig{
@@ -60,7 +64,7 @@ func TestHubFleetAdvisesNewConnections(t *testing.T) {
 				t.Errorf("after 3 min of 5 s heartbeats in a new class the hub fed the fleet, which advises %v, want about 5 s", a)
 			}
 			if off != (h.Fleet() == nil) {
-				t.Errorf("NoFleet %v, Fleet() %v", off, h.Fleet())
+				t.Errorf("fleet off %v, Fleet() %v", off, h.Fleet())
 			}
 			d.Close()
 			d2.Close()

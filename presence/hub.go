@@ -82,6 +82,11 @@ type shutdownError struct{}
 func (shutdownError) Error() string        { return "presence: server shutting down" }
 func (shutdownError) CloseHandshake() bool { return true }
 
+// NoFleet, as HubConfig.Fleet, turns the fleet estimator off. Like
+// http.NoBody it is a marker, told by its address: the hub never uses it
+// as an estimator.
+var NoFleet = &policy.Fleet{}
+
 // HubConfig configures a Hub. The zero value is usable.
 type HubConfig struct {
 	// Policies returns the server-side policies of a new connection (fresh
@@ -129,8 +134,6 @@ type HubConfig struct {
 	// ping and then at most every policy.DefaultFleetAdvicePeriod. Nil
 	// means a policy.Fleet with its defaults; NoFleet turns it off.
 	Fleet *policy.Fleet
-	// NoFleet turns the fleet estimator off.
-	NoFleet bool
 	// FleetClass, if set, is the Identity.Meta key whose value classes a
 	// connection for the fleet (a platform, a network type): silences of
 	// different classes are learned and advised apart (at most
@@ -268,7 +271,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		first = append(first, cfg.OnEvent)
 	}
 	h.events = fanout.New(&h.regMu, func(e Event) uint64 { return e.Seq }, first...)
-	if !cfg.NoFleet {
+	if cfg.Fleet != NoFleet {
 		h.fleet = cfg.Fleet
 		if h.fleet == nil {
 			h.fleet = &policy.Fleet{}
@@ -314,7 +317,7 @@ func (h *Hub) NewConnID() string {
 }
 
 // Fleet returns the hub's fleet estimator, or nil if it has none
-// (HubConfig.NoFleet).
+// (HubConfig.Fleet set to NoFleet).
 func (h *Hub) Fleet() *policy.Fleet { return h.fleet }
 
 // Advice returns the reconnect window the hub advertises now: its
