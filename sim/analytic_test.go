@@ -37,22 +37,22 @@ func TestAnalyticDetection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Failures != conns || res.Undetected != 0 {
-				t.Fatalf("%d failures measured, %d undetected; want %d, 0", res.Failures, res.Undetected, conns)
+			if res.Detection.Failures != conns || res.Detection.Undetected != 0 {
+				t.Fatalf("%d failures measured, %d undetected; want %d, 0", res.Detection.Failures, res.Detection.Undetected, conns)
 			}
 			want := c.dead - c.period/2
 			// The median of 2000 uniform draws is within ±3.5 % of the
 			// range of its true value with overwhelming probability (4σ).
 			tol := c.period * 35 / 1000
-			if d := res.Detection.P50 - want; d < -tol || d > tol {
-				t.Errorf("detection p50 %v, analytic %v (tolerance %v)", res.Detection.P50, want, tol)
+			if d := res.Detection.Time.P50 - want; d < -tol || d > tol {
+				t.Errorf("detection p50 %v, analytic %v (tolerance %v)", res.Detection.Time.P50, want, tol)
 			}
-			if lo, hi := c.dead-c.period, c.dead+10*time.Millisecond; res.Detection.Max > hi || res.Detection.P50 < lo {
-				t.Errorf("detection p50 %v max %v outside the analytic range [%v, %v]", res.Detection.P50, res.Detection.Max, lo, hi)
+			if lo, hi := c.dead-c.period, c.dead+10*time.Millisecond; res.Detection.Time.Max > hi || res.Detection.Time.P50 < lo {
+				t.Errorf("detection p50 %v max %v outside the analytic range [%v, %v]", res.Detection.Time.P50, res.Detection.Time.Max, lo, hi)
 			}
-			t.Logf("detection p50 %v (analytic %v), max %v, over %d crashes", res.Detection.P50, want, res.Detection.Max, res.Failures)
-			if res.FalseDeads != [2]int64{} {
-				t.Errorf("false deads %v on an idle lossless link", res.FalseDeads)
+			t.Logf("detection p50 %v (analytic %v), max %v, over %d crashes", res.Detection.Time.P50, want, res.Detection.Time.Max, res.Detection.Failures)
+			if res.False.Deads != [2]int64{} {
+				t.Errorf("false deads %v on an idle lossless link", res.False.Deads)
 			}
 		})
 	}

@@ -136,13 +136,13 @@ func TestDialFailure(t *testing.T) {
 		return r
 	}
 	calm, flaky := run(0), run(0.5)
-	if calm.Refused != 0 {
-		t.Fatalf("no dial failure drawn, yet %d dials refused", calm.Refused)
+	if calm.Reconnects.Refused != 0 {
+		t.Fatalf("no dial failure drawn, yet %d dials refused", calm.Reconnects.Refused)
 	}
-	if flaky.Refused == 0 || flaky.Dials <= calm.Dials {
-		t.Fatalf("half the dials fail: %d refused, %d dials against %d without", flaky.Refused, flaky.Dials, calm.Dials)
+	if flaky.Reconnects.Refused == 0 || flaky.Reconnects.Dials <= calm.Reconnects.Dials {
+		t.Fatalf("half the dials fail: %d refused, %d dials against %d without", flaky.Reconnects.Refused, flaky.Reconnects.Dials, calm.Reconnects.Dials)
 	}
-	if flaky.GaveUp != 0 {
-		t.Fatalf("%d clients gave up over refused dials", flaky.GaveUp)
+	if flaky.Reconnects.GaveUp != 0 {
+		t.Fatalf("%d clients gave up over refused dials", flaky.Reconnects.GaveUp)
 	}
 }

@@ -17,7 +17,7 @@
 //	preset, _ := policy.Lookup("default")
 //	r, err := sim.Run(sim.Config{Profile: prof, Preset: preset, Conns: 100, Duration: 24 * time.Hour, Seed: 1})
 //	if err != nil { … }                           // errors.Is(err, sim.ErrConfig)
-//	fmt.Println(r.Detection.P50, r.FalseDeadsPerConnDay(), r.BytesPerConnMin())
+//	fmt.Println(r.Detection.Time.P50, r.FalseDeadsPerConnDay(), r.BytesPerConnMin())
 //
 //	s, err := sim.Storm(sim.StormConfig{Preset: preset, Advise: true}) // reconnect storm
 //

@@ -22,8 +22,8 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("failures measured:", r.Failures > 0)
-	fmt.Println("all detected within a minute:", r.Undetected == 0 && r.Detection.Max < time.Minute)
+	fmt.Println("failures measured:", r.Detection.Failures > 0)
+	fmt.Println("all detected within a minute:", r.Detection.Undetected == 0 && r.Detection.Time.Max < time.Minute)
 	fmt.Println("heartbeat bytes per connection-minute > 0:", r.BytesPerConnMin() > 0)
 	// Output:
 	// failures measured: true

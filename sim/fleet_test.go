@@ -30,7 +30,7 @@ func TestFleetCutsFalseDeadsOnMobile(t *testing.T) {
 	}
 	off, on := run("default", nil), run("default", &policy.Fleet{})
 	t.Logf("false deads per connection-day %.2f → %.2f, p50 %v → %v, bytes/min %.0f → %.0f",
-		off.FalseDeadsPerConnDay(), on.FalseDeadsPerConnDay(), off.Detection.P50, on.Detection.P50, off.BytesPerConnMin(), on.BytesPerConnMin())
+		off.FalseDeadsPerConnDay(), on.FalseDeadsPerConnDay(), off.Detection.Time.P50, on.Detection.Time.P50, off.BytesPerConnMin(), on.BytesPerConnMin())
 	if !(on.FalseDeadsPerConnDay() <= 0.2*off.FalseDeadsPerConnDay()) {
 		t.Errorf("false deads %.2f with the fleet, %.2f without: want at most a fifth", on.FalseDeadsPerConnDay(), off.FalseDeadsPerConnDay())
 	}
@@ -38,7 +38,7 @@ func TestFleetCutsFalseDeadsOnMobile(t *testing.T) {
 		t.Errorf("heartbeat bytes %.1f → %.1f per connection-minute: more than 5 %%", b0, b1)
 	}
 	a, b := run("socketio", nil), run("socketio", &policy.Fleet{})
-	if a.FalseDeads != b.FalseDeads || a.Detection != b.Detection || a.HeartbeatBytes != b.HeartbeatBytes {
+	if a.False.Deads != b.False.Deads || a.Detection.Time != b.Detection.Time || a.Cost.HeartbeatBytes != b.Cost.HeartbeatBytes {
 		t.Errorf("socketio takes no advice, yet its run changed with a fleet")
 	}
 }
@@ -105,7 +105,7 @@ func TestHostileFleetStaysWithinBounds(t *testing.T) {
 	instant, advInstant := run(Hostile{Share: 0.1, Kind: HostileInstant})
 	t.Logf("advice %v / edge %v / instant %v; false deads per connection-day %.3f / %.3f / %.3f; p50 %v / %v / %v",
 		adv0, advEdge, advInstant, honest.FalseDeadsPerConnDay(), edge.FalseDeadsPerConnDay(), instant.FalseDeadsPerConnDay(),
-		honest.Detection.P50, edge.Detection.P50, instant.Detection.P50)
+		honest.Detection.Time.P50, edge.Detection.Time.P50, instant.Detection.Time.P50)
 	if !(advEdge > adv0) || advEdge > policy.MaxAdvice {
 		t.Errorf("edge: advice %v (honest %v): want higher, within MaxAdvice", advEdge, adv0)
 	}
@@ -115,12 +115,12 @@ func TestHostileFleetStaysWithinBounds(t *testing.T) {
 	if advInstant < policy.MinAdvice || advInstant > policy.MaxAdvice {
 		t.Errorf("instant: advice %v, outside [MinAdvice, MaxAdvice]", advInstant)
 	}
-	if d := instant.Detection.P50 - honest.Detection.P50; d < -honest.Detection.P50/20 || d > honest.Detection.P50/20 {
-		t.Errorf("instant: p50 %v, honest %v: more than 5 %% apart", instant.Detection.P50, honest.Detection.P50)
+	if d := instant.Detection.Time.P50 - honest.Detection.Time.P50; d < -honest.Detection.Time.P50/20 || d > honest.Detection.Time.P50/20 {
+		t.Errorf("instant: p50 %v, honest %v: more than 5 %% apart", instant.Detection.Time.P50, honest.Detection.Time.P50)
 	}
 	// Diluting a tenth of the connection time raises the tail's rate by at
 	// most 1/0.9; three standard deviations of a Poisson count on top.
-	deads := func(r *Result) int64 { return r.FalseDeads[0] + r.FalseDeads[1] }
+	deads := func(r *Result) int64 { return r.False.Deads[0] + r.False.Deads[1] }
 	mean := float64(deads(honest)) / 0.9
 	if bound := mean + 3*math.Sqrt(mean) + 3; float64(deads(instant)) > bound {
 		t.Errorf("instant: %d false deads, over %.1f (honest %d)", deads(instant), bound, deads(honest))

@@ -98,7 +98,7 @@ func TestSameSeedSameResult(t *testing.T) {
 	if t1 != t2 {
 		t.Fatal("same seed, different traces")
 	}
-	if r1.Events != r2.Events || r1.Detection != r2.Detection || r1.FalseDeads != r2.FalseDeads || r1.Link != r2.Link {
+	if r1.Events != r2.Events || r1.Detection.Time != r2.Detection.Time || r1.False.Deads != r2.False.Deads || r1.Cost.Link != r2.Cost.Link {
 		t.Fatalf("same seed, different results:\n%+v\n%+v", r1, r2)
 	}
 	if t1 == t3 {

@@ -129,45 +129,60 @@ type Result struct {
 	Duration time.Duration // virtual time simulated
 	Events   int64         // simulation events processed
 
+	Detection  Detection     // the real failures, and how soon they were found
+	False      FalseVerdicts // verdicts on healthy connections
+	Cost       Cost          // what the heartbeat sent
+	Reconnects Reconnects    // dials, refused and given up
+
+	// Presence has one result per Config.Presence model.
+	Presence []PresenceResult
+}
+
+// Detection is how a run's real failures were found.
+type Detection struct {
 	// Failures counts the real failures (crashes, partitions, half-open
 	// links) that hit an established connection; Undetected those no
 	// surviving side declared dead within Config.DetectHorizon.
 	Failures, Undetected int
-	// Detection is T_D: from the failure to the first surviving side's
-	// dead verdict (undetected failures count as Never).
-	Detection Quantiles
-	// DetectionByKind is Detection per kind of failure.
-	DetectionByKind map[FaultKind]Quantiles
-
-	// FalseDeads counts dead verdicts (by silence or ping flood) while the
-	// connection was healthy, by side: [0] client, [1] server.
-	FalseDeads [2]int64
-	// FalseSuspects counts suspect episodes begun while the connection
-	// was healthy; SuspectDuration is how long those that ended in
-	// evidence lasted.
-	FalseSuspects   int64
-	SuspectDuration Quantiles
-
-	HeartbeatMsgs  int64 // pings and pongs sent, both sides
-	HeartbeatBytes int64 // their WebSocket frame bytes (header, mask, payload)
-
-	Dials             int64 // connection attempts
-	ReconnectAttempts int64 // Dials less each client's first
-	GaveUp            int64 // clients whose backoff gave up
-	Refused           int64 // dials the server refused
-
+	// Time is T_D: from the failure to the first surviving side's dead
+	// verdict (undetected failures count as Never).
+	Time Quantiles
+	// ByKind is Time per kind of failure.
+	ByKind map[FaultKind]Quantiles
 	// BestFixedTimeout is, per side ([0] client, [1] server), the smallest
 	// fixed dead timeout that would have made no more false dead verdicts
 	// than this policy did on the same healthy silences (0 if that side
-	// heard nothing); BestFixedDetection is the detection time such a
-	// timeout would have had on the same failures.
-	BestFixedTimeout   [2]time.Duration
-	BestFixedDetection Quantiles
+	// heard nothing); BestFixed is the detection time such a timeout would
+	// have had on the same failures.
+	BestFixedTimeout [2]time.Duration
+	BestFixed        Quantiles
+}
 
-	Link LinkStats
+// FalseVerdicts are the verdicts a run reached on healthy connections.
+type FalseVerdicts struct {
+	// Deads counts dead verdicts (by silence or ping flood) while the
+	// connection was healthy, by side: [0] client, [1] server.
+	Deads [2]int64
+	// Suspects counts suspect episodes begun while the connection was
+	// healthy; SuspectDuration is how long those that ended in evidence
+	// lasted.
+	Suspects        int64
+	SuspectDuration Quantiles
+}
 
-	// Presence has one result per Config.Presence model.
-	Presence []PresenceResult
+// Cost is what a run's heartbeats sent.
+type Cost struct {
+	HeartbeatMsgs  int64 // pings and pongs sent, both sides
+	HeartbeatBytes int64 // their WebSocket frame bytes (header, mask, payload)
+	Link           LinkStats
+}
+
+// Reconnects counts a run's dials.
+type Reconnects struct {
+	Dials    int64 // connection attempts
+	Attempts int64 // Dials less each client's first
+	GaveUp   int64 // clients whose backoff gave up
+	Refused  int64 // dials the server refused
 }
 
 // ConnDays is the connection time simulated, in days.
@@ -175,20 +190,20 @@ func (r *Result) ConnDays() float64 { return float64(r.Conns) * r.Duration.Hours
 
 // FalseDeadsPerConnDay is both sides' false dead verdicts per connection-day.
 func (r *Result) FalseDeadsPerConnDay() float64 {
-	return float64(r.FalseDeads[0]+r.FalseDeads[1]) / r.ConnDays()
+	return float64(r.False.Deads[0]+r.False.Deads[1]) / r.ConnDays()
 }
 
 // FalseSuspectsPerConnDay is false suspect episodes per connection-day.
-func (r *Result) FalseSuspectsPerConnDay() float64 { return float64(r.FalseSuspects) / r.ConnDays() }
+func (r *Result) FalseSuspectsPerConnDay() float64 { return float64(r.False.Suspects) / r.ConnDays() }
 
 // MsgsPerConnMin is heartbeat messages per connection-minute.
 func (r *Result) MsgsPerConnMin() float64 {
-	return float64(r.HeartbeatMsgs) / (float64(r.Conns) * r.Duration.Minutes())
+	return float64(r.Cost.HeartbeatMsgs) / (float64(r.Conns) * r.Duration.Minutes())
 }
 
 // BytesPerConnMin is heartbeat bytes per connection-minute.
 func (r *Result) BytesPerConnMin() float64 {
-	return float64(r.HeartbeatBytes) / (float64(r.Conns) * r.Duration.Minutes())
+	return float64(r.Cost.HeartbeatBytes) / (float64(r.Conns) * r.Duration.Minutes())
 }
 
 func (s *engine) result() *Result {
@@ -196,24 +211,23 @@ func (s *engine) result() *Result {
 	r := &Result{
 		Policy: s.cfg.Preset.Name, Profile: s.cfg.Profile.Name, Seed: s.cfg.Seed,
 		Conns: s.cfg.Conns, Duration: s.cfg.Duration, Events: m.events,
-		Failures: len(m.failures), FalseDeads: m.falseDeads, FalseSuspects: m.falseSuspects,
-		SuspectDuration: quantiles(m.suspectDur),
-		HeartbeatMsgs:   m.msgs, HeartbeatBytes: m.bytes,
-		Dials: m.dials, ReconnectAttempts: m.dials - m.starts, GaveUp: m.gaveUp, Refused: m.refused,
-		Link: m.link, DetectionByKind: map[FaultKind]Quantiles{},
+		Detection:  Detection{Failures: len(m.failures), ByKind: map[FaultKind]Quantiles{}},
+		False:      FalseVerdicts{Deads: m.falseDeads, Suspects: m.falseSuspects, SuspectDuration: quantiles(m.suspectDur)},
+		Cost:       Cost{HeartbeatMsgs: m.msgs, HeartbeatBytes: m.bytes, Link: m.link},
+		Reconnects: Reconnects{Dials: m.dials, Attempts: m.dials - m.starts, GaveUp: m.gaveUp, Refused: m.refused},
 	}
 	var tstar [2]int64
 	var heard [2]bool
 	for c := range 2 {
 		tstar[c], heard[c] = m.gaps[c].threshold(m.falseDeads[c])
-		r.BestFixedTimeout[c] = time.Duration(tstar[c])
+		r.Detection.BestFixedTimeout[c] = time.Duration(tstar[c])
 	}
 	td := make([]int64, 0, len(m.failures))
 	best := make([]int64, 0, len(m.failures))
 	byKind := map[FaultKind][]int64{}
 	for _, f := range m.failures {
 		if f.td < 0 {
-			r.Undetected++
+			r.Detection.Undetected++
 		}
 		td = append(td, f.td)
 		byKind[f.kind] = append(byKind[f.kind], f.td)
@@ -232,10 +246,10 @@ func (s *engine) result() *Result {
 	if s.pres != nil {
 		r.Presence = s.pres.results(s)
 	}
-	r.Detection = quantiles(td)
-	r.BestFixedDetection = quantiles(best)
+	r.Detection.Time = quantiles(td)
+	r.Detection.BestFixed = quantiles(best)
 	for k, v := range byKind {
-		r.DetectionByKind[k] = quantiles(v)
+		r.Detection.ByKind[k] = quantiles(v)
 	}
 	return r
 }

@@ -49,7 +49,7 @@ func TestPresenceForgetfulFlaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.FalseDeads[1] == 0 {
+	if r.False.Deads[1] == 0 {
 		t.Fatal("the profile made no false dead verdict at the server: the test shows nothing")
 	}
 	real, planted, perConn := r.Presence[0], r.Presence[1], r.Presence[2]
@@ -60,13 +60,13 @@ func TestPresenceForgetfulFlaps(t *testing.T) {
 		t.Errorf("derived window %v, want %v for %d connections", real.Window, presence.MinResumeWindow, cfg.Conns)
 	}
 	if planted.Flaps == 0 || perConn.Flaps == 0 {
-		t.Errorf("no flaps from the forgetful registry (%d) or per-connection presence (%d) after %d false deads at the server", planted.Flaps, perConn.Flaps, r.FalseDeads[1])
+		t.Errorf("no flaps from the forgetful registry (%d) or per-connection presence (%d) after %d false deads at the server", planted.Flaps, perConn.Flaps, r.False.Deads[1])
 	}
 	if planted.Flaps != perConn.Flaps {
 		t.Errorf("forgetful registry %d flaps, per-connection presence %d: the same feed should give the same", planted.Flaps, perConn.Flaps)
 	}
-	if planted.Flaps > r.FalseDeads[0]+r.FalseDeads[1] {
-		t.Errorf("%d flaps from %d false deads", planted.Flaps, r.FalseDeads[0]+r.FalseDeads[1])
+	if planted.Flaps > r.False.Deads[0]+r.False.Deads[1] {
+		t.Errorf("%d flaps from %d false deads", planted.Flaps, r.False.Deads[0]+r.False.Deads[1])
 	}
 	again, err := Run(cfg)
 	if err != nil {
@@ -97,8 +97,8 @@ func TestPresenceLeaveDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Failures != len(faults) || r.Undetected != 0 {
-		t.Fatalf("%d failures, %d undetected; want %d detected", r.Failures, r.Undetected, len(faults))
+	if r.Detection.Failures != len(faults) || r.Detection.Undetected != 0 {
+		t.Fatalf("%d failures, %d undetected; want %d detected", r.Detection.Failures, r.Detection.Undetected, len(faults))
 	}
 	for k, want := range []time.Duration{window, 0, presence.MinResumeWindow} {
 		p := r.Presence[k]
@@ -108,7 +108,7 @@ func TestPresenceLeaveDelay(t *testing.T) {
 		for _, q := range []struct {
 			name      string
 			got, want time.Duration
-		}{{"p50", p.LeaveDelay.P50, r.Detection.P50 + want}, {"max", p.LeaveDelay.Max, r.Detection.Max + want}} {
+		}{{"p50", p.LeaveDelay.P50, r.Detection.Time.P50 + want}, {"max", p.LeaveDelay.Max, r.Detection.Time.Max + want}} {
 			if d := q.got - q.want; d < -time.Millisecond || d > time.Millisecond {
 				t.Errorf("model %d: leave %s %v, want detection + window = %v", k, q.name, q.got, q.want)
 			}
@@ -119,7 +119,7 @@ func TestPresenceLeaveDelay(t *testing.T) {
 	}
 	// The fixed detector: dead 4 s after the last evidence, which is at most
 	// a ping interval and a round trip before the crash.
-	if d := r.Detection.P50; d < 3*time.Second || d > 5*time.Second+100*time.Millisecond {
+	if d := r.Detection.Time.P50; d < 3*time.Second || d > 5*time.Second+100*time.Millisecond {
 		t.Errorf("detection p50 %v, want about the 4 s dead timeout", d)
 	}
 }
@@ -144,8 +144,8 @@ func TestPresenceDerivedWindow(t *testing.T) {
 	if p.Window != want {
 		t.Errorf("derived window %v, want %v", p.Window, want)
 	}
-	if d := p.LeaveDelay.P50 - (r.Detection.P50 + want); d < -time.Millisecond || d > time.Millisecond {
-		t.Errorf("leave delay %v, want detection %v + window %v", p.LeaveDelay.P50, r.Detection.P50, want)
+	if d := p.LeaveDelay.P50 - (r.Detection.Time.P50 + want); d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("leave delay %v, want detection %v + window %v", p.LeaveDelay.P50, r.Detection.Time.P50, want)
 	}
 }
 

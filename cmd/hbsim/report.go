@@ -90,29 +90,29 @@ func collect(jobs []job, out []outcome) (*report, error) {
 		}
 		if r := o.det; r != nil && jobs[i].family != "" {
 			rep.Frontier = append(rep.Frontier, frontierRow{Family: jobs[i].family, Profile: r.Profile, Knob: jobs[i].knob,
-				DetectionP50: unit(r.Detection.P50, time.Millisecond, r.Detection.N), FalseDeadsPerConnDay: r.FalseDeadsPerConnDay(),
+				DetectionP50: unit(r.Detection.Time.P50, time.Millisecond, r.Detection.Time.N), FalseDeadsPerConnDay: r.FalseDeadsPerConnDay(),
 				BytesPerConnMin: r.BytesPerConnMin()})
 			continue
 		}
 		if r := o.det; r != nil {
 			rep.Detect = append(rep.Detect, detectRow{
 				Policy: r.Policy, Profile: r.Profile, Seed: r.Seed, Conns: r.Conns,
-				VirtualHours: r.Duration.Hours(), Failures: r.Failures, Undetected: r.Undetected,
-				DetectionP50:            unit(r.Detection.P50, time.Millisecond, r.Detection.N),
-				DetectionP99:            unit(r.Detection.P99, time.Millisecond, r.Detection.N),
-				DetectionMax:            unit(r.Detection.Max, time.Millisecond, r.Detection.N),
+				VirtualHours: r.Duration.Hours(), Failures: r.Detection.Failures, Undetected: r.Detection.Undetected,
+				DetectionP50:            unit(r.Detection.Time.P50, time.Millisecond, r.Detection.Time.N),
+				DetectionP99:            unit(r.Detection.Time.P99, time.Millisecond, r.Detection.Time.N),
+				DetectionMax:            unit(r.Detection.Time.Max, time.Millisecond, r.Detection.Time.N),
 				FalseDeadsPerConnDay:    r.FalseDeadsPerConnDay(),
 				FalseSuspectsPerConnDay: r.FalseSuspectsPerConnDay(),
-				FalseSuspectP50:         unit(r.SuspectDuration.P50, time.Millisecond, r.SuspectDuration.N),
-				FalseSuspectP99:         unit(r.SuspectDuration.P99, time.Millisecond, r.SuspectDuration.N),
+				FalseSuspectP50:         unit(r.False.SuspectDuration.P50, time.Millisecond, r.False.SuspectDuration.N),
+				FalseSuspectP99:         unit(r.False.SuspectDuration.P99, time.Millisecond, r.False.SuspectDuration.N),
 				MsgsPerConnMin:          r.MsgsPerConnMin(),
 				BytesPerConnMin:         r.BytesPerConnMin(),
-				ReconnectAttempts:       r.ReconnectAttempts,
-				GaveUp:                  r.GaveUp,
-				BestFixedClientMs:       float64(r.BestFixedTimeout[0]) / 1e6,
-				BestFixedServerMs:       float64(r.BestFixedTimeout[1]) / 1e6,
-				BestFixedP50:            unit(r.BestFixedDetection.P50, time.Millisecond, r.BestFixedDetection.N),
-				BestFixedP99:            unit(r.BestFixedDetection.P99, time.Millisecond, r.BestFixedDetection.N),
+				ReconnectAttempts:       r.Reconnects.Attempts,
+				GaveUp:                  r.Reconnects.GaveUp,
+				BestFixedClientMs:       float64(r.Detection.BestFixedTimeout[0]) / 1e6,
+				BestFixedServerMs:       float64(r.Detection.BestFixedTimeout[1]) / 1e6,
+				BestFixedP50:            unit(r.Detection.BestFixed.P50, time.Millisecond, r.Detection.BestFixed.N),
+				BestFixedP99:            unit(r.Detection.BestFixed.P99, time.Millisecond, r.Detection.BestFixed.N),
 				Events:                  r.Events,
 				WallSeconds:             o.wall.Seconds(),
 			})
