@@ -124,7 +124,7 @@ func BenchmarkRegistryMemory(b *testing.B) {
 		now := time.Now()
 		var evs []Event
 		for i := range n {
-			evs = reg.Step(now, Input{Kind: ConnAlive, Conn: ids[i], User: users[i], Session: "s"}, evs[:0])
+			evs = reg.Step(now, RegistryInput{Kind: ConnAlive, Conn: ids[i], User: users[i], Session: "s"}, evs[:0])
 		}
 		after := heapNow()
 		b.ReportMetric(float64(after-before)/n, "B/conn")

@@ -11,9 +11,9 @@
 //
 //	reg, _ := presence.NewRegistry(presence.RegistryConfig{})
 //	var evs []presence.Event
-//	evs = reg.Step(now, presence.Input{Kind: presence.ConnAlive, Conn: "c1", User: "ann", Session: "tab-1"}, evs[:0])
+//	evs = reg.Step(now, presence.RegistryInput{Kind: presence.ConnAlive, Conn: "c1", User: "ann", Session: "tab-1"}, evs[:0])
 //	// evs: user joined ann, session joined ann/tab-1
-//	evs = reg.Step(now, presence.Input{Kind: presence.ConnLost, Conn: "c1"}, evs[:0])
+//	evs = reg.Step(now, presence.RegistryInput{Kind: presence.ConnLost, Conn: "c1"}, evs[:0])
 //	// evs: none — ann/tab-1 waits for a reconnect until reg.Deadline()
 //
 // # The hub

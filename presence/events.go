@@ -3,13 +3,13 @@ package presence
 import "time"
 
 // stepRegistryWindow is stepRegistry for a loss with its resume window.
-func (h *Hub) stepRegistryWindow(in Input, w time.Duration) {
+func (h *Hub) stepRegistryWindow(in RegistryInput, w time.Duration) {
 	in.Window = w
 	h.stepRegistry(in)
 }
 
 // stepRegistry feeds the registry and queues its events for delivery.
-func (h *Hub) stepRegistry(in Input) {
+func (h *Hub) stepRegistry(in RegistryInput) {
 	now := time.Now()
 	h.regMu.Lock()
 	defer h.regMu.Unlock()
@@ -32,7 +32,7 @@ func (h *Hub) deliver() {
 	defer h.eventsWG.Done()
 	h.events.Run(h.stop, func() time.Time {
 		if d := h.reg.Deadline(); !d.IsZero() && !d.After(time.Now()) {
-			h.regEvs = h.reg.Step(time.Now(), Input{Kind: DeadlineReached}, h.regEvs[:0])
+			h.regEvs = h.reg.Step(time.Now(), RegistryInput{Kind: DeadlineReached}, h.regEvs[:0])
 			h.events.Push(h.regEvs)
 		}
 		h.regTimer = h.reg.Deadline()
@@ -42,7 +42,7 @@ func (h *Hub) deliver() {
 
 // stepRegistryAlive is stepRegistry for a connection that became alive;
 // it reports whether its session was already online (no SessionJoined).
-func (h *Hub) stepRegistryAlive(in Input) (resumed bool) {
+func (h *Hub) stepRegistryAlive(in RegistryInput) (resumed bool) {
 	now := time.Now()
 	h.regMu.Lock()
 	defer h.regMu.Unlock()

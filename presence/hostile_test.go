@@ -38,7 +38,7 @@ func TestNonReadingWritersStarveNoHeartbeat(t *testing.T) {
 		Policies: func() policy.Set {
 			return policy.Set{Detector: &policy.Fixed{SuspectAfter: suspect, DeadAfter: dead}, Interval: &policy.Idle{Every: every}}
 		},
-		Observe: func(c presence.Change) {
+		Observe: func(c presence.ConnChange) {
 			switch {
 			case strings.HasPrefix(c.User, "quiet") && (c.To == fsm.Suspect || c.To == fsm.Dead):
 				falseSuspects.Add(1)

@@ -143,7 +143,7 @@ type HubConfig struct {
 	// the hub's goroutines under a shard's lock: it must return promptly
 	// and must not call the hub (package presence/promhub turns it into
 	// metrics).
-	Observe func(Change)
+	Observe func(ConnChange)
 	// Logger receives state changes (connection, user, session, reason):
 	// online and offline at Info, the rest at Debug. Nil means no logging.
 	Logger *slog.Logger
@@ -512,7 +512,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.closeWG.Wait()
 		// Sessions lingering after a lost connection leave too: no
 		// resume can reach a hub that is gone.
-		h.stepRegistry(Input{Kind: EndAll})
+		h.stepRegistry(RegistryInput{Kind: EndAll})
 		h.waitDelivered()
 		h.waitCluster(ctx)
 		close(done)

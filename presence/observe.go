@@ -6,8 +6,8 @@ import (
 	"github.com/heartbeat-go/heartbeat/fsm"
 )
 
-// Change is one connection's state change, as HubConfig.Observe sees it.
-type Change struct {
+// ConnChange is one connection's state change, as HubConfig.Observe sees it.
+type ConnChange struct {
 	Conn, User, Session string
 	From, To            fsm.State
 	Reason              fsm.Reason
@@ -20,6 +20,6 @@ type Change struct {
 
 // observe hands a state change to HubConfig.Observe. s.mu is held.
 func (s *shard) observe(c *conn, a *fsm.Action, resumed bool) {
-	s.up.observe(Change{Conn: c.id, User: c.user, Session: c.session, From: a.From, To: a.To,
+	s.up.observe(ConnChange{Conn: c.id, User: c.user, Session: c.session, From: a.From, To: a.To,
 		Reason: a.Reason, Err: a.Err, At: time.Now(), Resumed: resumed})
 }

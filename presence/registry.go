@@ -23,15 +23,15 @@ const MaxResumeWindow = time.Hour
 // ErrConfig is wrapped by every configuration error of this package.
 var ErrConfig = errors.New("presence: bad config")
 
-// InputKind says what happened to a connection.
-type InputKind uint8
+// RegistryInputKind says what happened to a connection.
+type RegistryInputKind uint8
 
 const (
 	// ConnAlive: the connection is alive (its heartbeat says so). The first
 	// ConnAlive of a connection registers it under Input.User and
 	// Input.Session with Input.Meta; later ones are ignored (identity is
 	// fixed for a connection's life).
-	ConnAlive InputKind = iota + 1
+	ConnAlive RegistryInputKind = iota + 1
 	// ConnUpdate: new metadata for the connection's session.
 	ConnUpdate
 	// ConnLost: the connection ended without a goodbye (dead, reset, going
@@ -52,16 +52,16 @@ const (
 
 var inputNames = [...]string{"", "conn alive", "conn update", "conn lost", "conn closed", "deadline reached", "end all"}
 
-func (k InputKind) String() string {
+func (k RegistryInputKind) String() string {
 	if k != 0 && int(k) < len(inputNames) {
 		return inputNames[k]
 	}
 	return "input(?)"
 }
 
-// Input is one thing that happened, handed to Registry.Step.
-type Input struct {
-	Kind InputKind
+// RegistryInput is one thing that happened, handed to Registry.Step.
+type RegistryInput struct {
+	Kind RegistryInputKind
 	// Conn is the connection's ID, unique for the server's life (the hub
 	// assigns it; the wire format carries it to the client).
 	Conn string
@@ -237,7 +237,7 @@ func (r *Registry) Deadline() time.Time {
 // Inputs about an unknown connection are ignored, so duplicates and the
 // reports of a connection that was never alive are harmless. now should not
 // run backwards; an earlier now is treated as the latest seen.
-func (r *Registry) Step(now time.Time, in Input, out []Event) []Event {
+func (r *Registry) Step(now time.Time, in RegistryInput, out []Event) []Event {
 	out = r.expire(now, out)
 	switch in.Kind {
 	case ConnAlive:

@@ -17,7 +17,7 @@ import (
 // reconnect flaps.
 type forgetful struct{ *Registry }
 
-func (f forgetful) Step(now time.Time, in Input, out []Event) []Event {
+func (f forgetful) Step(now time.Time, in RegistryInput, out []Event) []Event {
 	if in.Kind == ConnLost {
 		in.Kind = ConnClosed
 	}
@@ -31,7 +31,7 @@ type clingy struct{ *Registry }
 // who logged out stays online for the resume window.
 type closeLingers struct{ *Registry }
 
-func (c closeLingers) Step(now time.Time, in Input, out []Event) []Event {
+func (c closeLingers) Step(now time.Time, in RegistryInput, out []Event) []Event {
 	if in.Kind == ConnClosed {
 		in.Kind = ConnLost
 	}
@@ -41,7 +41,7 @@ func (c closeLingers) Step(now time.Time, in Input, out []Event) []Event {
 // noUserLeft drops the UserLeft events.
 type noUserLeft struct{ *Registry }
 
-func (n noUserLeft) Step(now time.Time, in Input, out []Event) []Event {
+func (n noUserLeft) Step(now time.Time, in RegistryInput, out []Event) []Event {
 	start := len(out)
 	out = n.Registry.Step(now, in, out)
 	kept := out[:start]
@@ -67,7 +67,7 @@ func (l lateDeadline) Deadline() time.Time {
 // doubleJoin emits a second SessionJoined when a lingering session resumes.
 type doubleJoin struct{ *Registry }
 
-func (d doubleJoin) Step(now time.Time, in Input, out []Event) []Event {
+func (d doubleJoin) Step(now time.Time, in RegistryInput, out []Event) []Event {
 	var lingering bool
 	if s := d.Registry.sessions[sessionKey{in.User, in.Session}]; s != nil && in.Kind == ConnAlive {
 		lingering = s.index >= 0
@@ -84,7 +84,7 @@ func (d doubleJoin) Step(now time.Time, in Input, out []Event) []Event {
 // diff-based tracker does on a fast reconnect.
 type rejoin struct{ *Registry }
 
-func (r rejoin) Step(now time.Time, in Input, out []Event) []Event {
+func (r rejoin) Step(now time.Time, in RegistryInput, out []Event) []Event {
 	var lingering bool
 	if s := r.Registry.sessions[sessionKey{in.User, in.Session}]; s != nil && in.Kind == ConnAlive {
 		lingering = s.index >= 0
@@ -102,7 +102,7 @@ func (r rejoin) Step(now time.Time, in Input, out []Event) []Event {
 // gappy skips a sequence number after every leave.
 type gappy struct{ *Registry }
 
-func (g gappy) Step(now time.Time, in Input, out []Event) []Event {
+func (g gappy) Step(now time.Time, in RegistryInput, out []Event) []Event {
 	start := len(out)
 	out = g.Registry.Step(now, in, out)
 	for _, e := range out[start:] {

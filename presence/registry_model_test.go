@@ -15,7 +15,7 @@ import (
 // registryUnderTest is what the model check drives: the Registry, or a
 // planted broken one.
 type registryUnderTest interface {
-	Step(now time.Time, in Input, out []Event) []Event
+	Step(now time.Time, in RegistryInput, out []Event) []Event
 	Deadline() time.Time
 	Snapshot() Snapshot
 }
@@ -58,7 +58,7 @@ func (m *model) expire(now time.Time) {
 	}
 }
 
-func (m *model) apply(now time.Time, in Input) {
+func (m *model) apply(now time.Time, in RegistryInput) {
 	switch in.Kind {
 	case ConnAlive:
 		if _, ok := m.conns[in.Conn]; ok {
@@ -109,7 +109,7 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 	m := newModel(w)
 	now := time.Unix(1_700_000_000, 0)
 	var out []Event
-	var history []Input
+	var history []RegistryInput
 	nextConn := 0
 	lastSeq := uint64(0)
 	userOn := map[string]bool{}     // from the events
@@ -117,10 +117,10 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 	replay := reg.Snapshot()        // R6: kept current from the events alone
 	steps := rapid.IntRange(1, 120).Draw(t, "steps")
 	for range steps {
-		var in Input
+		var in RegistryInput
 		switch op := rapid.IntRange(0, 10).Draw(t, "op"); {
 		case op <= 2: // a new connection of some user's session
-			in = Input{Kind: ConnAlive, Conn: fmt.Sprint("c", nextConn),
+			in = RegistryInput{Kind: ConnAlive, Conn: fmt.Sprint("c", nextConn),
 				User:    rapid.SampledFrom([]string{"ann", "bob", "cy"}).Draw(t, "user"),
 				Session: rapid.SampledFrom([]string{"s1", "s2"}).Draw(t, "session")}
 			if rapid.Bool().Draw(t, "meta") {
@@ -129,7 +129,7 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 			nextConn++
 		case op <= 5 && len(m.conns) > 0: // a live connection ends
 			ids := slices.Sorted(maps.Keys(m.conns))
-			in = Input{Kind: ConnLost, Conn: rapid.SampledFrom(ids).Draw(t, "conn")}
+			in = RegistryInput{Kind: ConnLost, Conn: rapid.SampledFrom(ids).Draw(t, "conn")}
 			if rapid.IntRange(0, 3).Draw(t, "closed") == 0 {
 				in.Kind = ConnClosed
 			} else if rapid.Bool().Draw(t, "own window") {
@@ -139,13 +139,13 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 			in = rapid.SampledFrom(history).Draw(t, "dup")
 		case op == 7: // a server restart: every connection lost at once
 			for _, id := range slices.Sorted(maps.Keys(m.conns)) {
-				in := Input{Kind: ConnLost, Conn: id}
+				in := RegistryInput{Kind: ConnLost, Conn: id}
 				m.apply(now, in)
 				out = reg.Step(now, in, out)
 			}
-			in = Input{Kind: DeadlineReached}
+			in = RegistryInput{Kind: DeadlineReached}
 		case op == 8 && rapid.IntRange(0, 3).Draw(t, "end all") == 0: // the owner ends
-			in = Input{Kind: EndAll}
+			in = RegistryInput{Kind: EndAll}
 		default: // time passes: up to twice the window, or to the deadline
 			if d := reg.Deadline(); !d.IsZero() && rapid.Bool().Draw(t, "to deadline") {
 				if d.Before(now) {
@@ -155,7 +155,7 @@ func checkRegistry(t *rapid.T, reg registryUnderTest, w time.Duration) string {
 			} else {
 				now = now.Add(time.Duration(rapid.Int64Range(0, int64(2*w)).Draw(t, "advance")))
 			}
-			in = Input{Kind: DeadlineReached}
+			in = RegistryInput{Kind: DeadlineReached}
 		}
 		history = append(history, in)
 

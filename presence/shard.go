@@ -238,9 +238,9 @@ type job struct {
 // through these.
 type upstream struct {
 	slot, writeTimeout time.Duration
-	fleet              *policy.Fleet // nil: off
-	log                *slog.Logger  // nil: none
-	observe            func(Change)  // HubConfig.Observe, or nil
+	fleet              *policy.Fleet    // nil: off
+	log                *slog.Logger     // nil: none
+	observe            func(ConnChange) // HubConfig.Observe, or nil
 	stop               <-chan struct{}
 	wg                 *sync.WaitGroup // the hub's goroutines: the shard's join it
 	conns              *atomic.Int64   // the hub's live connections
@@ -249,8 +249,8 @@ type upstream struct {
 	reconnectWindow func() time.Duration // the advice a ping carries now
 	resumeWindow    func() time.Duration // how long a session lost now waits
 	closeConn       func(closeJob)       // the hub's close queue
-	alive           func(Input) (resumed bool)
-	lost            func(in Input, window time.Duration)
+	alive           func(RegistryInput) (resumed bool)
+	lost            func(in RegistryInput, window time.Duration)
 }
 
 func newShard(up upstream, origin time.Time) *shard {
@@ -379,7 +379,7 @@ func (s *shard) changed(c *conn, a *fsm.Action) {
 	switch {
 	case a.To == fsm.Alive && !c.online:
 		c.online = true
-		resumed = up.alive(Input{Kind: ConnAlive, Conn: c.id, User: c.user, Session: c.session, Meta: c.meta})
+		resumed = up.alive(RegistryInput{Kind: ConnAlive, Conn: c.id, User: c.user, Session: c.session, Meta: c.meta})
 		c.meta = nil
 		if up.log != nil {
 			up.log.LogAttrs(context.Background(), slog.LevelInfo, "online", c.attrs(a)...)
@@ -394,7 +394,7 @@ func (s *shard) changed(c *conn, a *fsm.Action) {
 			c.onEnd = nil
 		}
 		if c.online {
-			in := Input{Kind: ConnLost, Conn: c.id}
+			in := RegistryInput{Kind: ConnLost, Conn: c.id}
 			if closedOnPurpose(a.Err) {
 				in.Kind = ConnClosed
 			}

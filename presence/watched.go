@@ -14,7 +14,7 @@ func (w *Watched) ID() string { return w.c.id }
 // Update sets new metadata for the connection's session; an update event
 // follows if it differs.
 func (w *Watched) Update(meta Meta) {
-	w.h.stepRegistry(Input{Kind: ConnUpdate, Conn: w.c.id, Meta: meta})
+	w.h.stepRegistry(RegistryInput{Kind: ConnUpdate, Conn: w.c.id, Meta: meta})
 }
 
 // Close closes the connection on purpose (close code 1000): its session

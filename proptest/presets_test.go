@@ -53,12 +53,12 @@ func pinRapid(t *testing.T) {
 // broken invariants, the ones that could not be checked, and why.
 func presetVerdict(t *testing.T, p policy.Preset, known []string) (broken, unchecked []string, why map[string]string) {
 	why = map[string]string{}
-	run := func(sel Select) Result {
+	run := func(sel Select) Outcome {
 		return Verdict(t.Name(), func(tb testing.TB) {
 			CheckPreset(tb, p, PresetPromise{Network: presetNetwork, NoSuspect: true, Select: sel})
 		})
 	}
-	note := func(r Result) {
+	note := func(r Outcome) {
 		i := strings.Index(r.Output, "["+r.Invariant+" ")
 		why[r.Invariant], _, _ = strings.Cut(r.Output[i:], "\n")
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// Result is what a check concluded, as Verdict reports it.
-type Result struct {
+// Outcome is what a check concluded, as Verdict reports it.
+type Outcome struct {
 	// Failed: some invariant broke (or the promise could not be checked).
 	Failed bool
 	// Skipped: the check skipped itself.
@@ -28,7 +28,7 @@ type Result struct {
 // and for tests that require a broken policy to be caught. name names the
 // run (rapid files a failing case under testdata/rapid/name unless
 // -rapid.nofailfile is set).
-func Verdict(name string, check func(t testing.TB)) Result {
+func Verdict(name string, check func(t testing.TB)) Outcome {
 	tb := &standIn{name: name}
 	done := make(chan struct{})
 	go func() {
@@ -38,7 +38,7 @@ func Verdict(name string, check func(t testing.TB)) Result {
 	<-done
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	r := Result{Failed: tb.failed, Skipped: tb.skipped, Output: tb.out.String()}
+	r := Outcome{Failed: tb.failed, Skipped: tb.skipped, Output: tb.out.String()}
 	if m := brokenID.FindStringSubmatch(r.Output); m != nil {
 		r.Invariant = m[1]
 	}

@@ -50,7 +50,7 @@ const (
 // registry's events carry the time they fell due, so the lateness changes
 // nothing that is measured. The run ends with a DeadlineReached at its end.
 type PresenceRegistry interface {
-	Step(now time.Time, in presence.Input, out []presence.Event) []presence.Event
+	Step(now time.Time, in presence.RegistryInput, out []presence.Event) []presence.Event
 }
 
 // PresenceResult is what one Presence measured.
@@ -174,12 +174,12 @@ func connID(i int32, gen uint32) string {
 }
 
 // feed steps every model with in at now and accounts for the events.
-func (p *presenceRun) feed(s *engine, in presence.Input) {
+func (p *presenceRun) feed(s *engine, in presence.RegistryInput) {
 	p.feedDrain(s, in, false)
 }
 
 // feedDrain is feed; drain says a ConnClosed is the server's own close.
-func (p *presenceRun) feedDrain(s *engine, in presence.Input, drain bool) {
+func (p *presenceRun) feedDrain(s *engine, in presence.RegistryInput, drain bool) {
 	now := epoch.Add(time.Duration(s.now))
 	var window time.Duration
 	if in.Kind == presence.ConnLost || drain {
@@ -252,7 +252,7 @@ func (p *presenceRun) account(m *presModel) {
 // flush steps every model to now, so leaves that fell due are accounted
 // before the ground truth changes.
 func (p *presenceRun) flush(s *engine) {
-	p.feed(s, presence.Input{Kind: presence.DeadlineReached})
+	p.feed(s, presence.RegistryInput{Kind: presence.DeadlineReached})
 }
 
 // absent records that the user of slot i is really away from now until
@@ -307,7 +307,7 @@ func (p *presenceRun) changed(s *engine, i int32, idx side, gen uint32, a *fsm.A
 		}
 		sl.online[k] = gen
 		p.live++
-		p.feed(s, presence.Input{Kind: presence.ConnAlive, Conn: connID(i, gen), User: sl.user, Session: strconv.FormatUint(uint64(sl.life), 10)})
+		p.feed(s, presence.RegistryInput{Kind: presence.ConnAlive, Conn: connID(i, gen), User: sl.user, Session: strconv.FormatUint(uint64(sl.life), 10)})
 	case a.To == fsm.Dead || a.To == fsm.Closed:
 		server := errors.Is(a.Err, fsm.ErrClosed)
 		client := a.Reason == fsm.ReasonPeerClosed && sl.cleanFin == gen && gen != 0
@@ -336,7 +336,7 @@ func (p *presenceRun) endDrain(s *engine, i int32, gen uint32, purpose, drain bo
 	}
 	sl.online[k] = 0
 	p.live--
-	in := presence.Input{Kind: presence.ConnLost, Conn: connID(i, gen)}
+	in := presence.RegistryInput{Kind: presence.ConnLost, Conn: connID(i, gen)}
 	if purpose {
 		in.Kind = presence.ConnClosed
 	}

@@ -14,7 +14,7 @@ import (
 // lost connection is a leave at once, as per-connection presence is.
 type forgetful struct{ r *presence.Registry }
 
-func (f forgetful) Step(now time.Time, in presence.Input, out []presence.Event) []presence.Event {
+func (f forgetful) Step(now time.Time, in presence.RegistryInput, out []presence.Event) []presence.Event {
 	if in.Kind == presence.ConnLost {
 		in.Kind = presence.ConnClosed
 	}

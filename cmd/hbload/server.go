@@ -79,7 +79,7 @@ func serve(kind string, echo, secure bool, stdin io.Reader, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	observe := func(c presence.Change) {
+	observe := func(c presence.ConnChange) {
 		if c.To == fsm.Suspect || c.To == fsm.Dead {
 			verdicts.Add(1)
 		}

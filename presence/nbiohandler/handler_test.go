@@ -55,7 +55,7 @@ func newRig(t *testing.T, every, suspect, dead time.Duration, onConnect func(*nb
 	r := &rig{m: promhub.New(promhub.Config{}), evs: make(chan presence.Event, 1<<16)}
 	var err error
 	r.hub, err = presence.NewHub(presence.HubConfig{
-		Observe: func(c presence.Change) {
+		Observe: func(c presence.ConnChange) {
 			if (c.To == fsm.Suspect || c.To == fsm.Dead) && c.User != "stuck" {
 				r.bad.Add(1)
 			}

@@ -126,7 +126,7 @@ func (m *Metrics) count(s fsm.State) *atomic.Int64 {
 }
 
 // Observe is the hub's HubConfig.Observe hook.
-func (m *Metrics) Observe(c presence.Change) {
+func (m *Metrics) Observe(c presence.ConnChange) {
 	if n := m.count(c.From); n != nil {
 		n.Add(-1)
 	}
