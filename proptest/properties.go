@@ -138,11 +138,12 @@ func edge(lo, hi time.Duration) network.Latency {
 	return network.Latency{Dist: network.Edge, Mean: (lo + hi) / 2, Jitter: (hi - lo) / 2, Max: hi}
 }
 
-// drawDir draws a degraded direction: its delivery, its delay (within
-// [lo, hi], of a shape the simulator's profiles use), its loss (in bursts
-// or not) and, for datagrams, duplicates and reordering.
-func drawDir(t *rapid.T, name string, lo, hi, scale time.Duration) network.Dir {
-	d := network.Dir{Latency: edge(lo, hi)}
+// drawDir draws the rest of a degraded direction on top of base (its
+// delay range [lo, hi] and its loss rate): its delivery, its delay shape
+// (of those the simulator's profiles use), loss in bursts and, for
+// datagrams, duplicates and reordering.
+func drawDir(t *rapid.T, name string, base network.Dir, lo, hi, scale time.Duration) network.Dir {
+	d := base
 	if rapid.Bool().Draw(t, name+" datagram") {
 		d.Delivery = network.Datagram
 	}
@@ -154,7 +155,6 @@ func drawDir(t *rapid.T, name string, lo, hi, scale time.Duration) network.Dir {
 			d.Latency = network.Latency{Dist: network.Pareto, Mean: lo, Shape: 1.5, Max: hi}
 		}
 	}
-	d.Loss.Rate = float64(rapid.IntRange(0, 99).Draw(t, name+" loss %")) / 100
 	if burst := rapid.IntRange(0, 20).Draw(t, name+" loss burst"); burst > 1 && d.Loss.Rate > 0 {
 		d.Loss.Burst = float64(burst)
 		d.Loss.Rate = min(d.Loss.Rate, d.Loss.Burst/(d.Loss.Burst+1)-0.01)
@@ -183,16 +183,24 @@ func (r *machineRun) drawPhase(t *rapid.T, b built, name string, at time.Duratio
 		p.out = p.in
 		p.dialMax = min(r.net.MaxRTT, b.set.connectTimeout/2)
 	} else {
+		loss := float64(rapid.IntRange(0, 99).Draw(t, name+" loss %")) / 100
 		minDelay := drawDur(t, name+" min delay", 0, b.scale/2)
 		maxDelay := drawDur(t, name+" max delay", minDelay, minDelay+b.scale)
-		p.in = drawDir(t, name, minDelay, maxDelay, b.scale)
-		p.out = p.in
-		if rapid.IntRange(0, 3).Draw(t, name+" asymmetric") == 0 {
-			p.out = drawDir(t, name+" out", minDelay, maxDelay, b.scale)
-		}
-		if rapid.IntRange(0, 3).Draw(t, name+" stalls") == 0 {
-			p.stallFrom = at + drawDur(t, name+" stall after", 0, 3*b.long)
-			p.stallUntil = p.stallFrom + drawDur(t, name+" stall length", 0, 2*b.scale)
+		// The plainest degraded link first (independent loss on a stream,
+		// the same both ways, no stall), so that a counterexample shrinks
+		// to it when the rest of the model does not matter.
+		base := network.Dir{Latency: edge(minDelay, maxDelay), Loss: network.Loss{Rate: loss}}
+		p.in, p.out = base, base
+		if rapid.IntRange(0, 2).Draw(t, name+" more of the network model") > 0 {
+			p.in = drawDir(t, name, base, minDelay, maxDelay, b.scale)
+			p.out = p.in
+			if rapid.IntRange(0, 3).Draw(t, name+" asymmetric") == 0 {
+				p.out = drawDir(t, name+" out", base, minDelay, maxDelay, b.scale)
+			}
+			if rapid.IntRange(0, 3).Draw(t, name+" stalls") == 0 {
+				p.stallFrom = at + drawDur(t, name+" stall after", 0, 3*b.long)
+				p.stallUntil = p.stallFrom + drawDur(t, name+" stall length", 0, 2*b.scale)
+			}
 		}
 		p.dialFailPct = rapid.IntRange(0, 100).Draw(t, name+" dial failure %")
 		p.dialMax = drawDur(t, name+" max dial time", 0, 2*b.set.connectTimeout)
@@ -213,10 +221,11 @@ func (r *machineRun) drawPhase(t *rapid.T, b built, name string, at time.Duratio
 }
 
 // drawFailure draws how the peer goes, as a simulator fault kind. detect:
-// only the failures our machine must find itself (C1): the peer's crash, a
-// partition, a half-open link that loses the peer's frames to us. Else
-// also the half-open link that loses ours (the peer may still be heard),
-// and, for a client, a server restart that refuses dials for a while.
+// one of the failures our machine must find itself (C1): the peer's crash,
+// a partition, a half-open link that loses the peer's frames to us. Else
+// none (the first choice, where shrinking goes), one of those, the
+// half-open link that loses ours (the peer may still be heard) or, for a
+// client, a server restart that refuses dials for a while.
 func drawFailure(t *rapid.T, b built, detect bool) (network.FaultKind, time.Duration) {
 	kinds := []network.FaultKind{b.set.peerCrash(), network.Partition, b.set.halfOpenIn()}
 	if !detect {
@@ -229,7 +238,12 @@ func drawFailure(t *rapid.T, b built, detect bool) (network.FaultKind, time.Dura
 			kinds = append(kinds, network.ServerRestart)
 		}
 	}
-	k := kinds[rapid.IntRange(0, len(kinds)-1).Draw(t, "failure")]
+	var k network.FaultKind
+	if detect {
+		k = kinds[rapid.IntRange(0, len(kinds)-1).Draw(t, "failure")]
+	} else if i := rapid.IntRange(0, len(kinds)).Draw(t, "failure"); i > 0 {
+		k = kinds[i-1]
+	}
 	var down time.Duration
 	if k == network.ServerRestart {
 		down = drawDur(t, "server down for", 0, 2*b.scale)
@@ -272,8 +286,7 @@ func (r *machineRun) safety(t *rapid.T, sel Select) {
 	if rapid.IntRange(0, 3).Draw(t, "user closes") == 0 {
 		sc.userAt = drawDur(t, "user close at", time.Millisecond, end+b.scale)
 	}
-	if rapid.IntRange(0, 3).Draw(t, "peer fails") != 0 {
-		sc.fail, sc.failFor = drawFailure(t, b, false)
+	if sc.fail, sc.failFor = drawFailure(t, b, false); sc.fail != 0 {
 		sc.failAt = drawDur(t, "failure at", 0, end)
 	}
 	sc.end = end + 2*b.scale
