@@ -17,12 +17,7 @@ func TestMain(m *testing.M) {
 		return
 	}
 	redis.SetLogger(quiet{}) // dial failures are the point of the fault tests
-	goleak.VerifyTestMain(m,
-		// toxiproxy's links wind down after the test's Cleanup
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).write"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).RemoveToxic.func1"))
+	goleak.VerifyTestMain(m)
 }
 
 func TestJoinUpdateLeaveReachOtherNodes(t *testing.T) {

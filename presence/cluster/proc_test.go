@@ -16,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Shopify/toxiproxy/v2"
-	"github.com/rs/zerolog"
-
 	"github.com/heartbeat-go/heartbeat/presence"
+	"github.com/heartbeat-go/heartbeat/transport/faultproxy"
 )
 
 // The fault tests run each node as its own process: this test binary,
@@ -388,7 +386,7 @@ func TestProcessFaults(t *testing.T) {
 	}
 }
 
-// TestProcessRedisLinkFaults puts a toxiproxy between node n1 and Redis:
+// TestProcessRedisLinkFaults puts a fault proxy between node n1 and Redis:
 // latency, a link that stops answering past the lease, a link that resets.
 // n1 counts its lease lost before n2 drops its sessions, and re-registers
 // them when the link is back: n2 sees one leave and one join per session.
@@ -397,7 +395,7 @@ func TestProcessRedisLinkFaults(t *testing.T) {
 	ttl, renew := testTTL, testRenew
 	bound := ttl + renew + 2*time.Second
 	px := newProxy(t, r.addr())
-	n1 := startProc(t, px.p.Listen, "n1", ttl)
+	n1 := startProc(t, px.p.Addr(), "n1", ttl)
 	n2 := startProc(t, r.addr(), "n2", ttl)
 	for i := range 20 {
 		n1.join(fmt.Sprint("u", i), "a")
@@ -407,7 +405,7 @@ func TestProcessRedisLinkFaults(t *testing.T) {
 
 	t.Log("latency 100 ms ± 50 ms on n1's link, with changes flowing")
 	mark1, mark2 := n1.events(), n2.events()
-	undo := px.add("latency", `"latency":100,"jitter":50`)
+	undo := px.set(faultproxy.Latency{Delay: 100 * time.Millisecond, Jitter: 50 * time.Millisecond})
 	for i := range 10 {
 		n1.join(fmt.Sprint("v", i), "a")
 		n2.join(fmt.Sprint("v", i), "b")
@@ -418,9 +416,9 @@ func TestProcessRedisLinkFaults(t *testing.T) {
 		t.Errorf("%d leaves under latency, want 0", f)
 	}
 
-	t.Log("n1's link stops answering (timeout toxic) past the lease")
+	t.Log("n1's link stops answering (a blackhole) past the lease")
 	mark2 = n2.events()
-	undo = px.add("timeout", `"timeout":0`)
+	undo = px.set(faultproxy.Blackhole{})
 	converge(t, bound, truthOf(n2), n2) // n1's sessions leave on n2
 	// and n1, cut off, no longer vouches for n2's: no ghosts either side.
 	converge(t, 2*bound, truthOf(n1), n1)
@@ -443,7 +441,7 @@ func TestProcessRedisLinkFaults(t *testing.T) {
 
 	t.Log("n1's link resets every connection for a while")
 	mark1, mark2 = n1.events(), n2.events()
-	undo = px.add("reset_peer", `"timeout":0`)
+	undo = px.set(faultproxy.Reset{})
 	n2.join("w", "b")
 	converge(t, bound, truthOf(n1, n2), n2)
 	// Hold the resets until n1 has missed a renewal (its lease ran down
@@ -452,44 +450,32 @@ func TestProcessRedisLinkFaults(t *testing.T) {
 	waitFor(t, bound, func() bool {
 		d, err := rc.PTTL(context.Background(), lease).Result()
 		return err == nil && d > 0 && d < ttl-renew-100*time.Millisecond
-	}, func() string { return "n1 kept renewing through reset_peer" })
+	}, func() string { return "n1 kept renewing through the resets" })
 	undo()
 	converge(t, bound, truthOf(n1, n2), n1, n2)
-	t.Logf("reset_peer: %d leaves on n1, %d on n2", n1.m.count(presence.SessionLeft, mark1), n2.m.count(presence.SessionLeft, mark2))
+	t.Logf("resets: %d leaves on n1, %d on n2", n1.m.count(presence.SessionLeft, mark1), n2.m.count(presence.SessionLeft, mark2))
 }
 
-// proxy is a toxiproxy, in-process on 127.0.0.1, in front of Redis.
+// proxy is a fault proxy on 127.0.0.1 in front of Redis.
 type proxy struct {
 	t testing.TB
-	p *toxiproxy.Proxy
+	p *faultproxy.Proxy
 }
 
 func newProxy(t testing.TB, upstream string) *proxy {
-	zerolog.SetGlobalLevel(zerolog.Disabled)
-	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(api, "redis", "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		t.Fatalf("toxiproxy: %v", err)
+	p, err := faultproxy.New(upstream)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(p.Stop)
+	t.Cleanup(func() { p.Close() })
 	return &proxy{t: t, p: p}
 }
 
-// add adds a toxic on both directions; the function returned removes it.
-func (p *proxy) add(kind, attrs string) func() {
+// set puts f on both directions; the function returned heals the link.
+func (p *proxy) set(f faultproxy.Fault) func() {
 	p.t.Helper()
-	var names []string
-	for _, stream := range []string{"upstream", "downstream"} {
-		name := kind + "_" + stream
-		js := fmt.Sprintf(`{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":{%s}}`, name, kind, stream, attrs)
-		if _, err := p.p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
-			p.t.Fatalf("add toxic %s: %v", js, err)
-		}
-		names = append(names, name)
+	if err := p.p.Set(f); err != nil {
+		p.t.Fatal(err)
 	}
-	return func() {
-		for _, n := range names {
-			_ = p.p.Toxics.RemoveToxic(context.Background(), n)
-		}
-	}
+	return p.p.Clear
 }

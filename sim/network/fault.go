@@ -16,8 +16,8 @@ const (
 	// packets are answered with resets. New dials fail during the outage.
 	Partition
 	// HalfOpenUp: client→server packets of the connection are silently
-	// dropped from now on while server→client traffic still flows (what
-	// toxiproxy's timeout toxic makes). New connections are unaffected.
+	// dropped from now on while server→client traffic still flows (a
+	// blackhole one way). New connections are unaffected.
 	HalfOpenUp
 	// HalfOpenDown: the same with server→client packets dropped.
 	HalfOpenDown

@@ -2,54 +2,39 @@ package conformance_test
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/Shopify/toxiproxy/v2"
-	"github.com/rs/zerolog"
-
 	"github.com/heartbeat-go/heartbeat/fsm"
 	"github.com/heartbeat-go/heartbeat/transport/conformance"
+	"github.com/heartbeat-go/heartbeat/transport/faultproxy"
 )
 
-// proxy is a toxiproxy, run in-process on 127.0.0.1, in front of a server.
+// proxy is a fault proxy on 127.0.0.1 in front of a server.
 type proxy struct {
 	t *testing.T
-	p *toxiproxy.Proxy
+	p *faultproxy.Proxy
 }
 
 func newProxy(t *testing.T, upstream string) *proxy {
-	zerolog.SetGlobalLevel(zerolog.Disabled) // toxics log through zerolog's global logger
-	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(api, "ws", "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		t.Fatalf("toxiproxy: %v", err)
+	p, err := faultproxy.New(upstream)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(p.Stop)
+	t.Cleanup(func() { p.Close() })
 	return &proxy{t: t, p: p}
 }
 
-func (p *proxy) url() string { return "ws://" + p.p.Listen + "/ws" }
+func (p *proxy) url() string { return "ws://" + p.p.Addr() + "/ws" }
 
-// add adds a toxic on both streams; it returns a function that removes it.
-func (p *proxy) add(kind string, attrs string) func() {
+// set puts f on both directions; it returns a function that heals the link.
+func (p *proxy) set(f faultproxy.Fault) func() {
 	p.t.Helper()
-	var names []string
-	for _, stream := range []string{"upstream", "downstream"} {
-		name := kind + "_" + stream
-		js := fmt.Sprintf(`{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":{%s}}`, name, kind, stream, attrs)
-		if _, err := p.p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
-			p.t.Fatalf("add toxic %s: %v", js, err)
-		}
-		names = append(names, name)
+	if err := p.p.Set(f); err != nil {
+		p.t.Fatal(err)
 	}
-	return func() {
-		for _, n := range names {
-			_ = p.p.Toxics.RemoveToxic(p.t.Context(), n)
-		}
-	}
+	return p.p.Clear
 }
 
 // faultRig is a server behind a proxy and a client through it.
@@ -91,7 +76,7 @@ func TestLatencyAndJitter(t *testing.T) {
 		t.Run(p.server+"-server/"+p.client+"-client", func(t *testing.T) {
 			r := newFaultRig(t, p.server, p.client, false)
 			mark := r.w.Len()
-			r.px.add("latency", `"latency":60,"jitter":30`)
+			r.px.set(faultproxy.Latency{Delay: 60 * time.Millisecond, Jitter: 30 * time.Millisecond})
 			r.d.WaitHeartbeats(t, 8, patience(8))
 			if bad := r.w.Verdicts(mark); len(bad) > 0 {
 				t.Errorf("false verdicts under latency below the bound: %v", bad)
@@ -100,7 +85,7 @@ func TestLatencyAndJitter(t *testing.T) {
 	}
 }
 
-// TestHalfOpen: the timeout toxic (timeout 0) swallows all data and never
+// TestHalfOpen: a blackhole swallows all data and never
 // closes: a half-open link. The socket stays open, yet the client must
 // reach dead by the detector's bound, and reconnect once the link heals.
 func TestHalfOpen(t *testing.T) {
@@ -108,7 +93,7 @@ func TestHalfOpen(t *testing.T) {
 		t.Run(p.server+"-server/"+p.client+"-client", func(t *testing.T) {
 			r := newFaultRig(t, p.server, p.client, false)
 			mark := r.w.Len()
-			heal := r.px.add("timeout", `"timeout":0`)
+			heal := r.px.set(faultproxy.Blackhole{})
 			cut := time.Now()
 			i, c := r.w.WaitFor(t, mark, "dead", conformance.To(fsm.Dead))
 			if c.Reason != fsm.ReasonUnanswered {
@@ -131,7 +116,7 @@ func TestResetPeer(t *testing.T) {
 		t.Run(p.server+"-server/"+p.client+"-client", func(t *testing.T) {
 			r := newFaultRig(t, p.server, p.client, false)
 			mark := r.w.Len()
-			stop := r.px.add("reset_peer", `"timeout":0`)
+			stop := r.px.set(faultproxy.Reset{})
 			start := time.Now()
 			i, c := r.w.WaitFor(t, mark, "dead", conformance.To(fsm.Dead))
 			if c.Reason != fsm.ReasonPeerClosed && c.Reason != fsm.ReasonSendFailed {
@@ -153,16 +138,19 @@ func TestResetPeer(t *testing.T) {
 // the server streams data at about 5 KB/s: no false verdict while data
 // moves.
 func TestSlowLinks(t *testing.T) {
-	toxics := []struct{ kind, attrs string }{
-		{"bandwidth", `"rate":8`}, // 8 KB/s
-		{"slicer", `"average_size":4,"size_variation":2,"delay":1000`},
+	faults := []struct {
+		name  string
+		fault faultproxy.Fault
+	}{
+		{"bandwidth", faultproxy.Bandwidth{BytesPerSecond: 8_000}},
+		{"slicer", faultproxy.Slicer{Size: 4, Variation: 2, Delay: time.Millisecond}},
 	}
 	for _, p := range faultPairings {
-		for _, tx := range toxics {
-			t.Run(p.server+"-server/"+p.client+"-client/"+tx.kind, func(t *testing.T) {
+		for _, tx := range faults {
+			t.Run(p.server+"-server/"+p.client+"-client/"+tx.name, func(t *testing.T) {
 				r := newFaultRig(t, p.server, p.client, true)
 				mark := r.w.Len()
-				r.px.add(tx.kind, tx.attrs)
+				r.px.set(tx.fault)
 				// 24 messages at one per 50 ms: twice the dead timeout. The
 				// client does not ping meanwhile: the data is its evidence.
 				r.d.WaitData(t, 24, patience(24))

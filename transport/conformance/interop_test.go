@@ -20,18 +20,12 @@ import (
 	"github.com/heartbeat-go/heartbeat/transport/wire"
 )
 
-// TestMain checks that no goroutine of ours outlives its test. toxiproxy
-// v2.5.0 itself leaves a link's goroutines blocked on its internal
-// channels after Proxy.Stop when a toxic was active; those, and only
-// those, are ignored.
+// TestMain checks that no goroutine outlives its test, the fault proxy's
+// included.
 func TestMain(m *testing.M) {
 	logging.SetLevel(logging.LevelNone) // nbio's
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreCurrent(), // nbio's websocket package starts a default engine's pools at init
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).write"),
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).RemoveToxic.func1"),
 	)
 }
 
