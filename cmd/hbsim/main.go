@@ -113,7 +113,7 @@ func parse(args []string) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object (every measure) instead of tables")
 	fs.BoolVar(&o.verbose, "v", false, "print every column of the detect tables")
-	fs.StringVar(&o.plot, "plot", "", "write a plot to this .svg or .png file")
+	fs.StringVar(&o.plot, "plot", "", "write a plot to this .svg file")
 	fs.StringVar(&o.trace, "trace", "", "write the event trace of the (single) run to this file")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "runs simulated in parallel")
 	fs.IntVar(&o.clients, "clients", 10000, "storm: clients")
@@ -190,8 +190,8 @@ func parse(args []string) (*options, error) {
 		return nil, usagef("-advice %v: want %v to %v, with the fleet on", o.advice, policy.MinAdvice, policy.MaxAdvice)
 	case o.budget < 1 || o.budget > 1<<20:
 		return nil, usagef("-budget %d: want 1 to %d B/min", o.budget, 1<<20)
-	case o.plot != "" && !strings.HasSuffix(o.plot, ".svg") && !strings.HasSuffix(o.plot, ".png"):
-		return nil, usagef("-plot %q: want a file name ending in .svg or .png", o.plot)
+	case o.plot != "" && !strings.HasSuffix(o.plot, ".svg"):
+		return nil, usagef("-plot %q: want a file name ending in .svg (a browser shows it; rsvg-convert makes a PNG of it)", o.plot)
 	}
 	var err error
 	if o.hostile, err = parseHostile(*hostile, o.fleet); err != nil {

@@ -3,16 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/heartbeat-go/heartbeat/policy"
 	"github.com/heartbeat-go/heartbeat/sim"
@@ -30,6 +29,7 @@ func TestBadFlags(t *testing.T) {
 		{"-loss", "1.5"},
 		{"-link", "pigeon"},
 		{"-plot", "out.pdf"},
+		{"-plot", "out.png"},
 		{"-profile", "wan", "-loss", "0.1"},
 		{"-trace", "x.trace"},
 		{"stray"},
@@ -208,34 +208,77 @@ func TestTraceWarnsAboutSize(t *testing.T) {
 // Labels never overlap one another in the plot's model of the panel, and
 // a label that moved off its point gets a leader line.
 func TestPlotLabelsDoNotOverlap(t *testing.T) {
-	var pts plotter.XYs
+	var pts []xy
 	var names []string
 	for i := range 20 {
-		pts = append(pts, plotter.XY{X: 0, Y: 3 + float64(i%7)*0.3})
+		pts = append(pts, xy{0, 3 + float64(i%7)*0.3})
 		names = append(names, fmt.Sprintf("policy-%d", i))
 	}
-	ps := placeLabels(pts, names, 1, 45)
+	p := &panel{x: axis{scale: log1pScale, min: 0, max: 1}, y: axis{min: 0, max: 45}}
+	labels := placeLabels(p, pts, names)
 	var boxes []box
-	for _, p := range ps {
-		lb, ok := p.(*plotter.Labels)
-		if !ok {
-			continue
-		}
-		x := lb.XYs[0].X/1*panelW + float64(lb.Offset.X/vg.Centimeter)
-		y := lb.XYs[0].Y/45*panelH + float64(lb.Offset.Y/vg.Centimeter)
-		b := box{x + 1e-6, y + 1e-6, x + float64(len(lb.Labels[0]))*charW - 1e-6, y + lineH - 1e-6} // touching is fine
+	leaders := 0
+	for _, l := range labels {
+		x, y := p.px(l.at)
+		b := box{x + l.dx + 1e-6, y + l.dy + 1e-6, x + l.dx + float64(len(l.text))*charW - 1e-6, y + l.dy + lineH - 1e-6} // touching is fine
 		for _, o := range boxes {
 			if b.overlaps(o) {
-				t.Fatalf("label %q overlaps another", lb.Labels[0])
+				t.Fatalf("label %q overlaps another", l.text)
 			}
 		}
 		boxes = append(boxes, b)
+		if l.leader {
+			leaders++
+		}
 	}
 	if len(boxes) < 15 {
 		t.Errorf("only %d of 20 crowded labels placed", len(boxes))
 	}
-	if len(ps) == len(boxes) {
+	if leaders == 0 {
 		t.Error("no leader lines for labels moved off their points")
+	}
+}
+
+// The plot is well-formed SVG with a panel per profile and the storm's,
+// a point and a label per policy, a line per sweep and per storm row.
+func TestPlotSVG(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "p.svg")
+	var out, errb bytes.Buffer
+	if err := run([]string{"-scenario", "detect", "-profile", "lan,wan", "-policy", "default,socketio", "-conns", "4", "-duration", "3h", "-plot", f}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	texts := map[string]bool{}
+	d := xml.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed SVG: %v", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			count[tok.Name.Local]++
+		case xml.CharData:
+			texts[strings.TrimSpace(string(tok))] = true
+		}
+	}
+	if count["svg"] != 1 || count["clipPath"] != 2 {
+		t.Errorf("want one svg with 2 panels' clip paths: %v", count)
+	}
+	for _, s := range []string{"lan", "wan", "default", "socketio", "detection time p50 (s)"} {
+		if !texts[s] {
+			t.Errorf("no text %q in the plot", s)
+		}
+	}
+	if want := 2 * len(frontiers()); count["polyline"] < want {
+		t.Errorf("%d lines, want at least %d (a sweep per family on each profile)", count["polyline"], want)
 	}
 }
 
@@ -245,7 +288,7 @@ func TestPlotLabelsDoNotOverlap(t *testing.T) {
 func TestFrontierAndFleetFlags(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"-json", "-scenario", "detect", "-profile", "lan", "-policy", "default,socketio", "-conns", "3", "-duration", "20m", "-plot", filepath.Join(dir, "p.png")}
+	args := []string{"-json", "-scenario", "detect", "-profile", "lan", "-policy", "default,socketio", "-conns", "3", "-duration", "20m", "-plot", filepath.Join(dir, "p.svg")}
 	if err := run(args, &out, &errb); err != nil {
 		t.Fatal(err)
 	}

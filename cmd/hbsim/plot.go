@@ -1,27 +1,22 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
-	"image/color"
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
-	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // writePlot draws one panel per profile (detection p50 against false dead
 // verdicts per connection-day, one labelled point per policy, and a line
 // per detector family sweeping its knob: the frontier) and one panel of the
-// storm's dial attempts per second over time.
+// storm's dial attempts per second over time, as an SVG file.
 func writePlot(file string, rep *report) error {
-	var panels []*plot.Plot
+	var panels []*panel
 	var order []string
 	byProfile := map[string][]detectRow{}
 	for _, r := range rep.Detect {
@@ -31,142 +26,84 @@ func writePlot(file string, rep *report) error {
 		byProfile[r.Profile] = append(byProfile[r.Profile], r)
 	}
 	for _, prof := range order {
-		p := plot.New()
-		p.Title.Text = prof
-		p.X.Label.Text = "false dead verdicts per connection-day (log(1 + x) scale)"
-		// Most of the choice lies between 0 and a few false deads a day,
-		// and φ and akka reach 30: log(1 + x) keeps 0 and spreads both.
-		p.X.Scale, p.X.Tick.Marker = log1pScale{}, log1pTicks{}
-		p.Y.Label.Text = "detection time p50 (s)"
-		var pts plotter.XYs
+		var pts []xy
 		var names []string
 		maxX, maxY := 0.0, 0.0
 		for _, r := range byProfile[prof] {
 			if r.DetectionP50 == nil {
 				continue // never detected: no finite point
 			}
-			pts = append(pts, plotter.XY{X: r.FalseDeadsPerConnDay, Y: *r.DetectionP50 / 1000})
+			pts = append(pts, xy{r.FalseDeadsPerConnDay, *r.DetectionP50 / 1000})
 			names = append(names, r.Policy)
 			maxX, maxY = max(maxX, r.FalseDeadsPerConnDay), max(maxY, *r.DetectionP50/1000)
 		}
-		// Rates and times cannot be negative: both axes start at 0 (an
-		// all-zero column would otherwise be centred on [-1, 1]).
-		xMax, yMax := max(1, maxX*1.5), max(1, maxY*1.1)
+		// Rates and times cannot be negative: both axes start at 0.
+		p := &panel{
+			title: prof,
+			// Most of the choice lies between 0 and a few false deads a
+			// day, and φ and akka reach 30: log(1 + x) keeps 0 and
+			// spreads both.
+			x: axis{label: "false dead verdicts per connection-day (log(1 + x) scale)", scale: log1pScale, min: 0, max: max(1, maxX*1.5)},
+			y: axis{label: "detection time p50 (s)", min: 0, max: max(1, maxY*1.1)},
+		}
+		p.addFrontiers(rep, prof)
 		if len(pts) > 0 {
-			sc, err := plotter.NewScatter(pts)
-			if err != nil {
-				return err
-			}
-			p.Add(sc)
-			p.Add(placeLabels(pts, names, xMax, yMax)...)
+			p.series = append(p.series, series{pts: pts, color: palette[0], marks: 2.5})
+			p.labels = placeLabels(p, pts, names)
 		}
-		if err := addFrontiers(p, rep, prof); err != nil {
-			return err
-		}
-		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, xMax, 0, yMax // after Add, which widens them
 		panels = append(panels, p)
 	}
 	if len(rep.Storm) > 0 {
-		p := plot.New()
-		p.Title.Text = fmt.Sprintf("reconnect storm: %d clients, %g accepts/s", rep.Storm[0].Clients, rep.Storm[0].AcceptPerSec)
-		p.X.Label.Text = "seconds after the restart"
-		p.Y.Label.Text = "dial attempts per second (log scale)"
-		// A log scale keeps the advised line, near the accept rate, visible
-		// beside storms a hundred times higher.
-		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Legend.Top = true
-		var onTop []plot.Plotter
+		p := &panel{
+			title: fmt.Sprintf("reconnect storm: %d clients, %g accepts/s", rep.Storm[0].Clients, rep.Storm[0].AcceptPerSec),
+			x:     axis{label: fmt.Sprintf("seconds after the restart (the first %d)", int(stormSpan)), min: 0, max: stormSpan},
+			// A log scale keeps the advised line, near the accept rate,
+			// visible beside storms a hundred times higher.
+			y: axis{label: "dial attempts per second (log scale)", scale: logScale, min: 1, max: maxPeak(rep.Storm) * 2},
+		}
+		var onTop []series
 		for i, r := range rep.Storm {
 			if len(r.AttemptsPerSec) == 0 {
 				continue
 			}
-			xy := make(plotter.XYs, len(r.AttemptsPerSec))
-			for s, n := range r.AttemptsPerSec {
+			s := series{name: r.Policy, color: palette[i%len(palette)], width: 1}
+			for sec, n := range r.AttemptsPerSec {
 				// A log scale has no zero: a second without attempts is
 				// drawn below the axis, where the line is clipped.
-				xy[s] = plotter.XY{X: float64(s), Y: max(float64(n), 0.1)}
+				s.pts = append(s.pts, xy{float64(sec), max(float64(n), 0.1)})
 			}
-			l, err := plotter.NewLine(xy)
-			if err != nil {
-				return err
-			}
-			l.Color = palette[i%len(palette)]
-			l.Width = vg.Points(1)
 			if r.Advised {
-				l.Width = vg.Points(2.5) // the advised line stands out, drawn on top
-				onTop = append(onTop, l)
-			} else {
-				p.Add(l)
+				s.name += " (advised)"
+				s.width = 2.5 // the advised line stands out, drawn on top
+				onTop = append(onTop, s)
+				continue
 			}
-			name := r.Policy
-			if r.Advised {
-				name += " (advised)"
-			}
-			p.Legend.Add(name, l)
+			p.series = append(p.series, s)
 		}
-		p.Add(onTop...)
-		// After Add, which widens the ranges to the data.
-		p.Y.Min, p.Y.Max = 1, maxPeak(rep.Storm)*2
-		p.X.Min, p.X.Max = 0, stormSpan
-		p.X.Label.Text = fmt.Sprintf("seconds after the restart (the first %d)", int(stormSpan))
+		p.series = append(p.series, onTop...)
 		panels = append(panels, p)
 	}
 	if len(panels) == 0 {
-		return fmt.Errorf("plot: nothing to draw")
+		return errors.New("plot: nothing to draw")
 	}
-	cols := min(2, len(panels))
-	rows := (len(panels) + cols - 1) / cols
-	grid := make([][]*plot.Plot, rows)
-	for i := range grid {
-		grid[i] = make([]*plot.Plot, cols)
-	}
-	for i, p := range panels {
-		grid[i/cols][i%cols] = p
-	}
-	w, h := vg.Length(cols)*tileW*vg.Centimeter, vg.Length(rows)*tileH*vg.Centimeter
-	var c vg.CanvasWriterTo
-	if strings.HasSuffix(file, ".svg") {
-		c = vgsvg.New(w, h)
-	} else {
-		c = vgimg.PngCanvas{Canvas: vgimg.New(w, h)}
-	}
-	dc := draw.New(c)
-	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Centimeter, PadY: vg.Centimeter, PadTop: vg.Centimeter / 2, PadBottom: vg.Centimeter / 2, PadLeft: vg.Centimeter / 2, PadRight: vg.Centimeter / 2}
-	canvases := plot.Align(grid, tiles, dc)
-	for i := range grid {
-		for j, p := range grid[i] {
-			if p != nil {
-				p.Draw(canvases[i][j])
-			}
-		}
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := c.WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return os.WriteFile(file, []byte(render(panels)), 0o644)
 }
 
-// palette has a distinct colour for each storm row; the advised default is
+// palette has a distinct colour for each line; the advised default is
 // drawn first, in black.
-var palette = []color.Color{
-	color.RGBA{0, 0, 0, 255},       // black
-	color.RGBA{230, 159, 0, 255},   // orange
-	color.RGBA{86, 180, 233, 255},  // sky blue
-	color.RGBA{0, 158, 115, 255},   // green
-	color.RGBA{204, 121, 167, 255}, // purple
-	color.RGBA{0, 114, 178, 255},   // blue
-	color.RGBA{213, 94, 0, 255},    // vermilion
-	color.RGBA{240, 228, 66, 255},  // yellow
-	color.RGBA{128, 128, 128, 255}, // grey
-	color.RGBA{140, 86, 75, 255},   // brown
-	color.RGBA{23, 190, 207, 255},  // cyan
-	color.RGBA{188, 189, 34, 255},  // olive
+var palette = []string{
+	"#000000", // black
+	"#e69f00", // orange
+	"#56b4e9", // sky blue
+	"#009e73", // green
+	"#cc79a7", // purple
+	"#0072b2", // blue
+	"#d55e00", // vermilion
+	"#f0e442", // yellow
+	"#808080", // grey
+	"#8c564b", // brown
+	"#17becf", // cyan
+	"#bcbd22", // olive
 }
 
 // stormSpan is how much of the storm the plot shows: the advised and the
@@ -184,14 +121,127 @@ func maxPeak(rows []stormRow) float64 {
 	return float64(m)
 }
 
-// Each panel is a tileW x tileH cm tile, of which axes, titles and padding
-// take about 3.6 and 4.1 cm; labels are 10-point text, about 0.19 cm a
-// character and 0.4 cm high (measured on a rendered plot).
+// Each panel is a tileW x tileH px tile; the plotting area inside it is
+// panelW x panelH after the margins for title, ticks and axis labels.
+// Labels are 11 px text, about charW wide a character and lineH high.
 const (
-	tileW, tileH   = 16.0, 14.0
-	panelW, panelH = tileW - 3.6, tileH - 4.1
-	charW, lineH   = 0.19, 0.4
+	tileW, tileH                         = 600.0, 530.0
+	marginL, marginR, marginT, marginB   = 62.0, 16.0, 34.0, 50.0
+	panelW, panelH                       = tileW - marginL - marginR, tileH - marginT - marginB
+	charW, lineH                         = 6.2, 14.0
+	fontSize, titleSize, legendRowHeight = 11, 13, 15.0
 )
+
+type xy struct{ x, y float64 }
+
+type scaleKind int
+
+const (
+	linearScale scaleKind = iota
+	log1pScale            // log(1 + x), for x ≥ 0
+	logScale
+)
+
+type axis struct {
+	label    string
+	scale    scaleKind
+	min, max float64
+}
+
+// norm maps v to [0, 1] between the axis ends (outside for values beyond).
+func (a axis) norm(v float64) float64 {
+	switch a.scale {
+	case log1pScale:
+		return (math.Log1p(max(v, 0)) - math.Log1p(max(a.min, 0))) / (math.Log1p(a.max) - math.Log1p(max(a.min, 0)))
+	case logScale:
+		return (math.Log(v) - math.Log(a.min)) / (math.Log(a.max) - math.Log(a.min))
+	}
+	return (v - a.min) / (a.max - a.min)
+}
+
+// ticks returns the values to mark: 0, 0.3, 1, 3, 10, … on a log(1 + x)
+// axis, powers of ten on a log axis, and 1, 2 or 5 times a power of ten
+// apart (about five marks) on a linear one.
+func (a axis) ticks() []float64 {
+	var out []float64
+	switch a.scale {
+	case log1pScale:
+		for _, v := range []float64{0, 0.3, 1, 3, 10, 30, 100, 300, 1000} {
+			if v >= a.min && v <= a.max {
+				out = append(out, v)
+			}
+		}
+	case logScale:
+		for e := math.Ceil(math.Log10(a.min)); e <= math.Log10(a.max); e++ {
+			out = append(out, math.Pow(10, e))
+		}
+	default:
+		raw := (a.max - a.min) / 5
+		step := math.Pow(10, math.Floor(math.Log10(raw)))
+		for _, m := range []float64{1, 2, 5, 10} {
+			if m*step >= raw {
+				step *= m
+				break
+			}
+		}
+		for v := math.Ceil(a.min/step) * step; v <= a.max+step*1e-9; v += step {
+			out = append(out, math.Round(v/step)*step)
+		}
+	}
+	return out
+}
+
+// series is a line through its points, or marks at them (radius marks), or
+// both; a named series has a legend entry.
+type series struct {
+	name  string
+	pts   []xy
+	color string
+	width float64
+	marks float64
+}
+
+// label is a point's name, its lower-left corner off the point by (dx, dy)
+// px (y up), with a leader line to the point when it moved away.
+type label struct {
+	at     xy
+	text   string
+	dx, dy float64
+	leader bool
+}
+
+type panel struct {
+	title  string
+	x, y   axis
+	series []series
+	labels []label
+}
+
+// px returns the point's place in the plotting area, from its lower-left
+// corner, y up.
+func (p *panel) px(v xy) (float64, float64) {
+	return p.x.norm(v.x) * panelW, p.y.norm(v.y) * panelH
+}
+
+// addFrontiers draws each detector family's sweep on prof as a line
+// through its points, ordered by false deads, beyond the panel's range
+// clipped. The legend names the family.
+func (p *panel) addFrontiers(rep *report, prof string) {
+	for i, f := range frontiers() {
+		var pts []xy
+		for _, r := range rep.Frontier {
+			if r.Profile == prof && r.Family == f.family && r.DetectionP50 != nil {
+				pts = append(pts, xy{r.FalseDeadsPerConnDay, *r.DetectionP50 / 1000})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		slices.SortStableFunc(pts, func(a, b xy) int { return cmp.Compare(a.x, b.x) })
+		c := palette[1+i%(len(palette)-1)]
+		p.series = append(p.series, series{name: f.family, pts: pts, color: c, width: 1.2, marks: 1.5})
+	}
+}
 
 type box struct{ x0, y0, x1, y1 float64 }
 
@@ -200,27 +250,25 @@ func (a box) overlaps(b box) bool { return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < 
 // placeLabels puts each point's label beside it, right or left, at the
 // nearest height where its box overlaps no label placed before and no
 // point; a label moved off its point's line gets a thin leader line. Points
-// are taken from the top down, so that crowded clusters fan out.
-func placeLabels(pts plotter.XYs, names []string, xMax, yMax float64) []plot.Plotter {
-	cm := func(p plotter.XY) (float64, float64) {
-		return log1pScale{}.Normalize(0, xMax, p.X) * panelW, p.Y / yMax * panelH
-	}
+// are taken from the top down, so that crowded clusters fan out; a point
+// with no free place stays unlabelled rather than overprinted.
+func placeLabels(p *panel, pts []xy, names []string) []label {
 	var placed []box
-	for _, p := range pts {
-		x, y := cm(p)
-		placed = append(placed, box{x - 0.1, y - 0.1, x + 0.1, y + 0.1})
+	for _, v := range pts {
+		x, y := p.px(v)
+		placed = append(placed, box{x - 3, y - 3, x + 3, y + 3})
 	}
 	order := make([]int, len(pts))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(pts[b].Y, pts[a].Y) })
-	var out []plot.Plotter
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(pts[b].y, pts[a].y) })
+	var out []label
 	for _, i := range order {
-		x, y := cm(pts[i])
+		x, y := p.px(pts[i])
 		w := float64(len(names[i])) * charW
-		var cands [][2]float64                        // offsets of the label's lower-left corner, cm
-		for _, dx := range []float64{0.2, 3.5, 6.8} { // then columns further right
+		var cands [][2]float64                      // offsets of the label's lower-left corner
+		for _, dx := range []float64{6, 105, 205} { // then columns further right
 			for k := 0; k <= 40; k++ {
 				dy := float64((k+1)/2) * lineH / 2
 				if k%2 == 1 {
@@ -229,101 +277,119 @@ func placeLabels(pts plotter.XYs, names []string, xMax, yMax float64) []plot.Plo
 				cands = append(cands, [2]float64{dx, dy - lineH/2}, [2]float64{-dx - w, dy - lineH/2})
 			}
 		}
-		best, found := cands[0], false
 		for _, c := range cands {
 			b := box{x + c[0], y + c[1], x + c[0] + w, y + c[1] + lineH}
-			if b.x0 < 0 || b.x1 > panelW || b.y0 < 0 || b.y1 > panelH {
+			if b.x0 < 0 || b.x1 > panelW || b.y0 < 0 || b.y1 > panelH || slices.ContainsFunc(placed, b.overlaps) {
 				continue
 			}
-			if !slices.ContainsFunc(placed, b.overlaps) {
-				best, found = c, true
-				break
-			}
-		}
-		if !found {
-			continue // no free place: the point stays unlabelled rather than overprinted
-		}
-		placed = append(placed, box{x + best[0], y + best[1], x + best[0] + w, y + best[1] + lineH})
-		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{pts[i]}, Labels: []string{names[i]}})
-		if err != nil {
-			continue
-		}
-		lb.Offset = vg.Point{X: vg.Length(best[0]) * vg.Centimeter, Y: vg.Length(best[1]) * vg.Centimeter}
-		out = append(out, lb)
-		if dy := best[1] + lineH/2; dy > lineH/2 || dy < -lineH/2 || best[0] > 1 || best[0]+w < -1 {
-			// Leader from the point to the near end of the label's middle.
-			ex := best[0]
-			if ex > 0 {
-				ex -= 0.05
-			} else {
-				ex += w + 0.05
-			}
-			end := plotter.XY{X: math.Expm1(math.Log1p(xMax) * (math.Log1p(pts[i].X)/math.Log1p(xMax) + ex/panelW)), Y: pts[i].Y + (best[1]+lineH/2)/panelH*yMax}
-			if ln, err := plotter.NewLine(plotter.XYs{pts[i], end}); err == nil {
-				ln.Width = vg.Points(0.4)
-				ln.Color = color.Gray{Y: 140}
-				out = append(out, ln)
-			}
+			placed = append(placed, b)
+			mid := c[1] + lineH/2
+			leader := mid > lineH/2 || mid < -lineH/2 || c[0] > 30 || c[0]+w < -30
+			out = append(out, label{at: pts[i], text: names[i], dx: c[0], dy: c[1], leader: leader})
+			break
 		}
 	}
 	return out
 }
 
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// render lays the panels out two to a row and writes them as one SVG.
+func render(panels []*panel) string {
+	cols := min(2, len(panels))
+	rows := (len(panels) + cols - 1) / cols
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="sans-serif" font-size="%d">`+"\n",
+		float64(cols)*tileW, float64(rows)*tileH, float64(cols)*tileW, float64(rows)*tileH, fontSize)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	for i, p := range panels {
+		p.draw(&b, i, float64(i%cols)*tileW+marginL, float64(i/cols)*tileH+marginT)
 	}
-	return 0
+	b.WriteString("</svg>\n")
+	return b.String()
 }
 
-// addFrontiers draws each detector family's sweep on prof as a line
-// through its points, ordered by false deads, beyond the panel's range
-// clipped. The legend names the family and its knob.
-func addFrontiers(p *plot.Plot, rep *report, prof string) error {
-	for i, f := range frontiers() {
-		var pts plotter.XYs
-		for _, r := range rep.Frontier {
-			if r.Profile == prof && r.Family == f.family && r.DetectionP50 != nil {
-				pts = append(pts, plotter.XY{X: r.FalseDeadsPerConnDay, Y: *r.DetectionP50 / 1000})
+// draw writes panel p with its plotting area's top-left corner at (ox, oy).
+func (p *panel) draw(b *strings.Builder, id int, ox, oy float64) {
+	at := func(v xy) (float64, float64) {
+		x, y := p.px(v)
+		return ox + x, oy + panelH - y
+	}
+	fmt.Fprintf(b, `<g><title>%s</title>`+"\n", esc(p.title))
+	fmt.Fprintf(b, `<clipPath id="area%d"><rect x="%.1f" y="%.1f" width="%g" height="%g"/></clipPath>`+"\n", id, ox, oy, panelW, panelH)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="%d">%s</text>`+"\n", ox+panelW/2, oy-12, titleSize, esc(p.title))
+	fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%g" height="%g" fill="none" stroke="black" stroke-width="0.8"/>`+"\n", ox, oy, panelW, panelH)
+	for _, t := range p.x.ticks() {
+		x, _ := at(xy{t, p.y.min})
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" stroke-width="0.8"/>`, x, oy+panelH, x, oy+panelH+4)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x, oy+panelH+16, tickText(t))
+	}
+	for _, t := range p.y.ticks() {
+		_, y := at(xy{p.x.min, t})
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" stroke-width="0.8"/>`, ox-4, y, ox, y)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", ox-6, y, tickText(t))
+	}
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", ox+panelW/2, oy+panelH+38, esc(p.x.label))
+	fmt.Fprintf(b, `<text transform="translate(%.1f %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", ox-46, oy+panelH/2, esc(p.y.label))
+
+	fmt.Fprintf(b, `<g clip-path="url(#area%d)">`+"\n", id)
+	for _, s := range p.series {
+		if s.width > 0 && len(s.pts) > 1 {
+			var pts []string
+			for _, v := range s.pts {
+				x, y := at(v)
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 			}
+			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="%g" points="%s"/>`+"\n", s.color, s.width, strings.Join(pts, " "))
 		}
-		if len(pts) == 0 {
-			continue
-		}
-		slices.SortStableFunc(pts, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
-		l, sc, err := plotter.NewLinePoints(pts)
-		if err != nil {
-			return err
-		}
-		l.Color, sc.Color = palette[1+i%(len(palette)-1)], palette[1+i%(len(palette)-1)]
-		l.Width = vg.Points(1.2)
-		sc.Radius = vg.Points(1.5)
-		p.Add(l, sc)
-		p.Legend.Add(f.family, l, sc)
-	}
-	p.Legend.Top = true
-	return nil
-}
-
-// log1pScale maps x to log(1 + x) between the axis ends (x ≥ 0).
-type log1pScale struct{}
-
-func (log1pScale) Normalize(lo, hi, x float64) float64 {
-	return (math.Log1p(max(x, 0)) - math.Log1p(max(lo, 0))) / (math.Log1p(hi) - math.Log1p(max(lo, 0)))
-}
-
-// log1pTicks marks 0, 0.3, 1, 3, 10, … within the axis.
-type log1pTicks struct{}
-
-func (log1pTicks) Ticks(lo, hi float64) []plot.Tick {
-	var out []plot.Tick
-	for _, v := range []float64{0, 0.3, 1, 3, 10, 30, 100, 300, 1000} {
-		if v >= lo && v <= hi {
-			out = append(out, plot.Tick{Value: v, Label: fmt.Sprint(v)})
+		if s.marks > 0 {
+			for _, v := range s.pts {
+				x, y := at(v)
+				fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="%g" fill="%s"/>`, x, y, s.marks, s.color)
+			}
+			b.WriteString("\n")
 		}
 	}
-	return out
+	for _, l := range p.labels {
+		x, y := at(l.at)
+		if l.leader {
+			ex := l.dx - 2 // the near end of the label's middle
+			if l.dx < 0 {
+				ex = l.dx + float64(len(l.text))*charW + 2
+			}
+			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#8c8c8c" stroke-width="0.4"/>`, x, y, x+ex, y-l.dy-lineH/2)
+		}
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", x+l.dx, y-l.dy-3, esc(l.text))
+	}
+	b.WriteString("</g>\n")
+
+	// The legend, top right inside the plotting area.
+	var named []series
+	for _, s := range p.series {
+		if s.name != "" {
+			named = append(named, s)
+		}
+	}
+	if len(named) > 0 {
+		w := 0.0
+		for _, s := range named {
+			w = max(w, float64(len(s.name))*charW)
+		}
+		w += 36
+		lx, ly := ox+panelW-w-6, oy+6
+		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="white" fill-opacity="0.85" stroke="#c8c8c8" stroke-width="0.5"/>`+"\n", lx, ly, w, float64(len(named))*legendRowHeight+6)
+		for i, s := range named {
+			y := ly + 3 + (float64(i)+0.5)*legendRowHeight
+			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="%g"/>`, lx+6, y, lx+26, y, s.color, max(s.width, 1))
+			if s.marks > 0 {
+				fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="%g" fill="%s"/>`, lx+16, y, s.marks, s.color)
+			}
+			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" dominant-baseline="middle">%s</text>`+"\n", lx+31, y, esc(s.name))
+		}
+	}
+	b.WriteString("</g>\n")
 }
+
+func tickText(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+var svgEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
+
+func esc(s string) string { return svgEscaper.Replace(s) }

@@ -1,60 +1,72 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sync"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 )
 
-// progress shows a bar on stderr once a run has lasted about two seconds,
-// and only when stderr is a terminal (never in CI logs or pipes).
+// progress shows a count on stderr once a run has lasted about two
+// seconds, and only when stderr is a terminal (never in CI logs or pipes).
 type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	tty   bool
-	start time.Time
-	total int
-	n     int
-	bar   *progressbar.ProgressBar
+	mu     sync.Mutex
+	w      io.Writer
+	tty    bool
+	start  time.Time
+	total  int
+	n      int
+	shown  bool
+	last   time.Time
+	redraw time.Duration
 }
 
 func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, total: total, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		p.tty = term.IsTerminal(int(f.Fd()))
+	return &progress{w: w, tty: isTerminal(w), total: total, start: time.Now(), redraw: 100 * time.Millisecond}
+}
+
+// isTerminal reports whether w is a character device, as a terminal is and
+// a file, pipe or CI log is not.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	return p
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progress) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.n++
-	if !p.tty {
+	if !p.tty || p.n >= p.total {
 		return
 	}
-	if p.bar == nil && time.Since(p.start) > 2*time.Second && p.n < p.total {
-		p.bar = progressbar.NewOptions(p.total,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription("simulating"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionClearOnFinish(),
-		)
-		_ = p.bar.Set(p.n - 1)
+	now := time.Now()
+	if !p.shown && now.Sub(p.start) < 2*time.Second || now.Sub(p.last) < p.redraw {
+		return
 	}
-	if p.bar != nil {
-		_ = p.bar.Add(1)
+	p.shown, p.last = true, now
+	const width = 30
+	filled := width * p.n / p.total
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = ' '
+		if i < filled {
+			bar[i] = '='
+		}
 	}
+	fmt.Fprintf(p.w, "\rsimulating %3d%% [%s] (%d/%d) %s ", 100*p.n/p.total, bar, p.n, p.total, now.Sub(p.start).Round(time.Second))
 }
 
+// finish clears the line it drew, so the report starts on a clean one.
 func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bar != nil {
-		_ = p.bar.Finish()
+	if p.shown {
+		fmt.Fprintf(p.w, "\r\033[K")
+		p.shown = false
 	}
 }
