@@ -1,4 +1,4 @@
-package js_test
+package browser_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package js_test
+package browser_test
 
 // DevTools methods differ between the Chromium versions apt serves. These
 // helpers detect what the browser has and fall back to the older method, so

@@ -1,4 +1,4 @@
-package js_test
+package browser_test
 
 // Tests of heartbeat.js in headless Chromium, driven through chromedp,
 // against a real Go server on loopback: gorillaws with the fsm server role
@@ -561,7 +561,7 @@ func TestBrowser(t *testing.T) {
 // docSnippet returns the page's code block of docs/integrating.md: the
 // js block after "The page:".
 func docSnippet() (string, error) {
-	b, err := os.ReadFile("../../../docs/integrating.md")
+	b, err := os.ReadFile("../../../../docs/integrating.md")
 	if err != nil {
 		return "", err
 	}
