@@ -675,12 +675,18 @@ export class HeartbeatClient {
     if (m.id) this.connId = m.id;
     if (m.t !== "pong" && m.rw > 0) this.advice = Math.min(m.rw, this.o.maxWindow);
     if (m.t === "ping" && m.ta > 0 && typeof this.detector.advise === "function") this.detector.advise(m.ta);
+    // A round trip is measured, as in Go, only by the pong of the latest
+    // ping, on this page's own clock: an older ping's pong says nothing of
+    // the link now, and the wall clock can step.
     let rtt = 0;
-    if (m.t === "pong" && m.ts > 0) rtt = Math.max(this.wallNow() - m.ts, 0);
+    if (m.t === "pong" && m.seq > 0 && m.seq === this.seq && this.lastPing !== null) rtt = t - this.lastPing;
     this.evidence(t, rtt);
     switch (m.t) {
       case "ping":
-        this.write({ t: "pong", seq: m.seq, ts: m.ts });
+        if (this.write({ t: "pong", seq: m.seq, ts: m.ts }) === "failed") {
+          this.lose(t, "send failed", {}, "normal");
+          return;
+        }
         break;
       case "drain":
         if (m.to) this.nextURL = m.to;
@@ -694,7 +700,11 @@ export class HeartbeatClient {
   }
 
   evidence(t, rtt) {
-    this.detector.observe(t, rtt);
+    // The first evidence after this page stood still spans the pause (and
+    // a pong's round trip too): not the peer's lateness. As in Go, the
+    // detector restarts its measurement rather than learn it.
+    if (this.probeBy !== null) this.detector.start(t);
+    else this.detector.observe(t, rtt);
     this.lastEvidence = t;
     this.unanswered = 0;
     this.probeBy = null;
@@ -705,25 +715,34 @@ export class HeartbeatClient {
     }
   }
 
+  // write sends m: "sent"; "closing" when the socket is no longer open
+  // (its close event follows, with the code that decides what comes next);
+  // "failed" when the send threw, which loses the connection, as a failed
+  // send does in Go.
   write(m) {
     const ws = this.ws;
-    if (!ws || ws.readyState !== 1) return false;
+    if (!ws || ws.readyState !== 1) return "closing";
     try {
       ws.send(this.protocol === SUBPROTOCOL_JSON ? encodeJSON(m) : encodeBinary(m));
-      return true;
+      return "sent";
     } catch (e) {
       this.emit("error", new HeartbeatError("ESEND", "heartbeat: " + (e && e.message)));
-      return false;
+      return "failed";
     }
   }
 
   ping(t) {
     if (this.lastPing !== null && t - this.lastPing < this.o.minPingInterval) return;
     this.seq++;
-    if (this.write({ t: "ping", seq: this.seq, ts: this.wallNow() })) {
-      this.lastPing = t;
-      this.unanswered++;
+    if (this.write({ t: "ping", seq: this.seq, ts: Math.floor(this.wallNow()) }) === "failed") {
+      this.lose(t, "send failed", {}, "normal");
+      return;
     }
+    // A ping to a closing socket counts as sent and lost: until its close
+    // event comes, the detector's clock runs as for any unanswered ping
+    // (and the next ping waits its turn instead of being retried at once).
+    this.lastPing = t;
+    this.unanswered++;
   }
 
   nextPing() {

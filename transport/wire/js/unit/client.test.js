@@ -393,3 +393,31 @@ test("a lost server is closed with 4001, so the server keeps the session; only c
   clock.advance(60000); // the server never answers: unanswered, then a redial
   assert.equal(s.closedWith.code, CLOSE_PAGE_AWAY); // close() sends 1000: see above
 });
+
+test("a ping whose send throws loses the connection (send failed), as in Go, and does not spin", () => {
+  const c = mk();
+  const s = last();
+  s.accept(SUBPROTOCOL_BINARY);
+  s.send = () => {
+    throw new Error("the socket refused the frame");
+  };
+  let fired = 0;
+  const setT = clock.setTimeout;
+  clock.setTimeout = (f, ms) => setT(() => (fired++, f()), ms);
+  clock.advance(6000); // the first ping is due after 5 s of idle line
+  assert.match(trail(c), /^alive\(connected\) dead\(send failed\) reconnecting\(retry\)/);
+  assert.equal(c.errors[0].code, "ESEND");
+  assert.ok(fired < 10, fired + " timer wake-ups in 6 s");
+});
+
+test("a ping to a socket that is already closing counts as sent and lost; its close event decides", () => {
+  const c = mk();
+  const s = last();
+  s.accept(SUBPROTOCOL_BINARY);
+  s.readyState = 2; // the server's close frame arrived; the close event has not
+  clock.advance(5500);
+  assert.equal(c.unanswered, 1, "the ping was not counted");
+  assert.equal(trail(c), "alive(connected)");
+  s.drop(1000);
+  assert.equal(trail(c), "alive(connected) dead(peer closed) closed(gave up)", "a 1000 close is still terminal");
+});

@@ -10,7 +10,7 @@ export class FakeClock {
     this.frozen = false;
   }
   now = () => this.t;
-  wallNow = () => this.wall + this.t;
+  wallNow = () => Math.floor(this.wall + this.t); // Date.now() is whole milliseconds
   setTimeout = (f, ms) => {
     const id = this.next++;
     this.timers.set(id, { at: this.t + Math.max(0, ms), f });
@@ -23,9 +23,12 @@ export class FakeClock {
     return this.timers.size;
   }
   // advance runs every timer due within ms, in order, moving time to each.
+  // A client that keeps re-arming a timer already due would never let
+  // time move: after 100,000 wake-ups in one advance the test fails.
   advance(ms) {
     const end = this.t + ms;
-    for (;;) {
+    for (let fired = 0; ; fired++) {
+      if (fired > 100000) throw new Error("timer loop: 100,000 timers fired without time reaching " + end + " (stuck at " + this.t + ")");
       let best = null;
       for (const [id, tm] of this.timers) if (tm.at <= end && (best === null || tm.at < best[1].at || (tm.at === best[1].at && id < best[0]))) best = [id, tm];
       if (best === null) break;
