@@ -7,6 +7,10 @@
 // detector and AdaptiveInterval pinger with the Go defaults, the stall guard
 // and the server-advised backoff. One client owns at most one socket at any
 // moment. See docs/integrating.md ("Browsers").
+//
+// Built from src/constants.js, src/codec.js, src/detector.js and
+// src/client.js: edit those, then rebuild this file with
+// go test ./transport/wire/js -run TestBundleIsCurrent -update
 
 export const VERSION = 1;
 export const SUBPROTOCOL_JSON = "heartbeat.v1.json";
