@@ -9,7 +9,7 @@ import (
 )
 
 // The module is written in parts (src/*.js: constants, codec, detector,
-// client) and shipped as one file, heartbeat.js, that a page imports and
+// machine, client) and shipped as one file, heartbeat.js, that a page imports and
 // js.Handler serves. The parts are joined in this order, each without its
 // own header (its comment and import lines up to the first blank line);
 // "export /* internal */" marks what a part exports to the others and the
@@ -18,6 +18,7 @@ var bundleParts = []struct{ file, section string }{
 	{"src/constants.js", ""},
 	{"src/codec.js", "codec"},
 	{"src/detector.js", "policies"},
+	{"src/machine.js", "machine"},
 	{"src/client.js", "client"},
 }
 
@@ -31,8 +32,8 @@ const bundleHeader = `// heartbeat.js: the browser client of github.com/heartbea
 // and the server-advised backoff. One client owns at most one socket at any
 // moment. See docs/integrating.md ("Browsers").
 //
-// Built from src/constants.js, src/codec.js, src/detector.js and
-// src/client.js: edit those, then rebuild this file with
+// Built from src/constants.js, codec.js, detector.js, machine.js and
+// client.js: edit those, then rebuild this file with
 // go test ./transport/wire/js -run TestBundleIsCurrent -update
 `
 

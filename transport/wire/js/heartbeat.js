@@ -8,8 +8,8 @@
 // and the server-advised backoff. One client owns at most one socket at any
 // moment. See docs/integrating.md ("Browsers").
 //
-// Built from src/constants.js, src/codec.js, src/detector.js and
-// src/client.js: edit those, then rebuild this file with
+// Built from src/constants.js, codec.js, detector.js, machine.js and
+// client.js: edit those, then rebuild this file with
 // go test ./transport/wire/js -run TestBundleIsCurrent -update
 
 export const VERSION = 1;
@@ -397,6 +397,503 @@ function probeGap(lo, growth, unanswered) {
   return lo * Math.pow(Math.min(growth, 4), Math.min(unanswered - 1, 4));
 }
 
+// ---------------------------------------------------------------- machine
+
+// Machine decides, as fsm.Machine does, and does nothing else: each input
+// method takes the page's monotonic time (ms) and returns the actions the
+// client must carry out, in order; deadline is when it must be woken next
+// (wake), and rearm says the wake-up moved. It touches no socket, timer,
+// page or storage; its only randomness is the backoff's draw. Actions:
+//
+//	{do: "dial", url}          open a socket (url: a drain target, or null)
+//	{do: "drop", code, reason} close the current socket, if any, and forget it
+//	{do: "send", msg}          send a heartbeat message if the socket is open
+//	                           (one that throws is sendFailed)
+//	{do: "emit", type, ev}     an event: "change", "open", "message", "error"
+//	{do: "end"}                the client closed: stop listening to the page
+class Machine {
+  constructor(o, random) {
+    this.o = o;
+    this.random = random;
+    this.state = CONNECTING;
+    this.protocol = "";
+    this.connId = "";
+    this.advice = 0; // the server's latest reconnect window, ms
+    this.detector = new Adaptive(o);
+    this.deadline = null;
+    this.rearm = false;
+    this.seq = 0;
+    this.attempt = 0;
+    this.started = false;
+    this.offline = false;
+    this.nextURL = null;
+    this.closeAdvice = false;
+    this.hiddenInCache = false;
+    this.stats = { dials: 0, opens: 0 };
+    this.t = 0;
+    this.out = null;
+  }
+
+  // step runs one input at now and returns its actions.
+  step(now, f) {
+    this.t = now;
+    this.out = [];
+    f();
+    const out = this.out;
+    this.out = null;
+    return out;
+  }
+
+  // ---- inputs
+
+  start(now) {
+    return this.step(now, () => {
+      if (this.started) return;
+      this.started = true;
+      this.streakStart = now;
+      this.dial();
+    });
+  }
+
+  // close ends the client (closed) with close code 1000.
+  close(now, reason) {
+    return this.step(now, () => {
+      if (this.state === CLOSED) return;
+      this.drop(1000, reason);
+      this.transition(CLOSED, "user close");
+      this.end();
+    });
+  }
+
+  // dialThrew: the WebSocket constructor refused the dial (a bad URL).
+  dialThrew(now, err) {
+    return this.step(now, () => {
+      this.emit("error", new HeartbeatError("EDIAL", "heartbeat: " + (err && err.message)));
+      this.transition(CLOSED, "gave up");
+      this.end();
+    });
+  }
+
+  // opened: the socket opened with the subprotocol p; ok says it is one
+  // the client offered.
+  opened(now, p, ok) {
+    return this.step(now, () => {
+      if (!ok) {
+        this.drop(CLOSE_PAGE_AWAY, "no heartbeat subprotocol");
+        this.emit("error", new HeartbeatError("EPROTOCOL", "heartbeat: the server accepted no offered subprotocol (got " + JSON.stringify(p) + ")"));
+        this.transition(CLOSED, "gave up");
+        this.end();
+        return;
+      }
+      this.protocol = p;
+      this.stats.opens++;
+      this.aliveSince = now;
+      this.lastEvidence = now;
+      this.lastPing = null;
+      this.unanswered = 0;
+      this.probeBy = null;
+      this.gap = this.o.interval;
+      this.gapSeen = null;
+      this.closeAdvice = false;
+      this.detector.start(now);
+      this.transition(ALIVE, "connected");
+      this.emit("open", { protocol: p, connId: this.connId });
+      this.schedule();
+    });
+  }
+
+  // appMessage: an application message of size bytes (or characters).
+  appMessage(now, data, size) {
+    return this.step(now, () => {
+      if (this.state !== ALIVE && this.state !== SUSPECT) return;
+      this.evidence(0);
+      if (size > this.o.maxMessageSize) {
+        this.emit("error", new HeartbeatError("ETOOBIG", "heartbeat: message of " + size + " bytes exceeds maxMessageSize " + this.o.maxMessageSize + "; dropped"));
+      } else {
+        this.emit("message", { data });
+      }
+      this.schedule();
+    });
+  }
+
+  // malformed: a heartbeat message that did not decode; still evidence
+  // of life, as in Go.
+  malformed(now, err) {
+    return this.step(now, () => {
+      if (this.state !== ALIVE && this.state !== SUSPECT) return;
+      this.evidence(0);
+      this.emit("error", err);
+      this.schedule();
+    });
+  }
+
+  // heartbeat: a decoded heartbeat message m from the server.
+  heartbeat(now, m) {
+    return this.step(now, () => {
+      if (this.state !== ALIVE && this.state !== SUSPECT) return;
+      if (m.id) this.connId = m.id;
+      if (m.t !== "pong" && m.rw > 0) this.advice = Math.min(m.rw, this.o.maxWindow);
+      if (m.t === "ping" && m.ta > 0) this.detector.advise(m.ta);
+      // A round trip is measured, as in Go, only by the pong of the latest
+      // ping, on this page's own clock: an older ping's pong says nothing
+      // of the link now, and the wall clock can step.
+      let rtt = 0;
+      if (m.t === "pong" && m.seq > 0 && m.seq === this.seq && this.lastPing !== null) rtt = now - this.lastPing;
+      this.evidence(rtt);
+      switch (m.t) {
+        case "ping":
+          this.act({ do: "send", msg: { t: "pong", seq: m.seq, ts: m.ts } });
+          break;
+        case "drain":
+          if (m.to) this.nextURL = m.to;
+          this.lose("drain", {}, "advised");
+          return;
+        case "close":
+          this.closeAdvice = true; // the socket close that follows is not terminal
+          break;
+      }
+      this.schedule();
+    });
+  }
+
+  // sendFailed: sending a heartbeat threw; the connection is lost, as a
+  // failed send is in Go.
+  sendFailed(now, err) {
+    return this.step(now, () => {
+      this.emit("error", new HeartbeatError("ESEND", "heartbeat: " + (err && err.message)));
+      if (this.state === ALIVE || this.state === SUSPECT) this.lose("send failed", {}, "normal");
+    });
+  }
+
+  // socketClosed: the socket closed with code and reason.
+  socketClosed(now, code, reason) {
+    return this.step(now, () => {
+      const extra = { code, closeReason: reason };
+      if (this.state === CONNECTING) {
+        if (code >= 4000 && code <= 4999) {
+          this.transition(CLOSED, "gave up", extra);
+          this.end();
+          return;
+        }
+        this.dialFailed("dial failed", extra);
+        return;
+      }
+      if (this.state !== ALIVE && this.state !== SUSPECT) return;
+      let mode = "normal";
+      if (code === 1000) mode = this.closeAdvice ? "advised" : "terminal";
+      else if (code === 1008) {
+        mode = "policy";
+        this.emit("error", new HeartbeatError("EPOLICY", "heartbeat: the server closed for a policy violation: " + reason));
+      } else if (code === 1009) {
+        this.emit("error", new HeartbeatError("ETOOBIG", "heartbeat: the server closed: message too big: " + reason));
+      } else if (code === 1011) {
+        this.emit("error", new HeartbeatError("ESERVER", "heartbeat: the server closed on an internal error: " + reason));
+      } else if (code >= 4000 && code <= 4999) mode = "terminal";
+      this.lose("peer closed", extra, mode);
+    });
+  }
+
+  // wake runs at the deadline, or late: a wake-up more than stallThreshold
+  // past it means this page stood still (a frozen or throttled tab), so the
+  // silence it now sees was not measured; it probes and gives the probe
+  // max(dead − suspect, stallGrace) before it convicts, as fsm does.
+  wake(now) {
+    return this.step(now, () => {
+      const stalled = this.deadline !== null && now > this.deadline + this.o.stallThreshold;
+      this.deadline = null;
+      if (stalled) this.stall();
+      this.advance(stalled);
+      if (this.state !== CLOSED) this.schedule();
+    });
+  }
+
+  offlineEvent() {
+    this.offline = true;
+  }
+
+  // online: the network is back after an outage: a client waiting to
+  // redial dials now; a connected one probes, since its socket may not
+  // have survived the change.
+  online(now) {
+    return this.step(now, () => {
+      const was = this.offline;
+      this.offline = false;
+      if (!was) return;
+      if (this.state === RECONNECTING) {
+        this.clearTimer();
+        this.attempt = 0;
+        this.streakStart = now;
+        this.redial("network online");
+      } else if (this.state === ALIVE || this.state === SUSPECT) {
+        this.probeNow();
+      }
+    });
+  }
+
+  // visible: the page became visible.
+  visible(now) {
+    return this.step(now, () => {
+      if (this.hiddenInCache) return;
+      if (this.state === RECONNECTING) {
+        this.clearTimer();
+        this.redial("page visible");
+      } else {
+        this.resumedNow(true);
+      }
+    });
+  }
+
+  // resumed: the page ran again after being frozen; visible says whether
+  // it is visible.
+  resumed(now, visible) {
+    return this.step(now, () => this.resumedNow(visible));
+  }
+
+  // The back/forward cache: a page entering it closes its socket (an open
+  // socket keeps a page out of the cache, and the server would otherwise
+  // hold it); a page restored from it dials at once.
+  pageHidden(now, persisted) {
+    return this.step(now, () => {
+      if (!persisted || this.state === CLOSED) return;
+      this.hiddenInCache = true;
+      this.drop(CLOSE_PAGE_AWAY, "page hidden"); // a page may send only 1000 or 3000-4999
+      this.clearTimer();
+      this.redialAt = null; // no redial from the cache: pageshow dials
+      if (this.state !== RECONNECTING) {
+        this.transition(DEAD, "page hidden");
+        this.transition(RECONNECTING, "retry");
+      }
+    });
+  }
+
+  pageShown(now, persisted) {
+    return this.step(now, () => {
+      if (!persisted || !this.hiddenInCache || this.state === CLOSED) return;
+      this.hiddenInCache = false;
+      this.attempt = 0;
+      this.streakStart = now;
+      this.redial("page shown");
+    });
+  }
+
+  // ---- actions
+
+  act(a) {
+    this.out.push(a);
+  }
+
+  emit(type, ev) {
+    this.act({ do: "emit", type, ev });
+  }
+
+  drop(code, reason) {
+    this.act({ do: "drop", code, reason });
+  }
+
+  end() {
+    this.clearTimer();
+    this.act({ do: "end" });
+  }
+
+  transition(to, reason, extra = {}) {
+    const from = this.state;
+    this.state = to;
+    this.emit("change", { from, to, reason, at: this.t, ...extra });
+  }
+
+  dial() {
+    this.drop(CLOSE_PAGE_AWAY, "redial");
+    this.attempt++;
+    this.stats.dials++;
+    this.dialStart = this.t;
+    this.act({ do: "dial", url: this.nextURL });
+    this.nextURL = null;
+    this.schedule();
+  }
+
+  // ---- rules
+
+  resumedNow(visible) {
+    // The page ran again after being frozen or hidden; the timers may be
+    // late. Probe before convicting.
+    if (this.state === ALIVE || this.state === SUSPECT) {
+      if (this.t - this.lastEvidence > this.o.interval) this.probeNow();
+      else this.schedule();
+    } else if (this.state === RECONNECTING && visible) {
+      this.clearTimer();
+      this.redial("page visible");
+    }
+  }
+
+  evidence(rtt) {
+    // The first evidence after this page stood still spans the pause (and
+    // a pong's round trip too): not the peer's lateness. As in Go, the
+    // detector restarts its measurement rather than learn it.
+    const t = this.t;
+    if (this.probeBy !== null) this.detector.start(t);
+    else this.detector.observe(t, rtt);
+    this.lastEvidence = t;
+    this.unanswered = 0;
+    this.probeBy = null;
+    if (this.state === SUSPECT) {
+      this.transition(ALIVE, "evidence");
+      this.gap = this.o.probe; // relax back from probe to interval
+      this.gapSeen = this.lastPing;
+    }
+  }
+
+  ping() {
+    const t = this.t;
+    if (this.lastPing !== null && t - this.lastPing < this.o.minPingInterval) return;
+    this.seq++;
+    // The client sends it if the socket is open; a ping to a closing
+    // socket counts as sent and lost: until its close event comes, the
+    // detector's clock runs as for any unanswered ping (and the next ping
+    // waits its turn instead of being retried at once).
+    this.act({ do: "send", msg: { t: "ping", seq: this.seq } });
+    this.lastPing = t;
+    this.unanswered++;
+  }
+
+  nextPing() {
+    const o = this.o;
+    const base = Math.max(this.lastEvidence, this.lastPing ?? -Infinity);
+    if (this.state === SUSPECT) {
+      this.gapSeen = this.lastPing;
+      this.gap = o.probe;
+      return base + Math.min(probeGap(o.probe, o.probeGrowth, this.unanswered), o.interval);
+    }
+    if (this.lastPing !== this.gapSeen) {
+      this.gapSeen = this.lastPing;
+      this.gap = Math.min(this.gap * o.intervalGrowth, o.interval);
+    }
+    this.gap = Math.min(Math.max(this.gap, o.probe), o.interval);
+    return Math.max(base + this.gap, (this.lastPing ?? -Infinity) + o.minPingInterval);
+  }
+
+  clearTimer() {
+    this.deadline = null;
+    this.rearm = true;
+  }
+
+  // schedule sets the one deadline: the connect timeout, the redial, or
+  // the next ping or verdict.
+  schedule() {
+    let d = null;
+    switch (this.state) {
+      case CONNECTING:
+        d = this.dialStart + this.o.connectTimeout;
+        break;
+      case RECONNECTING:
+        d = this.redialAt;
+        break;
+      case ALIVE:
+      case SUSPECT: {
+        const { suspect, dead } = this.detector.timeouts();
+        d = this.nextPing();
+        if (this.state === ALIVE) d = Math.min(d, this.lastEvidence + suspect);
+        else d = Math.min(d, Math.max(this.lastEvidence + dead, this.probeBy ?? -Infinity));
+        break;
+      }
+    }
+    this.deadline = d ?? null;
+    this.rearm = true;
+  }
+
+  stall() {
+    if ((this.state === ALIVE || this.state === SUSPECT) && this.probeBy === null) {
+      const { suspect, dead } = this.detector.timeouts();
+      this.probeBy = this.t + Math.max(dead - suspect, this.o.stallGrace);
+      this.ping();
+    }
+  }
+
+  advance(stalled) {
+    const t = this.t;
+    switch (this.state) {
+      case CONNECTING:
+        if (t >= this.dialStart + this.o.connectTimeout) this.dialFailed("connect timeout");
+        return;
+      case RECONNECTING:
+        if (t >= this.redialAt) this.redial("backoff elapsed");
+        return;
+    }
+    if (this.state !== ALIVE && this.state !== SUSPECT) return;
+    const { suspect, dead } = this.detector.timeouts();
+    if (this.state === ALIVE && t >= this.lastEvidence + suspect) {
+      this.transition(SUSPECT, stalled ? "local stall" : "silence");
+    }
+    if (this.state === SUSPECT && t >= this.lastEvidence + dead && (this.probeBy === null || t >= this.probeBy)) {
+      this.lose("unanswered", {}, "normal");
+      return;
+    }
+    if (t >= this.nextPing()) this.ping();
+  }
+
+  probeNow() {
+    if (this.probeBy === null) {
+      const { suspect, dead } = this.detector.timeouts();
+      this.probeBy = this.t + Math.max(dead - suspect, this.o.stallGrace);
+    }
+    this.ping();
+    this.schedule();
+  }
+
+  // ---- losses and redials
+
+  dialFailed(reason, extra = {}) {
+    this.drop(CLOSE_PAGE_AWAY, reason);
+    this.transition(RECONNECTING, reason === "connect timeout" ? "connect timeout" : "dial failed", extra);
+    this.planRedial("normal");
+  }
+
+  // lose: alive or suspect → dead, then → reconnecting (or closed).
+  lose(reason, extra, mode) {
+    const t = this.t;
+    const stable = this.aliveSince !== undefined && t - this.aliveSince >= this.o.stableAfter;
+    if (stable) {
+      this.attempt = 0;
+      this.streakStart = t;
+    }
+    this.drop(CLOSE_PAGE_AWAY, reason);
+    this.transition(DEAD, reason, extra);
+    if (mode === "terminal") {
+      this.transition(CLOSED, "gave up", extra);
+      this.end();
+      return;
+    }
+    this.transition(RECONNECTING, "retry", extra);
+    this.planRedial(mode);
+  }
+
+  // planRedial draws the delay before the next dial: policy.Advised (the
+  // first dial of a streak uniform over the advised window, later ones
+  // full jitter renumbered), or long for a policy violation (1008).
+  planRedial(mode) {
+    const o = this.o, t = this.t;
+    const next = this.attempt + 1;
+    let delay;
+    const w = Math.min(this.advice, o.maxWindow);
+    if (mode === "policy") {
+      delay = o.backoffCap / 2 + this.random() * (o.backoffCap / 2);
+    } else if (w > 0 && next <= 1) {
+      delay = Math.max(this.random() * w - (t - this.streakStart), 0);
+    } else {
+      const n = w > 0 ? next - 1 : next;
+      const env = Math.min(o.backoffBase * Math.pow(2, Math.max(n, 1) - 1), o.backoffCap);
+      delay = this.random() * env;
+    }
+    this.redialAt = t + delay;
+    this.lastDelay = delay;
+    this.schedule();
+  }
+
+  redial(reason) {
+    this.transition(CONNECTING, reason);
+    this.dial();
+  }
+}
+
 // ---------------------------------------------------------------- client
 
 const REASONS = new Set([
@@ -440,34 +937,46 @@ export class HeartbeatClient {
     this.storage = o.storage === undefined ? safeSession(g) : o.storage;
     if (o.probe >= o.interval) this.o.probe = Math.max(o.interval / 2, 100);
 
-    this.state = CONNECTING;
+    this.m = new Machine(this.o, this.random);
     this.ws = null;
-    this.protocol = "";
-    this.connId = "";
-    this.advice = 0; // the server's latest reconnect window, ms
-    this.detector = new Adaptive(this.o);
     this.listeners = new Map();
     this.timer = null;
-    this.deadline = null;
-    this.seq = 0;
-    this.attempt = 0;
-    this.started = false;
-    this.offline = false;
-    this.nextURL = null;
-    this.closeAdvice = false;
-    this.stats = { dials: 0, opens: 0 };
+    this.queue = [];
+    this.running = false;
     this.resumeToken = null;
     if (o.resume !== false) this.resumeToken = this.loadToken();
+    const visible = () => !!this.document && this.document.visibilityState === "visible";
     this.bound = {
-      online: () => this.onOnline(),
-      offline: () => {
-        this.offline = true;
-      },
-      visibility: () => this.onVisibility(),
-      pagehide: (e) => this.onPageHide(e),
-      pageshow: (e) => this.onPageShow(e),
-      resume: () => this.onWake(),
+      online: () => this.run(this.m.online(this.now())),
+      offline: () => this.m.offlineEvent(),
+      visibility: () => visible() && this.run(this.m.visible(this.now())),
+      pagehide: (e) => this.run(this.m.pageHidden(this.now(), !!(e && e.persisted))),
+      pageshow: (e) => this.run(this.m.pageShown(this.now(), !!(e && e.persisted))),
+      resume: () => this.run(this.m.resumed(this.now(), visible())),
     };
+  }
+
+  // What the machine knows, as the client's own.
+  get state() {
+    return this.m.state;
+  }
+  get protocol() {
+    return this.m.protocol;
+  }
+  get connId() {
+    return this.m.connId;
+  }
+  get advice() {
+    return this.m.advice;
+  }
+  get detector() {
+    return this.m.detector;
+  }
+  get stats() {
+    return this.m.stats;
+  }
+  get unanswered() {
+    return this.m.unanswered;
   }
 
   loadToken() {
@@ -512,8 +1021,7 @@ export class HeartbeatClient {
 
   // start dials. It is called once; a closed client is not restarted.
   start() {
-    if (this.started) return this;
-    this.started = true;
+    if (this.m.started) return this;
     const w = this.window;
     if (w) {
       w.addEventListener("online", this.bound.online);
@@ -525,40 +1033,22 @@ export class HeartbeatClient {
       this.document.addEventListener("visibilitychange", this.bound.visibility);
       this.document.addEventListener("resume", this.bound.resume);
     }
-    this.streakStart = this.now();
-    this.dial();
+    this.run(this.m.start(this.now()));
     return this;
   }
 
   // close closes the socket with code 1000 and ends the client (closed).
   close(reason = "client closed") {
-    if (this.state === CLOSED) return;
-    this.dropSocket(1000, reason);
-    this.transition(CLOSED, "user close");
-    this.teardown();
-  }
-
-  teardown() {
-    this.clearTimer();
-    const w = this.window;
-    if (w) {
-      w.removeEventListener("online", this.bound.online);
-      w.removeEventListener("offline", this.bound.offline);
-      w.removeEventListener("pagehide", this.bound.pagehide);
-      w.removeEventListener("pageshow", this.bound.pageshow);
-    }
-    if (this.document) {
-      this.document.removeEventListener("visibilitychange", this.bound.visibility);
-      this.document.removeEventListener("resume", this.bound.resume);
-    }
+    this.run(this.m.close(this.now(), reason));
   }
 
   // send sends an application message. Messages are not queued: while no
   // socket is open it throws HeartbeatError ENOTCONNECTED, and a message
   // that begins like a heartbeat ({"hb": or 0xFF 'h') throws ERESERVED.
   send(data) {
-    if (!this.ws || this.ws.readyState !== 1 || !(this.state === ALIVE || this.state === SUSPECT)) {
-      throw new HeartbeatError("ENOTCONNECTED", "heartbeat: not connected (state " + this.state + ")");
+    const state = this.m.state;
+    if (!this.ws || this.ws.readyState !== 1 || !(state === ALIVE || state === SUSPECT)) {
+      throw new HeartbeatError("ENOTCONNECTED", "heartbeat: not connected (state " + state + ")");
     }
     if (isHeartbeat(data)) throw new HeartbeatError("ERESERVED", "heartbeat: application message begins like a heartbeat message");
     this.ws.send(data);
@@ -567,47 +1057,108 @@ export class HeartbeatClient {
   // timeouts returns the detector's current suspect and dead timeouts, ms
   // after the last evidence.
   timeouts() {
-    return this.detector.timeouts();
+    return this.m.detector.timeouts();
   }
 
-  // ---- transitions
+  // ---- carrying out the machine's actions
 
-  transition(to, reason, extra = {}) {
-    const from = this.state;
-    this.state = to;
-    this.emit("change", { from, to, reason, at: this.now(), ...extra });
+  // run carries out actions in order, and those of the inputs they cause
+  // (a send that throws, a dial the browser refuses) after them; an input
+  // that arrives meanwhile (a listener that calls close) waits its turn.
+  // Then it sets the one timer to the machine's deadline.
+  run(actions) {
+    this.queue.push(...actions);
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) this.carry(this.queue.shift());
+    } finally {
+      this.running = false;
+    }
+    if (this.m.rearm) {
+      this.m.rearm = false;
+      if (this.timer !== null) this.clearTimeout(this.timer);
+      this.timer = null;
+      const d = this.m.deadline;
+      if (d !== null) {
+        this.timer = this.setTimeout(() => {
+          this.timer = null;
+          this.run(this.m.wake(this.now()));
+        }, Math.max(0, d - this.now()));
+      }
+    }
   }
 
-  dialURL() {
-    let u = this.nextURL ?? this.url;
-    this.nextURL = null;
+  carry(a) {
+    switch (a.do) {
+      case "emit":
+        this.emit(a.type, a.ev);
+        break;
+      case "send": {
+        const ws = this.ws;
+        if (!ws || ws.readyState !== 1) break; // closing: its close event follows
+        const msg = a.msg.t === "ping" ? { ...a.msg, ts: Math.floor(this.wallNow()) } : a.msg;
+        try {
+          ws.send(this.m.protocol === SUBPROTOCOL_JSON ? encodeJSON(msg) : encodeBinary(msg));
+        } catch (e) {
+          this.queue.push(...this.m.sendFailed(this.now(), e));
+        }
+        break;
+      }
+      case "drop":
+        this.dropSocket(a.code, a.reason);
+        break;
+      case "dial":
+        this.dial(a.url);
+        break;
+      case "end":
+        this.teardown();
+        break;
+    }
+  }
+
+  dial(target) {
+    let u = target ?? this.url;
     if (this.resumeToken) {
       u += (u.includes("?") ? "&" : "?") + (this.o.resumeParam ?? RESUME_PARAM) + "=" + encodeURIComponent(this.resumeToken);
     }
-    return u;
-  }
-
-  dial() {
-    this.dropSocket(CLOSE_PAGE_AWAY, "redial");
-    this.attempt++;
-    this.stats.dials++;
-    this.dialStart = this.now();
     let ws;
     try {
-      ws = new this.WS(this.dialURL(), this.protocols);
+      ws = new this.WS(u, this.protocols);
     } catch (e) {
-      this.emit("error", new HeartbeatError("EDIAL", "heartbeat: " + (e && e.message)));
-      this.transition(CLOSED, "gave up");
-      this.teardown();
+      this.queue.push(...this.m.dialThrew(this.now(), e));
       return;
     }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    ws.onopen = () => this.ws === ws && this.onOpen();
+    ws.onopen = () => this.ws === ws && this.run(this.m.opened(this.now(), ws.protocol, this.protocols.includes(ws.protocol)));
     ws.onmessage = (e) => this.ws === ws && this.onMessage(e.data);
-    ws.onclose = (e) => this.ws === ws && this.onSocketClose(e.code, e.reason, e.wasClean);
+    ws.onclose = (e) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.emit("close", { code: e.code, reason: e.reason, wasClean: e.wasClean });
+      this.run(this.m.socketClosed(this.now(), e.code, e.reason));
+    };
     ws.onerror = () => {}; // a close follows every error
-    this.schedule();
+  }
+
+  // onMessage sorts an inbound message for the machine: an application
+  // message, a heartbeat, or a heartbeat that does not decode.
+  onMessage(data) {
+    const t = this.now();
+    if (!isHeartbeat(data)) {
+      const size = typeof data === "string" ? data.length : data.byteLength ?? 0;
+      this.run(this.m.appMessage(t, data, size));
+      return;
+    }
+    let m;
+    try {
+      m = typeof data === "string" ? decodeJSON(data) : decodeBinary(data);
+    } catch (e) {
+      this.run(this.m.malformed(t, e));
+      return;
+    }
+    this.run(this.m.heartbeat(t, m));
   }
 
   // dropSocket detaches and closes the current socket: the client never
@@ -627,375 +1178,20 @@ export class HeartbeatClient {
     }
   }
 
-  onOpen() {
-    const p = this.ws.protocol;
-    if (!this.protocols.includes(p)) {
-      this.dropSocket(CLOSE_PAGE_AWAY, "no heartbeat subprotocol");
-      this.emit("error", new HeartbeatError("EPROTOCOL", "heartbeat: the server accepted no offered subprotocol (got " + JSON.stringify(p) + ")"));
-      this.transition(CLOSED, "gave up");
-      this.teardown();
-      return;
-    }
-    const t = this.now();
-    this.protocol = p;
-    this.stats.opens++;
-    this.aliveSince = t;
-    this.lastEvidence = t;
-    this.lastPing = null;
-    this.unanswered = 0;
-    this.probeBy = null;
-    this.gap = this.o.interval;
-    this.gapSeen = null;
-    this.closeAdvice = false;
-    this.detector.start(t);
-    this.transition(ALIVE, "connected");
-    this.emit("open", { protocol: p, connId: this.connId });
-    this.schedule();
-  }
-
-  onMessage(data) {
-    const t = this.now();
-    if (this.state !== ALIVE && this.state !== SUSPECT) return;
-    let size = typeof data === "string" ? data.length : data.byteLength ?? 0;
-    if (!isHeartbeat(data)) {
-      this.evidence(t, 0);
-      if (size > this.o.maxMessageSize) {
-        this.emit("error", new HeartbeatError("ETOOBIG", "heartbeat: message of " + size + " bytes exceeds maxMessageSize " + this.o.maxMessageSize + "; dropped"));
-      } else {
-        this.emit("message", { data });
-      }
-      this.schedule();
-      return;
-    }
-    let m;
-    try {
-      m = typeof data === "string" ? decodeJSON(data) : decodeBinary(data);
-    } catch (e) {
-      this.evidence(t, 0); // still evidence of life, as in Go
-      this.emit("error", e);
-      this.schedule();
-      return;
-    }
-    if (m.id) this.connId = m.id;
-    if (m.t !== "pong" && m.rw > 0) this.advice = Math.min(m.rw, this.o.maxWindow);
-    if (m.t === "ping" && m.ta > 0 && typeof this.detector.advise === "function") this.detector.advise(m.ta);
-    // A round trip is measured, as in Go, only by the pong of the latest
-    // ping, on this page's own clock: an older ping's pong says nothing of
-    // the link now, and the wall clock can step.
-    let rtt = 0;
-    if (m.t === "pong" && m.seq > 0 && m.seq === this.seq && this.lastPing !== null) rtt = t - this.lastPing;
-    this.evidence(t, rtt);
-    switch (m.t) {
-      case "ping":
-        if (this.write({ t: "pong", seq: m.seq, ts: m.ts }) === "failed") {
-          this.lose(t, "send failed", {}, "normal");
-          return;
-        }
-        break;
-      case "drain":
-        if (m.to) this.nextURL = m.to;
-        this.lose(t, "drain", {}, "advised");
-        return;
-      case "close":
-        this.closeAdvice = true; // the socket close that follows is not terminal
-        break;
-    }
-    this.schedule();
-  }
-
-  evidence(t, rtt) {
-    // The first evidence after this page stood still spans the pause (and
-    // a pong's round trip too): not the peer's lateness. As in Go, the
-    // detector restarts its measurement rather than learn it.
-    if (this.probeBy !== null) this.detector.start(t);
-    else this.detector.observe(t, rtt);
-    this.lastEvidence = t;
-    this.unanswered = 0;
-    this.probeBy = null;
-    if (this.state === SUSPECT) {
-      this.transition(ALIVE, "evidence");
-      this.gap = this.o.probe; // relax back from probe to interval
-      this.gapSeen = this.lastPing;
-    }
-  }
-
-  // write sends m: "sent"; "closing" when the socket is no longer open
-  // (its close event follows, with the code that decides what comes next);
-  // "failed" when the send threw, which loses the connection, as a failed
-  // send does in Go.
-  write(m) {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== 1) return "closing";
-    try {
-      ws.send(this.protocol === SUBPROTOCOL_JSON ? encodeJSON(m) : encodeBinary(m));
-      return "sent";
-    } catch (e) {
-      this.emit("error", new HeartbeatError("ESEND", "heartbeat: " + (e && e.message)));
-      return "failed";
-    }
-  }
-
-  ping(t) {
-    if (this.lastPing !== null && t - this.lastPing < this.o.minPingInterval) return;
-    this.seq++;
-    if (this.write({ t: "ping", seq: this.seq, ts: Math.floor(this.wallNow()) }) === "failed") {
-      this.lose(t, "send failed", {}, "normal");
-      return;
-    }
-    // A ping to a closing socket counts as sent and lost: until its close
-    // event comes, the detector's clock runs as for any unanswered ping
-    // (and the next ping waits its turn instead of being retried at once).
-    this.lastPing = t;
-    this.unanswered++;
-  }
-
-  nextPing() {
-    const o = this.o;
-    const base = Math.max(this.lastEvidence, this.lastPing ?? -Infinity);
-    if (this.state === SUSPECT) {
-      this.gapSeen = this.lastPing;
-      this.gap = o.probe;
-      return base + Math.min(probeGap(o.probe, o.probeGrowth, this.unanswered), o.interval);
-    }
-    if (this.lastPing !== this.gapSeen) {
-      this.gapSeen = this.lastPing;
-      this.gap = Math.min(this.gap * o.intervalGrowth, o.interval);
-    }
-    this.gap = Math.min(Math.max(this.gap, o.probe), o.interval);
-    return Math.max(base + this.gap, (this.lastPing ?? -Infinity) + o.minPingInterval);
-  }
-
-  // ---- the one timer
-
-  clearTimer() {
+  teardown() {
     if (this.timer !== null) this.clearTimeout(this.timer);
     this.timer = null;
-    this.deadline = null;
-  }
-
-  schedule() {
-    this.clearTimer();
-    let d = null;
-    switch (this.state) {
-      case CONNECTING:
-        d = this.dialStart + this.o.connectTimeout;
-        break;
-      case RECONNECTING:
-        d = this.redialAt;
-        break;
-      case ALIVE:
-      case SUSPECT: {
-        const { suspect, dead } = this.detector.timeouts();
-        d = this.nextPing();
-        if (this.state === ALIVE) d = Math.min(d, this.lastEvidence + suspect);
-        else d = Math.min(d, Math.max(this.lastEvidence + dead, this.probeBy ?? -Infinity));
-        break;
-      }
+    const w = this.window;
+    if (w) {
+      w.removeEventListener("online", this.bound.online);
+      w.removeEventListener("offline", this.bound.offline);
+      w.removeEventListener("pagehide", this.bound.pagehide);
+      w.removeEventListener("pageshow", this.bound.pageshow);
     }
-    if (d === null || d === undefined) return;
-    this.deadline = d;
-    this.timer = this.setTimeout(() => {
-      this.timer = null;
-      this.wake();
-    }, Math.max(0, d - this.now()));
-  }
-
-  // wake runs at the deadline, or late: a wake-up more than stallThreshold
-  // past it means this page stood still (a frozen or throttled tab), so the
-  // silence it now sees was not measured; it probes and gives the probe
-  // max(dead − suspect, stallGrace) before it convicts, as fsm does.
-  wake() {
-    const t = this.now();
-    const stalled = this.deadline !== null && t > this.deadline + this.o.stallThreshold;
-    this.deadline = null;
-    if (stalled) this.stall(t);
-    this.advance(t, stalled);
-    if (this.state !== CLOSED) this.schedule();
-  }
-
-  stall(t) {
-    if ((this.state === ALIVE || this.state === SUSPECT) && this.probeBy === null) {
-      const { suspect, dead } = this.detector.timeouts();
-      this.probeBy = t + Math.max(dead - suspect, this.o.stallGrace);
-      this.ping(t);
+    if (this.document) {
+      this.document.removeEventListener("visibilitychange", this.bound.visibility);
+      this.document.removeEventListener("resume", this.bound.resume);
     }
-  }
-
-  advance(t, stalled) {
-    switch (this.state) {
-      case CONNECTING:
-        if (t >= this.dialStart + this.o.connectTimeout) this.dialFailed("connect timeout");
-        return;
-      case RECONNECTING:
-        if (t >= this.redialAt) this.redial("backoff elapsed");
-        return;
-    }
-    if (this.state !== ALIVE && this.state !== SUSPECT) return;
-    const { suspect, dead } = this.detector.timeouts();
-    if (this.state === ALIVE && t >= this.lastEvidence + suspect) {
-      this.transition(SUSPECT, stalled ? "local stall" : "silence");
-    }
-    if (this.state === SUSPECT && t >= this.lastEvidence + dead && (this.probeBy === null || t >= this.probeBy)) {
-      this.lose(t, "unanswered", {}, "normal");
-      return;
-    }
-    if (t >= this.nextPing()) this.ping(t);
-  }
-
-  // ---- losses and redials
-
-  dialFailed(reason, extra = {}) {
-    this.dropSocket(CLOSE_PAGE_AWAY, reason);
-    this.transition(RECONNECTING, reason === "connect timeout" ? "connect timeout" : "dial failed", extra);
-    this.planRedial("normal");
-  }
-
-  // lose: alive or suspect → dead, then → reconnecting (or closed).
-  lose(t, reason, extra, mode) {
-    const stable = this.aliveSince !== undefined && t - this.aliveSince >= this.o.stableAfter;
-    if (stable) {
-      this.attempt = 0;
-      this.streakStart = t;
-    }
-    this.dropSocket(CLOSE_PAGE_AWAY, reason);
-    this.transition(DEAD, reason, extra);
-    if (mode === "terminal") {
-      this.transition(CLOSED, "gave up", extra);
-      this.teardown();
-      return;
-    }
-    this.transition(RECONNECTING, "retry", extra);
-    this.planRedial(mode);
-  }
-
-  // planRedial draws the delay before the next dial: policy.Advised (the
-  // first dial of a streak uniform over the advised window, later ones
-  // full jitter renumbered), or long for a policy violation (1008).
-  planRedial(mode) {
-    const o = this.o, t = this.now();
-    const next = this.attempt + 1;
-    let delay;
-    const w = Math.min(this.advice, o.maxWindow);
-    if (mode === "policy") {
-      delay = o.backoffCap / 2 + this.random() * (o.backoffCap / 2);
-    } else if (w > 0 && next <= 1) {
-      delay = Math.max(this.random() * w - (t - this.streakStart), 0);
-    } else {
-      const n = w > 0 ? next - 1 : next;
-      const env = Math.min(o.backoffBase * Math.pow(2, Math.max(n, 1) - 1), o.backoffCap);
-      delay = this.random() * env;
-    }
-    this.redialAt = t + delay;
-    this.lastDelay = delay;
-    this.schedule();
-  }
-
-  redial(reason) {
-    this.transition(CONNECTING, reason);
-    this.dial();
-  }
-
-  onSocketClose(code, reason, wasClean) {
-    const t = this.now();
-    this.ws = null;
-    this.emit("close", { code, reason, wasClean });
-    const extra = { code, closeReason: reason };
-    if (this.state === CONNECTING) {
-      if (code >= 4000 && code <= 4999) return this.terminalFromConnecting(extra);
-      return this.dialFailed("dial failed", extra);
-    }
-    if (this.state !== ALIVE && this.state !== SUSPECT) return;
-    let mode = "normal";
-    if (code === 1000) mode = this.closeAdvice ? "advised" : "terminal";
-    else if (code === 1008) {
-      mode = "policy";
-      this.emit("error", new HeartbeatError("EPOLICY", "heartbeat: the server closed for a policy violation: " + reason));
-    } else if (code === 1009) {
-      this.emit("error", new HeartbeatError("ETOOBIG", "heartbeat: the server closed: message too big: " + reason));
-    } else if (code === 1011) {
-      this.emit("error", new HeartbeatError("ESERVER", "heartbeat: the server closed on an internal error: " + reason));
-    } else if (code >= 4000 && code <= 4999) mode = "terminal";
-    this.lose(t, "peer closed", extra, mode);
-  }
-
-  terminalFromConnecting(extra) {
-    this.transition(CLOSED, "gave up", extra);
-    this.teardown();
-  }
-
-  // ---- the page
-
-  // onOnline: the network is back after an outage: a client waiting to
-  // redial dials now; a connected one probes, since its socket may not
-  // have survived the change.
-  onOnline() {
-    const was = this.offline;
-    this.offline = false;
-    if (!was) return;
-    if (this.state === RECONNECTING) {
-      this.clearTimer();
-      this.attempt = 0;
-      this.streakStart = this.now();
-      this.redial("network online");
-    } else if (this.state === ALIVE || this.state === SUSPECT) {
-      this.probeNow();
-    }
-  }
-
-  onVisibility() {
-    if (!this.document || this.document.visibilityState !== "visible" || this.hiddenInCache) return;
-    if (this.state === RECONNECTING) {
-      this.clearTimer();
-      this.redial("page visible");
-    } else {
-      this.onWake();
-    }
-  }
-
-  // onWake: the page ran again after being frozen or hidden; the timers
-  // may be late. Probe before convicting.
-  onWake() {
-    if (this.state === ALIVE || this.state === SUSPECT) {
-      const t = this.now();
-      if (t - this.lastEvidence > this.o.interval) this.probeNow();
-      else this.schedule();
-    } else if (this.state === RECONNECTING && this.document && this.document.visibilityState === "visible") {
-      this.clearTimer();
-      this.redial("page visible");
-    }
-  }
-
-  probeNow() {
-    const t = this.now();
-    if (this.probeBy === null) {
-      const { suspect, dead } = this.detector.timeouts();
-      this.probeBy = t + Math.max(dead - suspect, this.o.stallGrace);
-    }
-    this.ping(t);
-    this.schedule();
-  }
-
-  // The back/forward cache: a page entering it closes its socket
-  // (an open socket keeps a page out of the cache, and the server would
-  // otherwise hold it); a page restored from it dials at once.
-  onPageHide(e) {
-    if (!e || !e.persisted || this.state === CLOSED) return;
-    this.hiddenInCache = true;
-    this.dropSocket(CLOSE_PAGE_AWAY, "page hidden"); // a page may send only 1000 or 3000-4999
-    this.clearTimer();
-    this.redialAt = null; // no redial from the cache: pageshow dials
-    if (this.state !== RECONNECTING) {
-      this.transition(DEAD, "page hidden");
-      this.transition(RECONNECTING, "retry");
-    }
-  }
-
-  onPageShow(e) {
-    if (!e || !e.persisted || !this.hiddenInCache || this.state === CLOSED) return;
-    this.hiddenInCache = false;
-    this.attempt = 0;
-    this.streakStart = this.now();
-    this.redial("page shown");
   }
 }
 

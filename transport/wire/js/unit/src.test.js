@@ -7,10 +7,11 @@ import * as shipped from "../heartbeat.js";
 import * as constants from "../src/constants.js";
 import * as codec from "../src/codec.js";
 import * as detector from "../src/detector.js";
+import * as machine from "../src/machine.js";
 import * as client from "../src/client.js";
 
 test("the parts export what heartbeat.js exports", () => {
-  const parts = { ...constants, ...codec, ...detector, ...client };
+  const parts = { ...constants, ...codec, ...detector, ...machine, ...client };
   for (const [name, v] of Object.entries(shipped)) {
     assert.ok(name in parts, name + " is in no part");
     assert.equal(typeof parts[name], typeof v, name);
@@ -20,5 +21,5 @@ test("the parts export what heartbeat.js exports", () => {
 });
 
 test("internal exports stay inside the shipped file", () => {
-  for (const name of ["utf8Len", "probeGap", "MAX_SAFE", "TYPES"]) assert.ok(!(name in shipped), name + " leaked into heartbeat.js's exports");
+  for (const name of ["utf8Len", "probeGap", "Machine", "MAX_SAFE", "TYPES"]) assert.ok(!(name in shipped), name + " leaked into heartbeat.js's exports");
 });
