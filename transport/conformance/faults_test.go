@@ -122,8 +122,8 @@ func TestResetPeer(t *testing.T) {
 			if c.Reason != fsm.ReasonPeerClosed && c.Reason != fsm.ReasonSendFailed {
 				t.Errorf("dead for %v, want peer closed or send failed", c.Reason)
 			}
-			// The reset fires on the next bytes, which the next idle ping
-			// sends: well before the suspect timeout.
+			// Set resets the open connection at once: dead well before
+			// the suspect timeout.
 			if took := c.At.Sub(start); took >= suspectAfter {
 				t.Errorf("dead %v after the reset, want before the suspect timeout %v", took, suspectAfter)
 			}

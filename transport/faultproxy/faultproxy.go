@@ -5,8 +5,8 @@
 // pieces.
 //
 // A fault applies to both directions, to the connections already open and
-// to new ones, from the next piece of data each way; Set replaces the
-// fault, Clear heals the link. Data is never reordered.
+// to new ones, at once: data held by a delay is let go by Clear or
+// measured again by the next Set. Data is never reordered.
 //
 //	p, err := faultproxy.New("127.0.0.1:6379")
 //	...
@@ -18,6 +18,7 @@
 package faultproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -38,8 +39,9 @@ type Latency struct {
 	Delay, Jitter time.Duration
 }
 
-// Blackhole drops all data both ways and keeps the connections open: a
-// half-open link, as after a NAT mapping expired or the peer vanished.
+// Blackhole drops all data both ways and keeps the connections open, even
+// when one end closes (its close is held until Clear): a half-open link, as
+// after a NAT mapping expired or the peer vanished.
 type Blackhole struct{}
 
 // Reset resets every connection (a TCP RST both ways) and each new one
@@ -99,12 +101,17 @@ type Proxy struct {
 	upstream string
 	ln       net.Listener
 	done     chan struct{}
+	ctx      context.Context // cancelled by Close: ends dials in progress
+	stop     context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu     sync.Mutex
-	fault  Fault
-	links  map[*link]struct{}
-	closed bool
+	mu    sync.Mutex
+	fault Fault
+	// changed is closed and replaced at each Set and Clear, to wake the
+	// pipes that wait under the fault before.
+	changed chan struct{}
+	links   map[*link]struct{}
+	closed  bool
 }
 
 // New starts a proxy on 127.0.0.1 (a port of the system's choice) in front
@@ -117,7 +124,8 @@ func New(upstream string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: listen: %w", err)
 	}
-	p := &Proxy{upstream: upstream, ln: ln, done: make(chan struct{}), links: map[*link]struct{}{}}
+	p := &Proxy{upstream: upstream, ln: ln, done: make(chan struct{}), changed: make(chan struct{}), links: map[*link]struct{}{}}
+	p.ctx, p.stop = context.WithCancel(context.Background())
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -140,7 +148,7 @@ func (p *Proxy) Set(f Fault) error {
 	if p.closed {
 		return ErrClosed
 	}
-	p.fault = f
+	p.setLocked(f)
 	if _, ok := f.(Reset); ok {
 		for l := range p.links {
 			l.close(true)
@@ -153,14 +161,21 @@ func (p *Proxy) Set(f Fault) error {
 // dropped stays lost.
 func (p *Proxy) Clear() {
 	p.mu.Lock()
-	p.fault = nil
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	p.setLocked(nil)
 }
 
-func (p *Proxy) current() Fault {
+func (p *Proxy) setLocked(f Fault) {
+	p.fault = f
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// current returns the fault in force and a channel closed when it changes.
+func (p *Proxy) current() (Fault, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.fault
+	return p.fault, p.changed
 }
 
 // Close stops the proxy, closes every connection through it and returns
@@ -173,6 +188,7 @@ func (p *Proxy) Close() error {
 	}
 	p.closed = true
 	close(p.done)
+	p.stop()
 	err := p.ln.Close()
 	for l := range p.links {
 		l.close(false)
@@ -198,14 +214,18 @@ func (p *Proxy) accept() {
 // either side ends or the link is reset.
 func (p *Proxy) relay(c net.Conn) {
 	defer p.wg.Done()
-	if _, ok := p.current().(Reset); ok {
+	if f, _ := p.current(); f == (Reset{}) {
 		reset(c)
 		return
 	}
-	d := net.Dialer{Timeout: dialTimeout}
-	s, err := d.Dial("tcp", p.upstream)
+	ctx, cancel := context.WithTimeout(p.ctx, dialTimeout)
+	d := net.Dialer{}
+	s, err := d.DialContext(ctx, "tcp", p.upstream)
+	cancel()
 	if err != nil {
-		c.Close() // the client sees the upstream refuse, as without the proxy
+		// The upstream refused or the proxy closed: the client's connection
+		// ends as soon as it was accepted.
+		c.Close()
 		return
 	}
 	l := &link{client: c, server: s}
@@ -216,6 +236,9 @@ func (p *Proxy) relay(c net.Conn) {
 		return
 	}
 	p.links[l] = struct{}{}
+	if p.fault == (Reset{}) { // set while the upstream was being dialled
+		l.close(true)
+	}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -290,45 +313,51 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn) {
 			return
 		}
 	}
+	// src ended. Under a blackhole its close, like its data, does not get
+	// through until the fault changes.
+	for {
+		f, changed := p.current()
+		if f != (Blackhole{}) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-p.done:
+			return
+		}
+	}
 }
 
-// write puts ch on dst through the current fault; false when the link is
-// over.
+// write puts ch on dst through the fault in force, taken again whenever
+// the fault changes while data waits; false when the link is over.
 func (p *Proxy) write(l *link, dst net.Conn, ch chunk) bool {
-	switch f := p.current().(type) {
-	case nil:
-		return writeAll(dst, ch.data)
-	case Latency:
-		d := f.Delay
-		if f.Jitter > 0 {
-			d += time.Duration(rand.Int64N(int64(2*f.Jitter)+1)) - f.Jitter
-		}
-		if !p.wait(time.Until(ch.at.Add(d))) {
+	data := ch.data
+	for len(data) > 0 {
+		f, changed := p.current()
+		var n int
+		var d time.Duration
+		switch f := f.(type) {
+		case nil:
+			return writeAll(dst, data)
+		case Blackhole:
+			return true
+		case Reset:
+			l.close(true)
 			return false
-		}
-		return writeAll(dst, ch.data)
-	case Blackhole:
-		return true
-	case Reset:
-		l.close(true)
-		return false
-	case Bandwidth:
-		// Pieces of a tenth of a second's worth, each after its time.
-		piece := max(1, f.BytesPerSecond/10)
-		for data := ch.data; len(data) > 0; {
-			n := min(piece, len(data))
-			if !p.wait(time.Duration(n) * time.Second / time.Duration(f.BytesPerSecond)) {
-				return false
+		case Latency:
+			// The whole chunk, once it is Delay ± Jitter old.
+			d = f.Delay
+			if f.Jitter > 0 {
+				d += time.Duration(rand.Int64N(int64(2*f.Jitter)+1)) - f.Jitter
 			}
-			if !writeAll(dst, data[:n]) {
-				return false
-			}
-			data = data[n:]
-		}
-		return true
-	case Slicer:
-		for data := ch.data; len(data) > 0; {
-			n := f.Size
+			n, d = len(data), time.Until(ch.at.Add(d))
+		case Bandwidth:
+			// A tenth of a second's worth, after its time.
+			n = min(max(1, f.BytesPerSecond/10), len(data))
+			d = time.Duration(n) * time.Second / time.Duration(f.BytesPerSecond)
+		case Slicer:
+			// A piece now, then the pause.
+			n = f.Size
 			if f.Variation > 0 {
 				n += rand.IntN(2*f.Variation+1) - f.Variation
 			}
@@ -337,27 +366,50 @@ func (p *Proxy) write(l *link, dst net.Conn, ch chunk) bool {
 				return false
 			}
 			data = data[n:]
-			if !p.wait(f.Delay) {
+			if p.wait(f.Delay, changed) == closed {
 				return false
 			}
+			continue
+		default:
+			return false // no other Fault: check is unexported
 		}
-		return true
+		switch p.wait(d, changed) {
+		case closed:
+			return false
+		case faultChanged:
+			continue
+		}
+		if !writeAll(dst, data[:n]) {
+			return false
+		}
+		data = data[n:]
 	}
-	return false // no other Fault: check is unexported
+	return true
 }
 
-// wait returns after d, or false at once when the proxy closes.
-func (p *Proxy) wait(d time.Duration) bool {
+type waited int
+
+const (
+	elapsed waited = iota
+	faultChanged
+	closed
+)
+
+// wait returns after d, or at once when the fault changes (changed) or the
+// proxy closes.
+func (p *Proxy) wait(d time.Duration, changed <-chan struct{}) waited {
 	if d <= 0 {
-		return true
+		return elapsed
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return elapsed
+	case <-changed:
+		return faultChanged
 	case <-p.done:
-		return false
+		return closed
 	}
 }
 

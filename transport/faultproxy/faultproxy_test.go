@@ -93,7 +93,8 @@ func TestCarriesData(t *testing.T) {
 	}
 }
 
-// Each way is held for the delay: a round trip takes at least twice it.
+// Each way is held for the delay, ± the jitter: a round trip takes at
+// least twice the delay less the jitter.
 func TestLatency(t *testing.T) {
 	p, c := through(t)
 	const delay = 100 * time.Millisecond
@@ -103,7 +104,7 @@ func TestLatency(t *testing.T) {
 	if err != nil || string(got) != "ping" {
 		t.Fatalf("round trip: %q, %v", got, err)
 	}
-	if rtt := time.Since(start); rtt < delay {
+	if rtt := time.Since(start); rtt < 2*(delay-delay/2) {
 		t.Errorf("round trip %v under a latency of %v ± %v each way", rtt, delay, delay/2)
 	}
 }
@@ -140,7 +141,7 @@ func TestReset(t *testing.T) {
 	if _, err := roundTrip(c, []byte("x")); !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
 		t.Errorf("open connection after Reset: %v, want a reset", err)
 	}
-	if _, err := roundTrip(dial(t, p), []byte("x")); !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, io.EOF) {
+	if _, err := roundTrip(dial(t, p), []byte("x")); !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
 		t.Errorf("new connection while Reset is set: %v, want a reset", err)
 	}
 	p.Clear()
@@ -221,5 +222,65 @@ func TestClose(t *testing.T) {
 	}
 	if err := p.Set(faultproxy.Blackhole{}); !errors.Is(err, faultproxy.ErrClosed) {
 		t.Errorf("Set after Close = %v, want ErrClosed", err)
+	}
+}
+
+// Clear lets go at once of data a delay holds.
+func TestClearReleasesHeldData(t *testing.T) {
+	p, c := through(t)
+	set(t, p, faultproxy.Latency{Delay: time.Hour})
+	if _, err := c.Write([]byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	p.Clear()
+	got := make([]byte, 4)
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "held" {
+		t.Fatalf("after Clear: %q, %v; want the held data at once", got, err)
+	}
+}
+
+// A blackhole holds an end's close as it holds its data: the other end
+// sees the connection open until Clear, then its end.
+func TestBlackholeHoldsClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if s, err := ln.Accept(); err == nil {
+			accepted <- s
+		}
+	}()
+	p, err := faultproxy.New(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := dial(t, p)
+	var s net.Conn
+	select {
+	case s = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy did not dial the server")
+	}
+	set(t, p, faultproxy.Blackhole{})
+	s.Close() // the server goes away; the link is half-open
+	if err := c.SetReadDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read through a blackhole after the server closed: %v, want the connection still open", err)
+	}
+	p.Clear()
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after Clear: %v, want the server's close", err)
 	}
 }
