@@ -468,6 +468,7 @@ class Machine {
   // dialThrew: the WebSocket constructor refused the dial (a bad URL).
   dialThrew(now, err) {
     return this.step(now, () => {
+      if (this.state === CLOSED) return;
       this.emit("error", new HeartbeatError("EDIAL", "heartbeat: " + (err && err.message)));
       this.transition(CLOSED, "gave up");
       this.end();
@@ -938,6 +939,10 @@ export class HeartbeatClient {
     if (o.probe >= o.interval) this.o.probe = Math.max(o.interval / 2, 100);
 
     this.m = new Machine(this.o, this.random);
+    // shown is the state of the last change delivered: a listener reads
+    // the state its event speaks of, not the machine's, which may have
+    // moved on within the same step (dead, then reconnecting).
+    this.shown = CONNECTING;
     this.ws = null;
     this.listeners = new Map();
     this.timer = null;
@@ -958,7 +963,7 @@ export class HeartbeatClient {
 
   // What the machine knows, as the client's own.
   get state() {
-    return this.m.state;
+    return this.shown;
   }
   get protocol() {
     return this.m.protocol;
@@ -1048,7 +1053,7 @@ export class HeartbeatClient {
   send(data) {
     const state = this.m.state;
     if (!this.ws || this.ws.readyState !== 1 || !(state === ALIVE || state === SUSPECT)) {
-      throw new HeartbeatError("ENOTCONNECTED", "heartbeat: not connected (state " + state + ")");
+      throw new HeartbeatError("ENOTCONNECTED", "heartbeat: not connected (state " + this.state + ")");
     }
     if (isHeartbeat(data)) throw new HeartbeatError("ERESERVED", "heartbeat: application message begins like a heartbeat message");
     this.ws.send(data);
@@ -1092,6 +1097,7 @@ export class HeartbeatClient {
   carry(a) {
     switch (a.do) {
       case "emit":
+        if (a.type === "change") this.shown = a.ev.to;
         this.emit(a.type, a.ev);
         break;
       case "send": {
@@ -1109,7 +1115,7 @@ export class HeartbeatClient {
         this.dropSocket(a.code, a.reason);
         break;
       case "dial":
-        this.dial(a.url);
+        if (this.m.state !== CLOSED) this.dial(a.url); // a listener may have closed the client meanwhile
         break;
       case "end":
         this.teardown();

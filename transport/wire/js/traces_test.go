@@ -142,6 +142,16 @@ func runMachine(t *testing.T, sc trace) []traceAction {
 	for _, ev := range sc.Events {
 		push(ev.At, ev)
 	}
+	// The JS replay runs what falls due inside a freeze before the next
+	// scripted event: scenarios keep events out of freezes, so the two
+	// orders never differ.
+	for _, f := range sc.Events {
+		for _, ev := range sc.Events {
+			if f.In == "freeze" && ev.In != "freeze" && ev.At >= f.At && ev.At < f.Until {
+				t.Fatalf("%s: event %+v falls inside the freeze %v–%v", sc.Name, ev, f.At, f.Until)
+			}
+		}
+	}
 	var frozenFrom, frozenUntil float64 = -1, -1
 	// effective is when something due at at runs: a frozen page runs it at
 	// the end of the freeze.
@@ -195,6 +205,12 @@ func runMachine(t *testing.T, sc trace) []traceAction {
 		}
 		if len(queue) == 0 && dl > sc.End || len(queue) > 0 && min(queue[0].at, dl) > sc.End {
 			break
+		}
+		// A pong's timer in the replay is older than the client's, so a
+		// pong runs before a deadline it ties with, as here; a scripted
+		// event runs after, so it must not tie.
+		if len(queue) > 0 && queue[0].ev.In != "pong" && math.Abs(queue[0].at-dl) < 0.001 {
+			t.Fatalf("%s: event %+v at %v ties with the Machine's deadline: move it", sc.Name, queue[0].ev, queue[0].at)
 		}
 		if len(queue) == 0 || dl < queue[0].at {
 			step(effective(dl), fsm.Input{Kind: fsm.DeadlineReached})

@@ -1,5 +1,5 @@
 // src/client.js: HeartbeatClient, which carries out its Machine's actions on a socket, a timer and the page.
-import { ALIVE, DEFAULTS, HeartbeatError, MAX_REASON, RESUME_KEY, RESUME_PARAM, SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, SUSPECT } from "./constants.js";
+import { ALIVE, CLOSED, CONNECTING, DEFAULTS, HeartbeatError, MAX_REASON, RESUME_KEY, RESUME_PARAM, SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, SUSPECT } from "./constants.js";
 import { decodeBinary, decodeJSON, encodeBinary, encodeJSON, isHeartbeat, utf8Len } from "./codec.js";
 import { Machine } from "./machine.js";
 
@@ -45,6 +45,10 @@ export class HeartbeatClient {
     if (o.probe >= o.interval) this.o.probe = Math.max(o.interval / 2, 100);
 
     this.m = new Machine(this.o, this.random);
+    // shown is the state of the last change delivered: a listener reads
+    // the state its event speaks of, not the machine's, which may have
+    // moved on within the same step (dead, then reconnecting).
+    this.shown = CONNECTING;
     this.ws = null;
     this.listeners = new Map();
     this.timer = null;
@@ -65,7 +69,7 @@ export class HeartbeatClient {
 
   // What the machine knows, as the client's own.
   get state() {
-    return this.m.state;
+    return this.shown;
   }
   get protocol() {
     return this.m.protocol;
@@ -155,7 +159,7 @@ export class HeartbeatClient {
   send(data) {
     const state = this.m.state;
     if (!this.ws || this.ws.readyState !== 1 || !(state === ALIVE || state === SUSPECT)) {
-      throw new HeartbeatError("ENOTCONNECTED", "heartbeat: not connected (state " + state + ")");
+      throw new HeartbeatError("ENOTCONNECTED", "heartbeat: not connected (state " + this.state + ")");
     }
     if (isHeartbeat(data)) throw new HeartbeatError("ERESERVED", "heartbeat: application message begins like a heartbeat message");
     this.ws.send(data);
@@ -199,6 +203,7 @@ export class HeartbeatClient {
   carry(a) {
     switch (a.do) {
       case "emit":
+        if (a.type === "change") this.shown = a.ev.to;
         this.emit(a.type, a.ev);
         break;
       case "send": {
@@ -216,7 +221,7 @@ export class HeartbeatClient {
         this.dropSocket(a.code, a.reason);
         break;
       case "dial":
-        this.dial(a.url);
+        if (this.m.state !== CLOSED) this.dial(a.url); // a listener may have closed the client meanwhile
         break;
       case "end":
         this.teardown();

@@ -71,6 +71,7 @@ export /* internal */ class Machine {
   // dialThrew: the WebSocket constructor refused the dial (a bad URL).
   dialThrew(now, err) {
     return this.step(now, () => {
+      if (this.state === CLOSED) return;
       this.emit("error", new HeartbeatError("EDIAL", "heartbeat: " + (err && err.message)));
       this.transition(CLOSED, "gave up");
       this.end();

@@ -421,3 +421,30 @@ test("a ping to a socket that is already closing counts as sent and lost; its cl
   s.drop(1000);
   assert.equal(trail(c), "alive(connected) dead(peer closed) closed(gave up)", "a 1000 close is still terminal");
 });
+
+test("a listener reads the state its change speaks of, and may close the client from it", () => {
+  const c = mk();
+  const seen = [];
+  c.on("change", (ch) => {
+    seen.push(ch.to + (c.state === ch.to ? "" : " but state " + c.state));
+    if (ch.to === "dead") c.close("from the listener");
+  });
+  last().accept(SUBPROTOCOL_BINARY);
+  clock.advance(60000); // the server never answers: dead, and the listener closes
+  assert.deepEqual(seen, ["alive", "suspect", "dead", "reconnecting", "closed"]);
+  assert.equal(c.state, "closed");
+  assert.equal(FakeSocket.all.length, 1, "redialed after close");
+  assert.equal(clock.pending(), 0, "a timer left armed after close");
+  assert.equal(FakeSocket.open().length, 0);
+});
+
+test("close from the listener of a redial's change opens no socket", () => {
+  const c = mk();
+  c.on("change", (ch) => {
+    if (ch.to === "connecting") c.close();
+  });
+  last().drop(1006); // the first dial fails: reconnecting, then the redial
+  clock.advance(60000);
+  assert.equal(c.state, "closed");
+  assert.equal(FakeSocket.all.length, 1, "the redial opened a socket after close");
+});
