@@ -380,3 +380,34 @@ func TestHostileFlag(t *testing.T) {
 		t.Error("-hostile without the fleet was accepted")
 	}
 }
+
+// Plot text is well-formed XML whatever a name holds.
+func TestPlotEscapes(t *testing.T) {
+	got := esc("a<b>&\"c\x01\x1fd\te")
+	if want := "a&lt;b&gt;&amp;&quot;cd\te"; got != want {
+		t.Errorf("esc = %q, want %q", got, want)
+	}
+	if err := xml.Unmarshal([]byte("<t>"+got+"</t>"), new(struct{})); err != nil {
+		t.Errorf("escaped text is not XML: %v", err)
+	}
+}
+
+// The progress line is drawn only on a terminal: not on /dev/null, a file or
+// a buffer.
+func TestProgressOnlyOnTerminals(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, w := range []io.Writer{null, f, &bytes.Buffer{}} {
+		if isTerminal(w) {
+			t.Errorf("%T %v counted as a terminal", w, w)
+		}
+	}
+}

@@ -392,4 +392,14 @@ func tickText(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 var svgEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
 
-func esc(s string) string { return svgEscaper.Replace(s) }
+// esc makes s SVG text: markup escaped, and the control characters XML
+// cannot hold even as references dropped.
+func esc(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' {
+			return -1
+		}
+		return r
+	}, s)
+	return svgEscaper.Replace(s)
+}

@@ -26,15 +26,19 @@ func newProgress(w io.Writer, total int) *progress {
 	return &progress{w: w, tty: isTerminal(w), total: total, start: time.Now(), redraw: 100 * time.Millisecond}
 }
 
-// isTerminal reports whether w is a character device, as a terminal is and
-// a file, pipe or CI log is not.
+// isTerminal reports whether w is a character device other than the null
+// device, as a terminal is and a file, pipe, CI log or /dev/null is not.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
 	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(st, null)
 }
 
 func (p *progress) done() {
