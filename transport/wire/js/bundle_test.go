@@ -79,17 +79,5 @@ func TestBundleIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile("heartbeat.js", got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	old, err := os.ReadFile("heartbeat.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(old, got) {
-		t.Error("heartbeat.js is not src/*.js joined: edit src/, then rebuild it with go test ./transport/wire/js -run TestBundleIsCurrent -update")
-	}
+	checkGolden(t, "heartbeat.js", got, "it is not src/*.js joined: edit src/, then rebuild it with go test ./transport/wire/js -run TestBundleIsCurrent -update")
 }

@@ -2,6 +2,7 @@ package js_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -194,7 +195,7 @@ func runMachine(t *testing.T, sc trace) []traceAction {
 		// The next input by due time, then queue order; the Machine's
 		// deadline runs after inputs due at the same time.
 		slices.SortStableFunc(queue, func(a, b input) int {
-			if c := cmpF(a.at, b.at); c != 0 {
+			if c := cmp.Compare(a.at, b.at); c != 0 {
 				return c
 			}
 			return a.seq - b.seq
@@ -239,16 +240,6 @@ func runMachine(t *testing.T, sc trace) []traceAction {
 	return got
 }
 
-func cmpF(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // TestTracesFromMachine checks that unit/traces.json holds what the Go
 // Machine does in each scenario (-update rewrites it), and that the
 // scenarios exercise what they are named for.
@@ -276,17 +267,24 @@ func TestTracesFromMachine(t *testing.T) {
 	if err := enc.Encode(f); err != nil {
 		t.Fatal(err)
 	}
+	checkGolden(t, tracesFile, buf.Bytes(), "it is not what the Go Machine does now; if the change is meant, rewrite it with -update and make heartbeat.js follow (node --test transport/wire/js/unit/)")
+}
+
+// checkGolden compares got with the file at path, or with -update writes
+// it there; why says what a difference means and how to mend it.
+func checkGolden(t *testing.T, path string, got []byte, why string) {
+	t.Helper()
 	if *update {
-		if err := os.WriteFile(tracesFile, buf.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	old, err := os.ReadFile(tracesFile)
+	old, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("%v (run with -update to write it)", err)
 	}
-	if !bytes.Equal(old, buf.Bytes()) {
-		t.Errorf("%s is not what the Go Machine does now; if the change is meant, rewrite it with -update and make heartbeat.js follow (node --test transport/wire/js/unit/)", tracesFile)
+	if !bytes.Equal(old, got) {
+		t.Errorf("%s: %s", path, why)
 	}
 }
