@@ -109,6 +109,22 @@ type Stats struct {
 	// LivenessCalls counts Redis commands sent for liveness: lease renewal
 	// and the polling of other nodes, not session writes.
 	LivenessCalls uint64
+	// RedisErrors counts Redis calls that failed or timed out (renewals,
+	// writes, polls): a rising count with no fences is a slow or flaky
+	// link the lease still covers.
+	RedisErrors uint64
+	// Restores counts how often this node found Redis holding an older
+	// copy of its own sessions than it wrote (Redis restarted from a stale
+	// snapshot, a failover to a replica that was behind) and rewrote them.
+	Restores uint64
+	// Holds counts how often Redis came back after failing to answer (or
+	// restarted) and the node held every other node's sessions for a
+	// grace instead of counting missing leases as deaths.
+	Holds uint64
+	// ViewAge is how long ago a poll of the other nodes last reached
+	// Redis: how stale this node's view of them may be. It grows while
+	// Redis does not answer; the view holds still meanwhile.
+	ViewAge time.Duration
 }
 
 // Node is one server node's member of the cluster: it asserts this node's
@@ -152,6 +168,8 @@ type Node struct {
 	ps                             *redis.PubSub
 	st                             struct {
 		registrations, fences, resyncs, dropped, keyspace, liveness atomic.Uint64
+		redisErrors, restores, holds                                atomic.Uint64
+		lastPoll                                                    atomic.Int64 // unix ns
 	}
 }
 
@@ -338,6 +356,8 @@ func (n *Node) Stats() Stats {
 	return Stats{
 		Registrations: n.st.registrations.Load(), Fences: n.st.fences.Load(), Resyncs: n.st.resyncs.Load(),
 		NodesDropped: n.st.dropped.Load(), KeyspaceErrors: n.st.keyspace.Load(), LivenessCalls: n.st.liveness.Load(),
+		RedisErrors: n.st.redisErrors.Load(), Restores: n.st.restores.Load(), Holds: n.st.holds.Load(),
+		ViewAge: time.Since(time.Unix(0, n.st.lastPoll.Load())),
 	}
 }
 
